@@ -1,0 +1,11 @@
+DROP TABLE registry_authresourcepermission;
+DROP TABLE registry_authtoken;
+DROP TABLE registry_authsubject;
+DROP TABLE registry_auditlogevent;
+DROP TABLE registry_trashfatman;
+DROP TABLE registry_publicendpointrequest;
+DROP TABLE registry_esc;
+DROP TABLE registry_deployment;
+DROP TABLE registry_fatman;
+DROP TABLE registry_fatmanfamily;
+DROP TABLE auth_user;

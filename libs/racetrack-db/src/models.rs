@@ -1,0 +1,228 @@
+//! Rows as stored. Conversion to API DTOs happens in the service, not here.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::schema::*;
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = auth_user)]
+pub struct User {
+    pub id: i32,
+    pub username: String,
+    /// PHC string (argon2) — never serialised anywhere.
+    pub password: String,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub is_active: bool,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+    pub last_login: Option<NaiveDateTime>,
+    pub date_joined: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = auth_user)]
+pub struct NewUser<'a> {
+    pub username: &'a str,
+    pub password: &'a str,
+    pub email: &'a str,
+    pub is_active: bool,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+    pub date_joined: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, Identifiable)]
+#[diesel(table_name = registry_fatmanfamily)]
+pub struct Family {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset, Identifiable)]
+#[diesel(table_name = registry_fatman, treat_none_as_null = true)]
+pub struct Fatman {
+    pub id: String,
+    pub family_id: String,
+    pub name: String,
+    pub version: String,
+    pub status: String,
+    pub create_time: NaiveDateTime,
+    pub update_time: NaiveDateTime,
+    /// YAML, as the original stored it.
+    pub manifest: Option<String>,
+    pub internal_name: Option<String>,
+    pub error: Option<String>,
+    pub image_tag: Option<String>,
+    pub deployed_by: Option<String>,
+    pub last_call_time: Option<NaiveDateTime>,
+    pub infrastructure_target: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset, Identifiable)]
+#[diesel(table_name = registry_deployment, treat_none_as_null = true)]
+pub struct Deployment {
+    pub id: String,
+    pub status: String,
+    pub create_time: NaiveDateTime,
+    pub update_time: NaiveDateTime,
+    pub manifest: String,
+    pub fatman_name: String,
+    pub fatman_version: String,
+    pub error: Option<String>,
+    pub deployed_by: Option<String>,
+    pub build_logs: Option<String>,
+    pub phase: Option<String>,
+    pub image_name: Option<String>,
+    pub infrastructure_target: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, Identifiable)]
+#[diesel(table_name = registry_esc)]
+pub struct Esc {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, Identifiable)]
+#[diesel(table_name = registry_publicendpointrequest)]
+pub struct PublicEndpointRequest {
+    pub id: String,
+    pub fatman_id: String,
+    pub endpoint: String,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = registry_trashfatman)]
+pub struct TrashFatman {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    pub status: String,
+    pub create_time: NaiveDateTime,
+    pub update_time: NaiveDateTime,
+    pub manifest: Option<String>,
+    pub internal_name: Option<String>,
+    pub error: Option<String>,
+    pub image_tag: Option<String>,
+    pub deployed_by: Option<String>,
+    pub last_call_time: Option<NaiveDateTime>,
+    pub infrastructure_target: Option<String>,
+    pub delete_time: NaiveDateTime,
+    pub age_days: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = registry_auditlogevent)]
+pub struct AuditLogEvent {
+    pub id: String,
+    pub version: i32,
+    pub timestamp: NaiveDateTime,
+    pub event_type: String,
+    pub properties: Option<String>,
+    pub username_executor: Option<String>,
+    pub username_subject: Option<String>,
+    pub fatman_name: Option<String>,
+    pub fatman_version: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, Identifiable)]
+#[diesel(table_name = registry_authsubject)]
+pub struct AuthSubject {
+    pub id: String,
+    pub user_id: Option<i32>,
+    pub esc_id: Option<String>,
+    pub fatman_family_id: Option<String>,
+    pub expiry_time: Option<NaiveDateTime>,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, Identifiable)]
+#[diesel(table_name = registry_authtoken)]
+pub struct AuthToken {
+    pub id: String,
+    pub auth_subject_id: String,
+    pub token_hash: String,
+    /// Only for tokens whose seed is public anyway (the original's seeded admin token).
+    pub public_seed: Option<String>,
+    pub label: String,
+    pub create_time: NaiveDateTime,
+    pub expiry_time: Option<NaiveDateTime>,
+    pub last_use_time: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = registry_authresourcepermission)]
+pub struct AuthPermission {
+    pub id: i64,
+    pub auth_subject_id: String,
+    pub scope: String,
+    pub fatman_family_id: Option<String>,
+    pub fatman_id: Option<String>,
+    pub endpoint: Option<String>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = registry_authresourcepermission)]
+pub struct NewAuthPermission<'a> {
+    pub auth_subject_id: &'a str,
+    pub scope: &'a str,
+    pub fatman_family_id: Option<&'a str>,
+    pub fatman_id: Option<&'a str>,
+    pub endpoint: Option<&'a str>,
+}
+
+/// Who an auth subject is, resolved from its foreign keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubjectOwner {
+    User { username: String, is_active: bool },
+    Esc { id: String, name: String },
+    Family { name: String },
+    Unknown,
+}
+
+impl SubjectOwner {
+    /// The subject's display form used in error messages and the admin panel.
+    pub fn display(&self, subject_id: &str) -> String {
+        match self {
+            SubjectOwner::User { username, .. } => format!("User: {username}"),
+            SubjectOwner::Esc { id, name } => format!("ESC: {name} ({id})"),
+            SubjectOwner::Family { name } => format!("Fatman Family: {name}"),
+            SubjectOwner::Unknown => subject_id.to_string(),
+        }
+    }
+
+    /// The `subject` claim of this subject's tokens.
+    pub fn token_subject(&self) -> Option<&str> {
+        match self {
+            SubjectOwner::User { username, .. } => Some(username),
+            SubjectOwner::Esc { id, .. } => Some(id),
+            SubjectOwner::Family { name } => Some(name),
+            SubjectOwner::Unknown => None,
+        }
+    }
+
+    pub fn subject_type(&self) -> Option<&'static str> {
+        match self {
+            SubjectOwner::User { .. } => Some("user"),
+            SubjectOwner::Esc { .. } => Some("esc"),
+            SubjectOwner::Family { .. } => Some("fatman_family"),
+            SubjectOwner::Unknown => None,
+        }
+    }
+}
+
+/// A permission with its resource filters resolved to names: what permission checks work on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermissionView {
+    pub id: i64,
+    pub auth_subject_id: String,
+    pub scope: String,
+    pub family_name: Option<String>,
+    /// (name, version) of the fatman filter.
+    pub fatman: Option<(String, String)>,
+    pub endpoint: Option<String>,
+}

@@ -1,0 +1,42 @@
+use diesel::prelude::*;
+
+use crate::models::Deployment;
+use crate::schema::registry_deployment::dsl;
+use crate::{DbConnection, DbError};
+
+pub fn insert(conn: &mut DbConnection, deployment: &Deployment) -> Result<(), DbError> {
+    diesel::insert_into(dsl::registry_deployment)
+        .values(deployment)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<Deployment>, DbError> {
+    Ok(dsl::registry_deployment
+        .find(id)
+        .select(Deployment::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn save(conn: &mut DbConnection, deployment: &Deployment) -> Result<(), DbError> {
+    diesel::update(dsl::registry_deployment.find(&deployment.id))
+        .set(deployment)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The most recently updated deployment of a fatman version (whose build logs the API shows).
+pub fn latest_for_fatman(
+    conn: &mut DbConnection,
+    name: &str,
+    version: &str,
+) -> Result<Option<Deployment>, DbError> {
+    Ok(dsl::registry_deployment
+        .filter(dsl::fatman_name.eq(name))
+        .filter(dsl::fatman_version.eq(version))
+        .order(dsl::update_time.desc())
+        .select(Deployment::as_select())
+        .first(conn)
+        .optional()?)
+}

@@ -1,0 +1,8 @@
+//! Queries, one module per entity.
+
+pub mod audit;
+pub mod auth;
+pub mod deployments;
+pub mod escs;
+pub mod fatmen;
+pub mod users;

@@ -1,0 +1,342 @@
+use racetrack_db::Connection as _;
+use std::collections::{BTreeMap, BTreeSet};
+
+use actix_web::{web, HttpResponse};
+use racetrack_auth::permission;
+use racetrack_db::models::{AuditLogEvent, Fatman};
+use racetrack_db::repo::{audit, auth as auth_repo, deployments, escs, fatmen};
+use racetrack_db::DbConnection;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{null, with_caller, State};
+use crate::caller::{require_resource, require_scope, to_permission, AuthToken, Caller};
+use crate::error::ApiError;
+use crate::registry::{
+    exact_fatman, resolve_fatman, try_resolve_fatman, FatmanDetailsDto, FatmanDto,
+};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/fatman", web::get().to(list_fatmen))
+        .route("/fatman_family", web::get().to(list_families))
+        .route("/fatman_graph", web::get().to(graph))
+        .route("/fatman/{name}/{version}", web::get().to(get_fatman))
+        .route("/fatman/{name}/{version}", web::delete().to(delete_fatman))
+        .route("/fatman/{name}/{version}/move", web::post().to(move_fatman))
+        .route(
+            "/fatman/{name}/{version}/build-logs",
+            web::get().to(build_logs),
+        )
+        .route(
+            "/fatman/{name}/{version}/public-endpoints",
+            web::get().to(public_endpoints),
+        );
+}
+
+/// Fatmen the caller may see with `scope`, in the original's order.
+fn visible_fatmen(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    scope: &str,
+) -> Result<Vec<Fatman>, ApiError> {
+    let all = fatmen::list(conn)?;
+    let Caller::Subject { permissions, .. } = caller else {
+        return Ok(all);
+    };
+    let keys: Vec<(&str, &str)> = all
+        .iter()
+        .map(|f| (f.name.as_str(), f.version.as_str()))
+        .collect();
+    let picked = permission::permitted_fatmen(permissions, scope, &keys);
+    Ok(picked.into_iter().map(|i| all[i].clone()).collect())
+}
+
+async fn list_fatmen(state: State, token: AuthToken) -> Result<HttpResponse, ApiError> {
+    let list = with_caller(state, token, |conn, state, caller| {
+        require_scope(caller, "read_fatman")?;
+        let visible = visible_fatmen(conn, caller, "read_fatman")?;
+        Ok(visible
+            .iter()
+            .map(|f| FatmanDto::new(f, &state.config.external_pub_url))
+            .collect::<Vec<_>>())
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+#[derive(Serialize)]
+struct FamilyDto {
+    name: String,
+    id: String,
+}
+
+async fn list_families(state: State, token: AuthToken) -> Result<HttpResponse, ApiError> {
+    let list = with_caller(state, token, |conn, _, caller| {
+        require_scope(caller, "read_fatman")?;
+        let families = fatmen::list_families(conn)?;
+        let allowed: BTreeSet<String> = match caller {
+            Caller::Internal { .. } => families.iter().map(|f| f.name.clone()).collect(),
+            Caller::Subject { permissions, .. } => {
+                let names: Vec<&str> = families.iter().map(|f| f.name.as_str()).collect();
+                permission::permitted_families(permissions, "read_fatman", &names)
+                    .into_iter()
+                    .collect()
+            }
+        };
+        Ok(families
+            .into_iter()
+            .filter(|f| allowed.contains(&f.name))
+            .map(|f| FamilyDto {
+                name: f.name,
+                id: f.id,
+            })
+            .collect::<Vec<_>>())
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+async fn graph(state: State, token: AuthToken) -> Result<HttpResponse, ApiError> {
+    let body = with_caller(state, token, |conn, state, caller| {
+        require_scope(caller, "read_fatman")?;
+        let visible = visible_fatmen(conn, caller, "read_fatman")?;
+        let mut families: BTreeMap<String, Vec<&Fatman>> = BTreeMap::new();
+        for f in &visible {
+            families.entry(f.name.clone()).or_default().push(f);
+        }
+        let mut nodes = Vec::new();
+        let mut edges = Vec::new();
+        let pub_url = &state.config.external_pub_url;
+        let escs_list = escs::list(conn)?;
+        for esc in &escs_list {
+            nodes.push(json!({
+                "id": format!("esc-{}", esc.id), "type": "esc", "title": esc.name,
+                "subtitle": format!("ESC:\n{}", esc.id),
+            }));
+        }
+        for (name, members) in &families {
+            let lines: String = members
+                .iter()
+                .map(|f| format!("\n- {name} v{} - {pub_url}/fatman/{name}/{}", f.version, f.version))
+                .collect();
+            nodes.push(json!({
+                "id": format!("fatman-family-{name}"), "type": "fatman-family", "title": name,
+                "subtitle": format!("Fatman Family: {name}\nFatmen:{lines}"),
+            }));
+        }
+        let callable = |perms: &[permission::Permission]| -> Vec<&String> {
+            families
+                .iter()
+                .filter(|(name, members)| {
+                    members
+                        .iter()
+                        .any(|f| permission::has_resource(perms, "call_fatman", name, &f.version))
+                })
+                .map(|(name, _)| name)
+                .collect()
+        };
+        for name in families.keys() {
+            let Some(family) = fatmen::find_family(conn, name)? else { continue };
+            let Some(subject) = auth_repo::find_subject_by(conn, auth_repo::SubjectKey::Family(&family.id))? else {
+                continue;
+            };
+            let perms: Vec<_> = auth_repo::permissions_of_subject(conn, &subject.id)?
+                .into_iter()
+                .map(to_permission)
+                .collect();
+            for target in callable(&perms) {
+                edges.push(json!({"from_id": format!("fatman-family-{name}"), "to_id": format!("fatman-family-{target}")}));
+            }
+        }
+        for esc in &escs_list {
+            let Some(subject) = auth_repo::find_subject_by(conn, auth_repo::SubjectKey::Esc(&esc.id))? else {
+                continue;
+            };
+            let perms: Vec<_> = auth_repo::permissions_of_subject(conn, &subject.id)?
+                .into_iter()
+                .map(to_permission)
+                .collect();
+            for target in callable(&perms) {
+                edges.push(json!({"from_id": format!("esc-{}", esc.id), "to_id": format!("fatman-family-{target}")}));
+            }
+        }
+        Ok(json!({"nodes": nodes, "edges": edges}))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// Resolves the version alias, then checks `scope` on the resolved fatman.
+fn authorized_fatman(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    scope: &str,
+    name: &str,
+    version: &str,
+) -> Result<Fatman, ApiError> {
+    let found = try_resolve_fatman(conn, name, version)?;
+    let resolved = found.as_ref().map(|f| f.version.as_str()).unwrap_or("");
+    require_resource(caller, scope, name, resolved)?;
+    match found {
+        Some(f) => Ok(f),
+        None => resolve_fatman(conn, name, version),
+    }
+}
+
+async fn get_fatman(
+    state: State,
+    token: AuthToken,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (name, version) = path.into_inner();
+    let dto = with_caller(state, token, move |conn, _, caller| {
+        let f = authorized_fatman(conn, caller, "read_fatman", &name, &version)?;
+        Ok(FatmanDetailsDto::from(&f))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(dto))
+}
+
+async fn delete_fatman(
+    state: State,
+    token: AuthToken,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (name, version) = path.into_inner();
+    with_caller(state, token, move |conn, _, caller| {
+        let existing = fatmen::find(conn, &name, &version)?;
+        require_resource(caller, "delete_fatman", &name, existing.as_ref().map_or("", |f| f.version.as_str()))?;
+        let fatman = exact_fatman(conn, &name, &version)?;
+        // Infrastructure targets arrive with the deploy pipeline; until then a fatman lives only
+        // in the registry and deleting it is a registry operation.
+        conn.transaction(|conn| {
+            audit::insert(
+                conn,
+                &AuditLogEvent {
+                    id: racetrack_db::new_id(),
+                    version: 1,
+                    timestamp: racetrack_db::now(),
+                    event_type: "fatman_deleted".into(),
+                    properties: None,
+                    username_executor: Some(caller.username().to_string()),
+                    username_subject: fatman.deployed_by.clone(),
+                    fatman_name: Some(fatman.name.clone()),
+                    fatman_version: Some(fatman.version.clone()),
+                },
+            )?;
+            fatmen::move_to_trash(conn, &fatman)
+        })?;
+        tracing::info!(fatman = %fatman.name, version = %fatman.version, by = %caller.username(), "fatman deleted");
+        Ok(())
+    })
+    .await?;
+    Ok(null())
+}
+
+#[derive(Deserialize)]
+struct MovePayload {
+    infrastructure_target: String,
+}
+
+async fn move_fatman(
+    state: State,
+    token: AuthToken,
+    path: web::Path<(String, String)>,
+    body: web::Json<MovePayload>,
+) -> Result<HttpResponse, ApiError> {
+    let (name, version) = path.into_inner();
+    let target = body.into_inner().infrastructure_target;
+    with_caller(state, token, move |conn, _, caller| {
+        let existing = fatmen::find(conn, &name, &version)?;
+        require_resource(
+            caller,
+            "deploy_fatman",
+            &name,
+            existing.as_ref().map_or("", |f| f.version.as_str()),
+        )?;
+        let fatman = exact_fatman(conn, &name, &version)?;
+        if target.trim().is_empty() {
+            return Err(ApiError::validation(
+                "body.infrastructure_target",
+                "must not be empty",
+            ));
+        }
+        if fatman.infrastructure_target.as_deref() == Some(target.as_str()) {
+            return Err(ApiError::BadRequest(format!(
+                "fatman is already on infrastructure target {target}"
+            )));
+        }
+        if fatman.manifest.is_none() || fatman.image_tag.is_none() {
+            return Err(ApiError::BadRequest(
+                "fatman has no manifest or image to move".into(),
+            ));
+        }
+        Err(ApiError::BadRequest(format!(
+            "infrastructure target {target} is not available; available targets: []"
+        )))
+    })
+    .await?;
+    Ok(null())
+}
+
+#[derive(Deserialize)]
+struct TailQuery {
+    #[serde(default)]
+    tail: u32,
+}
+
+async fn build_logs(
+    state: State,
+    token: AuthToken,
+    path: web::Path<(String, String)>,
+    query: web::Query<TailQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (name, version) = path.into_inner();
+    let tail = query.tail as usize;
+    let logs = with_caller(state, token, move |conn, _, caller| {
+        let found = try_resolve_fatman(conn, &name, &version)?;
+        let resolved = found
+            .as_ref()
+            .map_or(version.clone(), |f| f.version.clone());
+        require_resource(
+            caller,
+            "read_fatman",
+            &name,
+            found.as_ref().map_or("", |f| f.version.as_str()),
+        )?;
+        let deployment =
+            deployments::latest_for_fatman(conn, &name, &resolved)?.ok_or_else(|| {
+                ApiError::NotFound(format!(
+                    "deployment of fatman {name} {resolved} was not found"
+                ))
+            })?;
+        let logs = deployment.build_logs.unwrap_or_default();
+        Ok(if tail > 0 {
+            let lines: Vec<&str> = logs.lines().collect();
+            lines[lines.len().saturating_sub(tail)..].join("\n")
+        } else {
+            logs
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({ "logs": logs })))
+}
+
+async fn public_endpoints(
+    state: State,
+    token: AuthToken,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (name, version) = path.into_inner();
+    let list = with_caller(state, token, move |conn, _, caller| {
+        let fatman = authorized_fatman(conn, caller, "read_fatman", &name, &version)?;
+        Ok(fatmen::active_public_endpoints(conn, &fatman.id)?
+            .into_iter()
+            .map(|e| {
+                json!({"fatman_name": fatman.name, "fatman_version": fatman.version, "endpoint": e.endpoint, "active": e.active})
+            })
+            .collect::<Vec<_>>())
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(list))
+}

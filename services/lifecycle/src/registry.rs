@@ -1,0 +1,178 @@
+//! Fatmen as the API shows them: version resolution and DTOs.
+
+use racetrack_db::models::{Deployment, Fatman};
+use racetrack_db::repo::fatmen;
+use racetrack_db::DbConnection;
+use racetrack_model::version::{resolve_version, VersionQuery};
+use serde::Serialize;
+
+use crate::error::ApiError;
+
+/// Finds the fatman a version query (`latest`, `1.x`, exact) means.
+pub fn resolve_fatman(
+    conn: &mut DbConnection,
+    name: &str,
+    version: &str,
+) -> Result<Fatman, ApiError> {
+    let query = VersionQuery::parse(version);
+    if let VersionQuery::Exact(exact) = &query {
+        return exact_fatman(conn, name, exact);
+    }
+    let versions = fatmen::versions_of(conn, name)?;
+    let refs: Vec<&str> = versions.iter().map(String::as_str).collect();
+    let resolved = resolve_version(&query, name, &refs)?;
+    exact_fatman(conn, name, resolved)
+}
+
+/// Like [`resolve_fatman`] but a missing fatman resolves to `None` (permission checks then use
+/// version ""), while an unparsable stored version is still an error.
+pub fn try_resolve_fatman(
+    conn: &mut DbConnection,
+    name: &str,
+    version: &str,
+) -> Result<Option<Fatman>, ApiError> {
+    match resolve_fatman(conn, name, version) {
+        Ok(f) => Ok(Some(f)),
+        Err(ApiError::NotFound(_)) => Ok(None),
+        Err(other) => Err(other),
+    }
+}
+
+/// Exact lookup (delete, redeploy, move do not resolve aliases).
+pub fn exact_fatman(
+    conn: &mut DbConnection,
+    name: &str,
+    version: &str,
+) -> Result<Fatman, ApiError> {
+    fatmen::find(conn, name, version)?.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "Fatman with name {name} and version {version} was not found"
+        ))
+    })
+}
+
+fn unix(t: chrono::NaiveDateTime) -> i64 {
+    t.and_utc().timestamp()
+}
+
+/// The stored YAML manifest as JSON with every key present; `None` when it no longer parses.
+fn manifest_json(yaml: Option<&str>) -> Option<serde_json::Value> {
+    let manifest = racetrack_model::parse_manifest_yaml(yaml?).ok()?;
+    serde_json::to_value(manifest).ok()
+}
+
+/// Full fatman as `GET /fatman` lists it.
+#[derive(Debug, Serialize)]
+pub struct FatmanDto {
+    pub name: String,
+    pub version: String,
+    pub status: String,
+    pub create_time: i64,
+    pub update_time: i64,
+    pub id: Option<String>,
+    pub manifest: Option<serde_json::Value>,
+    pub internal_name: Option<String>,
+    pub pub_url: Option<String>,
+    pub error: Option<String>,
+    pub image_tag: Option<String>,
+    pub deployed_by: Option<String>,
+    pub last_call_time: Option<i64>,
+    pub infrastructure_target: Option<String>,
+}
+
+impl FatmanDto {
+    pub fn new(f: &Fatman, external_pub_url: &str) -> FatmanDto {
+        FatmanDto {
+            name: f.name.clone(),
+            version: f.version.clone(),
+            status: f.status.clone(),
+            create_time: unix(f.create_time),
+            update_time: unix(f.update_time),
+            id: Some(f.id.clone()),
+            manifest: manifest_json(f.manifest.as_deref()),
+            internal_name: f.internal_name.clone(),
+            pub_url: Some(format!(
+                "{external_pub_url}/fatman/{}/{}",
+                f.name, f.version
+            )),
+            error: f.error.clone(),
+            image_tag: f.image_tag.clone(),
+            deployed_by: f.deployed_by.clone(),
+            last_call_time: f.last_call_time.map(unix),
+            infrastructure_target: f.infrastructure_target.clone(),
+        }
+    }
+}
+
+/// The reduced form `GET /fatman/{name}/{version}` returns (the original's shape).
+#[derive(Debug, Serialize)]
+pub struct FatmanDetailsDto {
+    pub id: Option<String>,
+    pub name: String,
+    pub version: String,
+    pub deployed_by: Option<String>,
+    pub manifest: Option<serde_json::Value>,
+    pub error: Option<String>,
+    pub status: String,
+    pub internal_name: Option<String>,
+    pub create_time: i64,
+    pub update_time: i64,
+}
+
+impl From<&Fatman> for FatmanDetailsDto {
+    fn from(f: &Fatman) -> Self {
+        FatmanDetailsDto {
+            id: Some(f.id.clone()),
+            name: f.name.clone(),
+            version: f.version.clone(),
+            deployed_by: f.deployed_by.clone(),
+            manifest: manifest_json(f.manifest.as_deref()),
+            error: f.error.clone(),
+            status: f.status.clone(),
+            internal_name: f.internal_name.clone(),
+            create_time: unix(f.create_time),
+            update_time: unix(f.update_time),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeploymentDto {
+    pub id: String,
+    pub status: String,
+    pub error: Option<String>,
+    pub fatman: Option<FatmanDto>,
+    pub deployed_by: Option<String>,
+    pub phase: Option<String>,
+    pub image_name: Option<String>,
+    pub infrastructure_target: Option<String>,
+}
+
+impl DeploymentDto {
+    pub fn new(
+        conn: &mut DbConnection,
+        d: &Deployment,
+        external_pub_url: &str,
+    ) -> Result<DeploymentDto, ApiError> {
+        let fatman = if d.status == "done" {
+            fatmen::find(conn, &d.fatman_name, &d.fatman_version)?
+                .map(|f| FatmanDto::new(&f, external_pub_url))
+        } else {
+            None
+        };
+        Ok(DeploymentDto {
+            id: d.id.clone(),
+            status: d.status.clone(),
+            error: d.error.clone(),
+            fatman,
+            deployed_by: d.deployed_by.clone(),
+            phase: d.phase.clone(),
+            image_name: d.image_name.clone(),
+            infrastructure_target: d.infrastructure_target.clone(),
+        })
+    }
+}
+
+pub fn unix_time(t: chrono::NaiveDateTime) -> i64 {
+    unix(t)
+}
