@@ -25,4 +25,4 @@ lint:
 	cargo clippy --workspace --all-targets
 
 bench:
-	bash bench/lifecycle.sh
+	python3 bench/lifecycle.py

@@ -1,5 +1,8 @@
 //! Fatmen as the API shows them: version resolution and DTOs.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
 use racetrack_db::models::{Deployment, Fatman};
 use racetrack_db::repo::fatmen;
 use racetrack_db::DbConnection;
@@ -56,9 +59,26 @@ fn unix(t: chrono::NaiveDateTime) -> i64 {
 }
 
 /// The stored YAML manifest as JSON with every key present; `None` when it no longer parses.
+/// Parsed manifests are cached by their text: listing 1,000 fatmen would otherwise spend most of
+/// its time re-parsing YAML that rarely changes.
 fn manifest_json(yaml: Option<&str>) -> Option<serde_json::Value> {
-    let manifest = racetrack_model::parse_manifest_yaml(yaml?).ok()?;
-    serde_json::to_value(manifest).ok()
+    static CACHE: OnceLock<Mutex<HashMap<String, Option<serde_json::Value>>>> = OnceLock::new();
+    const CAPACITY: usize = 20_000;
+    let yaml = yaml?;
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(hit) = cache.lock().ok().and_then(|c| c.get(yaml).cloned()) {
+        return hit;
+    }
+    let parsed = racetrack_model::parse_manifest_yaml(yaml)
+        .ok()
+        .and_then(|m| serde_json::to_value(m).ok());
+    if let Ok(mut c) = cache.lock() {
+        if c.len() >= CAPACITY {
+            c.clear();
+        }
+        c.insert(yaml.to_string(), parsed.clone());
+    }
+    parsed
 }
 
 /// Full fatman as `GET /fatman` lists it.

@@ -1,0 +1,6 @@
+//! Generated gRPC code for Racetrack's internal contracts (`proto/`).
+
+pub mod image_builder {
+    #![allow(clippy::all)]
+    tonic::include_proto!("racetrack.image_builder.v1");
+}
