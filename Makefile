@@ -4,11 +4,15 @@
 run:
 	bash scripts/run-local.sh
 
+# Postgres, Redis, the local registry and the debootstrapped base images (all idempotent).
 test-services:
 	bash scripts/test-services.sh
+	@if [ -f scripts/registry.sh ]; then bash scripts/registry.sh; fi
+	@if [ -f scripts/base-images.sh ]; then bash scripts/base-images.sh; fi
 
 # Tests that need Postgres/Redis fail under CI=true when those are missing, and skip outside CI.
 test: test-services
+	cargo build --workspace --bins
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --workspace --no-fail-fast; \
 	else \

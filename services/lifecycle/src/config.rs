@@ -20,6 +20,14 @@ use std::path::PathBuf;
 /// | `LOGIN_MAX_FAILURES_PER_ADDRESS` | `20` | failed logins per client address per minute |
 /// | `ADMIN_PASSWORD` | — | password of the `admin` created on an empty database (random and printed once with SQLite; no admin is created with Postgres without it) |
 /// | `AUTO_ACTIVATE_USERS` | `false` | self-registered users are active at once (single-user setups) |
+/// | `IMAGE_BUILDER_URL` | `http://127.0.0.1:7101` | image-builder's gRPC endpoint |
+/// | `INFRASTRUCTURE_TARGET` | `docker` | default target (`none`: no target, deploys fail clearly) |
+/// | `INTERNAL_PUB_URL` | `http://host.docker.internal:7105/pub` | PUB as fatmen reach it (`PUB_URL` in fatmen) |
+/// | `DOCKER_NETWORK` | `racetrack` | user-defined network of fatman containers |
+/// | `DOCKER_PULL` | `true` | pull fatman images from the registry before running them |
+/// | `MAX_DEPLOY_BODY_BYTES` | `134217728` | deploy payloads (base64 build context) above this get 413 |
+/// | `FATMAN_READY_TIMEOUT` | `60` | seconds a new fatman has to answer `/ready` |
+/// | `REQUEST_TRACING_HEADER` | `X-Request-Tracing-Id` | tracing header name given to fatmen |
 #[derive(Clone)]
 pub struct Config {
     pub http_addr: SocketAddr,
@@ -37,6 +45,14 @@ pub struct Config {
     pub login_max_failures_per_address: usize,
     pub admin_password: Option<String>,
     pub auto_activate_users: bool,
+    pub image_builder_url: String,
+    pub infrastructure_target: Option<String>,
+    pub internal_pub_url: String,
+    pub docker_network: String,
+    pub docker_pull: bool,
+    pub max_deploy_body_bytes: usize,
+    pub fatman_ready_timeout_secs: u64,
+    pub request_tracing_header: String,
 }
 
 impl std::fmt::Debug for Config {
@@ -126,6 +142,31 @@ impl Config {
             )?,
             admin_password: get("ADMIN_PASSWORD"),
             auto_activate_users: parse_bool("AUTO_ACTIVATE_USERS", false)?,
+            image_builder_url: get("IMAGE_BUILDER_URL")
+                .unwrap_or_else(|| "http://127.0.0.1:7101".into()),
+            infrastructure_target: match get("INFRASTRUCTURE_TARGET").as_deref() {
+                Some("none") => None,
+                Some(other) => Some(other.to_string()),
+                None => Some("docker".into()),
+            },
+            internal_pub_url: get("INTERNAL_PUB_URL")
+                .unwrap_or_else(|| "http://host.docker.internal:7105/pub".into())
+                .trim_end_matches('/')
+                .to_string(),
+            docker_network: get("DOCKER_NETWORK").unwrap_or_else(|| "racetrack".into()),
+            docker_pull: parse_bool("DOCKER_PULL", true)?,
+            max_deploy_body_bytes: parse_num(
+                "MAX_DEPLOY_BODY_BYTES",
+                get("MAX_DEPLOY_BODY_BYTES"),
+                128 * 1024 * 1024,
+            )?,
+            fatman_ready_timeout_secs: parse_num(
+                "FATMAN_READY_TIMEOUT",
+                get("FATMAN_READY_TIMEOUT"),
+                60,
+            )?,
+            request_tracing_header: get("REQUEST_TRACING_HEADER")
+                .unwrap_or_else(|| "X-Request-Tracing-Id".into()),
         })
     }
 

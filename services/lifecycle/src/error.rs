@@ -34,6 +34,9 @@ pub enum ApiError {
     TooManyRequests(Duration),
     #[error("{0}")]
     Unavailable(String),
+    /// A deployment step failed (build, provisioning); the message is meant for the user.
+    #[error("{0}")]
+    DeploymentFailed(String),
     /// Details go to the log only, never to the client.
     #[error("internal error")]
     Internal(String),
@@ -58,6 +61,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "PayloadTooLarge",
             ApiError::TooManyRequests(_) => "TooManyRequests",
             ApiError::Unavailable(_) => "ServiceUnavailable",
+            ApiError::DeploymentFailed(_) => "DeploymentError",
             ApiError::Internal(_) => "InternalError",
         }
     }
@@ -75,6 +79,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::DeploymentFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

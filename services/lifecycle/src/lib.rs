@@ -5,6 +5,7 @@ pub mod api;
 pub mod bootstrap;
 pub mod caller;
 pub mod config;
+pub mod deploy;
 pub mod error;
 pub mod registry;
 pub mod state;
@@ -31,6 +32,15 @@ pub struct Running {
 /// Connects to the database, migrates it, prepares the auth key and the first admin.
 pub fn prepare(config: Config) -> anyhow::Result<web::Data<AppState>> {
     let state = prepare_state(config)?;
+    // This process is the one running deployments from now on: earlier in-progress ones died.
+    let interrupted = deploy::fail_interrupted(&mut *state.db.get()?)
+        .map_err(|e| anyhow::anyhow!(e.to_string()))?;
+    if interrupted > 0 {
+        tracing::warn!(
+            count = interrupted,
+            "marked deployments interrupted by a restart as failed"
+        );
+    }
     bootstrap::first_admin(&state)?;
     Ok(state)
 }
@@ -44,9 +54,32 @@ pub fn prepare_state(config: Config) -> anyhow::Result<web::Data<AppState>> {
     }
     let auth_key = bootstrap::auth_key(&config, db.backend())?;
     let metrics = Arc::new(Metrics::new("lifecycle"));
-    Ok(web::Data::new(AppState::new(
-        config, db, &auth_key, metrics,
-    )))
+    let targets = infrastructure_targets(&config);
+    let mut state = AppState::new(config, db, &auth_key, metrics);
+    state.targets = targets;
+    Ok(web::Data::new(state))
+}
+
+/// The infrastructure targets this installation deploys to (Docker now; Kubernetes later).
+fn infrastructure_targets(
+    config: &Config,
+) -> std::collections::BTreeMap<String, Arc<dyn racetrack_infra::InfrastructureTarget>> {
+    let mut targets: std::collections::BTreeMap<
+        String,
+        Arc<dyn racetrack_infra::InfrastructureTarget>,
+    > = Default::default();
+    let docker_config = racetrack_infra::DockerTargetConfig {
+        network: config.docker_network.clone(),
+        pull: config.docker_pull,
+        ..Default::default()
+    };
+    match racetrack_infra::DockerTarget::connect(docker_config) {
+        Ok(docker) => {
+            targets.insert("docker".into(), Arc::new(docker));
+        }
+        Err(e) => tracing::warn!(error = %e, "the docker infrastructure target is unavailable"),
+    }
+    targets
 }
 
 /// Binds the listener and starts serving.

@@ -4,6 +4,7 @@ use std::time::Duration;
 use racetrack_auth::throttle::Throttle;
 use racetrack_auth::TokenSigner;
 use racetrack_db::Database;
+use racetrack_infra::InfrastructureTarget;
 use racetrack_telemetry::Metrics;
 
 use crate::config::Config;
@@ -17,6 +18,10 @@ pub struct AppState {
     pub login_address_throttle: Throttle,
     pub metrics: Arc<Metrics>,
     pub db_connected: prometheus::IntGauge,
+    /// Infrastructure targets by name.
+    pub targets: std::collections::BTreeMap<String, Arc<dyn InfrastructureTarget>>,
+    pub requested_deployments: prometheus::IntCounter,
+    pub deployed_fatmen: prometheus::IntCounter,
 }
 
 impl AppState {
@@ -27,6 +32,17 @@ impl AppState {
         )
         .expect("static metric definition is valid");
         let _ = metrics.registry().register(Box::new(db_connected.clone()));
+        let counter = |name: &str, help: &str| {
+            let c =
+                prometheus::IntCounter::new(name, help).expect("static metric definition is valid");
+            let _ = metrics.registry().register(Box::new(c.clone()));
+            c
+        };
+        let requested_deployments = counter(
+            "requested_fatman_deployments_total",
+            "Deployments requested",
+        );
+        let deployed_fatmen = counter("deployed_fatman_total", "Fatmen deployed successfully");
         AppState {
             login_user_throttle: Throttle::new(
                 config.login_max_failures_per_user,
@@ -41,6 +57,9 @@ impl AppState {
             db,
             metrics,
             db_connected,
+            targets: Default::default(),
+            requested_deployments,
+            deployed_fatmen,
         }
     }
 }

@@ -40,3 +40,45 @@ pub fn latest_for_fatman(
         .first(conn)
         .optional()?)
 }
+
+pub fn list_in_progress(conn: &mut DbConnection) -> Result<Vec<Deployment>, DbError> {
+    Ok(dsl::registry_deployment
+        .filter(dsl::status.eq("in_progress"))
+        .select(Deployment::as_select())
+        .load(conn)?)
+}
+
+/// The newest successful deployment of a fatman version that recorded an image.
+pub fn latest_image(
+    conn: &mut DbConnection,
+    name: &str,
+    version: &str,
+) -> Result<Option<String>, DbError> {
+    Ok(dsl::registry_deployment
+        .filter(dsl::fatman_name.eq(name))
+        .filter(dsl::fatman_version.eq(version))
+        .filter(dsl::status.eq("done"))
+        .filter(dsl::image_name.is_not_null())
+        .order(dsl::update_time.desc())
+        .select(dsl::image_name)
+        .first::<Option<String>>(conn)
+        .optional()?
+        .flatten())
+}
+
+/// An in-progress deployment of this fatman version updated after `since`, if any.
+pub fn ongoing(
+    conn: &mut DbConnection,
+    name: &str,
+    version: &str,
+    since: chrono::NaiveDateTime,
+) -> Result<Option<Deployment>, DbError> {
+    Ok(dsl::registry_deployment
+        .filter(dsl::fatman_name.eq(name))
+        .filter(dsl::fatman_version.eq(version))
+        .filter(dsl::status.eq("in_progress"))
+        .filter(dsl::update_time.gt(since))
+        .select(Deployment::as_select())
+        .first(conn)
+        .optional()?)
+}

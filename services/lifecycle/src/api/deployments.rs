@@ -1,18 +1,159 @@
-//! Reading deployments and the image-builder's phase updates. Creating deployments comes with the
-//! deploy pipeline.
+//! Deployments: starting them (`/deploy`, `/build`), reading them, the image-builder's phase
+//! updates.
 
 use actix_web::{web, HttpResponse};
+use base64::Engine;
 use racetrack_db::repo::deployments;
 use serde::Deserialize;
+use serde_json::json;
 
 use super::{null, with_caller, State};
 use crate::caller::{require_authn, AuthToken};
+use crate::deploy::{self, DeployInput, GitCredentials, Mode, SecretVars};
 use crate::error::ApiError;
 use crate::registry::DeploymentDto;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/deploy/{id}", web::get().to(get_deployment))
+    cfg.service(web::resource("/deploy").route(web::post().to(start_deploy)))
+        .service(web::resource("/build").route(web::post().to(start_build)))
+        .route("/deploy/{id}", web::get().to(get_deployment))
         .route("/deploy/{id}/phase", web::put().to(set_phase));
+}
+
+/// The original client's deploy payload.
+#[derive(Deserialize)]
+pub struct DeployPayload {
+    pub manifest: serde_json::Value,
+    #[serde(default)]
+    pub git_credentials: Option<GitCredentials>,
+    #[serde(default)]
+    pub secret_vars: Option<SecretVars>,
+    /// base64 of a gzipped tar of the fatman's directory.
+    #[serde(default)]
+    pub build_context: Option<String>,
+    #[serde(default)]
+    pub force: Option<bool>,
+}
+
+/// Checks everything that can be checked before answering, so a bad request never becomes a
+/// deployment.
+pub fn validate_payload(
+    payload: DeployPayload,
+    max_context_bytes: usize,
+) -> Result<DeployInput, ApiError> {
+    let manifest = racetrack_model::parse_manifest_json(&payload.manifest).map_err(|e| {
+        ApiError::validation(
+            format!("manifest.{}", e.path)
+                .trim_end_matches('.')
+                .to_string(),
+            e.reason,
+        )
+    })?;
+    racetrack_model::names::validate_fatman_identity(&manifest.name, &manifest.version)
+        .map_err(|e| ApiError::validation("manifest.name", e.to_string()))?;
+    if manifest.image_type != "docker" {
+        return Err(ApiError::validation(
+            "manifest.image_type",
+            "only docker is supported",
+        ));
+    }
+    let build_context = match payload.build_context.filter(|c| !c.is_empty()) {
+        None => None,
+        Some(encoded) => {
+            if encoded.len() / 4 * 3 > max_context_bytes {
+                return Err(ApiError::PayloadTooLarge(format!(
+                    "build context is larger than {max_context_bytes} bytes"
+                )));
+            }
+            Some(
+                base64::engine::general_purpose::STANDARD
+                    .decode(encoded.trim())
+                    .map_err(|e| {
+                        ApiError::validation("build_context", format!("not valid base64: {e}"))
+                    })?,
+            )
+        }
+    };
+    let manifest_yaml = racetrack_model::manifest_to_yaml(&manifest);
+    Ok(DeployInput {
+        manifest,
+        manifest_yaml,
+        git_credentials: payload.git_credentials,
+        secrets: payload.secret_vars.unwrap_or_default(),
+        build_context,
+        force: payload.force.unwrap_or(false),
+        prebuilt_image: None,
+    })
+}
+
+async fn start(
+    state: State,
+    token: AuthToken,
+    body: web::Bytes,
+    mode: Mode,
+) -> Result<HttpResponse, ApiError> {
+    if body.len() > state.config.max_deploy_body_bytes {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "request body is larger than {} bytes",
+            state.config.max_deploy_body_bytes
+        )));
+    }
+    let payload: DeployPayload = serde_json::from_slice(&body).map_err(|e| {
+        if e.is_data() {
+            ApiError::validation("body", e.to_string())
+        } else {
+            ApiError::BadRequest(format!("malformed JSON body: {e}"))
+        }
+    })?;
+    let max = state.config.max_deploy_body_bytes;
+    let input = validate_payload(payload, max)?;
+    let spawn_state = state.clone();
+    let (deployment_id, caller, input) = with_caller(state, token, move |conn, state, caller| {
+        require_authn(caller)?;
+        let target = if mode == Mode::BuildOnly {
+            None
+        } else {
+            Some(
+                deploy::resolve_target(state, &input.manifest)?
+                    .name()
+                    .to_string(),
+            )
+        };
+        let since = racetrack_db::now() - chrono::Duration::seconds(60);
+        if let Some(ongoing) =
+            deployments::ongoing(conn, &input.manifest.name, &input.manifest.version, since)?
+        {
+            return Err(ApiError::AlreadyExists(format!(
+                "There's already ongoing deployment of fatman {} {}, recently updated at {}",
+                input.manifest.name, input.manifest.version, ongoing.update_time
+            )));
+        }
+        let record = deploy::new_deployment(caller, &input, target.as_deref());
+        deployments::insert(conn, &record)?;
+        state.requested_deployments.inc();
+        Ok((record.id, caller.clone(), input))
+    })
+    .await?;
+    tracing::info!(deployment = %deployment_id, fatman = %input.manifest.name, version = %input.manifest.version, by = %caller.username(), "deployment requested");
+    let id = deployment_id.clone();
+    actix_web::rt::spawn(deploy::run(spawn_state, id, caller, input, mode));
+    Ok(HttpResponse::Ok().json(json!({ "id": deployment_id })))
+}
+
+async fn start_deploy(
+    state: State,
+    token: AuthToken,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    start(state, token, body, Mode::Deploy).await
+}
+
+async fn start_build(
+    state: State,
+    token: AuthToken,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    start(state, token, body, Mode::BuildOnly).await
 }
 
 fn not_found(id: &str) -> ApiError {

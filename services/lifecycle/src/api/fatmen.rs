@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::{null, with_caller, State};
 use crate::caller::{require_resource, require_scope, to_permission, AuthToken, Caller};
+use crate::deploy::{DeployInput, Mode};
 use crate::error::ApiError;
 use crate::registry::{
     exact_fatman, resolve_fatman, try_resolve_fatman, FatmanDetailsDto, FatmanDto,
@@ -23,6 +24,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/fatman/{name}/{version}", web::get().to(get_fatman))
         .route("/fatman/{name}/{version}", web::delete().to(delete_fatman))
         .route("/fatman/{name}/{version}/move", web::post().to(move_fatman))
+        .route(
+            "/fatman/{name}/{version}/redeploy",
+            web::post().to(redeploy),
+        )
+        .route(
+            "/fatman/{name}/{version}/reprovision",
+            web::post().to(reprovision),
+        )
+        .route("/fatman/{name}/{version}/logs", web::get().to(runtime_logs))
         .route(
             "/fatman/{name}/{version}/build-logs",
             web::get().to(build_logs),
@@ -203,12 +213,37 @@ async fn delete_fatman(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, version) = path.into_inner();
-    with_caller(state, token, move |conn, _, caller| {
+    let (fatman, caller) = with_caller(state.clone(), token, move |conn, _, caller| {
         let existing = fatmen::find(conn, &name, &version)?;
-        require_resource(caller, "delete_fatman", &name, existing.as_ref().map_or("", |f| f.version.as_str()))?;
-        let fatman = exact_fatman(conn, &name, &version)?;
-        // Infrastructure targets arrive with the deploy pipeline; until then a fatman lives only
-        // in the registry and deleting it is a registry operation.
+        require_resource(
+            caller,
+            "delete_fatman",
+            &name,
+            existing.as_ref().map_or("", |f| f.version.as_str()),
+        )?;
+        Ok((exact_fatman(conn, &name, &version)?, caller.clone()))
+    })
+    .await?;
+    // Gone from the infrastructure first: a registry entry must not vanish while its container runs.
+    if fatman.status != "lost" {
+        if let Some(target) = fatman
+            .infrastructure_target
+            .as_deref()
+            .and_then(|t| state.targets.get(t))
+        {
+            target
+                .delete(&fatman.name, &fatman.version)
+                .await
+                .map_err(|e| {
+                    ApiError::Unavailable(format!(
+                        "infrastructure target {} could not delete the fatman: {e}",
+                        target.name()
+                    ))
+                })?;
+        }
+    }
+    let executor = caller.username().to_string();
+    crate::deploy::db(&state, move |conn| {
         conn.transaction(|conn| {
             audit::insert(
                 conn,
@@ -218,19 +253,144 @@ async fn delete_fatman(
                     timestamp: racetrack_db::now(),
                     event_type: "fatman_deleted".into(),
                     properties: None,
-                    username_executor: Some(caller.username().to_string()),
+                    username_executor: Some(executor.clone()),
                     username_subject: fatman.deployed_by.clone(),
                     fatman_name: Some(fatman.name.clone()),
                     fatman_version: Some(fatman.version.clone()),
                 },
             )?;
-            fatmen::move_to_trash(conn, &fatman)
+            fatmen::move_to_trash(conn, &fatman)?;
+            Ok::<_, ApiError>(())
         })?;
-        tracing::info!(fatman = %fatman.name, version = %fatman.version, by = %caller.username(), "fatman deleted");
+        tracing::info!(fatman = %fatman.name, version = %fatman.version, by = %executor, "fatman deleted");
         Ok(())
     })
     .await?;
     Ok(null())
+}
+
+/// Redeploy (rebuild + provision) or reprovision (provision the last image) an existing fatman,
+/// synchronously as the original: the answer comes when the fatman runs again, or with the reason
+/// it does not.
+async fn rerun(
+    state: State,
+    token: AuthToken,
+    name: String,
+    version: String,
+    mode: Mode,
+) -> Result<HttpResponse, ApiError> {
+    let run_state = state.clone();
+    let (deployment_id, caller, input) =
+        with_caller(state.clone(), token, move |conn, state, caller| {
+            let existing = fatmen::find(conn, &name, &version)?;
+            require_resource(
+                caller,
+                "deploy_fatman",
+                &name,
+                existing.as_ref().map_or("", |f| f.version.as_str()),
+            )?;
+            let fatman = exact_fatman(conn, &name, &version)?;
+            let yaml = fatman.manifest.clone().ok_or_else(|| {
+                ApiError::BadRequest("fatman has no manifest to deploy from".into())
+            })?;
+            let mut manifest = racetrack_model::parse_manifest_yaml(&yaml)
+                .map_err(|e| ApiError::BadRequest(format!("stored manifest is invalid: {e}")))?;
+            if manifest.infrastructure_target.is_none() {
+                manifest.infrastructure_target = fatman.infrastructure_target.clone();
+            }
+            let prebuilt_image = match mode {
+                Mode::Reprovision => Some(
+                    deployments::latest_image(conn, &name, &version)?.ok_or_else(|| {
+                        ApiError::BadRequest(format!(
+                            "fatman {name} {version} has no built image to reprovision"
+                        ))
+                    })?,
+                ),
+                _ => None,
+            };
+            let target = crate::deploy::resolve_target(state, &manifest)?;
+            let input = DeployInput {
+                manifest_yaml: yaml,
+                manifest,
+                git_credentials: None,
+                // Docker keeps no secrets: secret env is not available again (as the original's docker target).
+                secrets: Default::default(),
+                build_context: None,
+                force: true,
+                prebuilt_image,
+            };
+            let record = crate::deploy::new_deployment(caller, &input, Some(target.name()));
+            deployments::insert(conn, &record)?;
+            Ok((record.id, caller.clone(), input))
+        })
+        .await?;
+    crate::deploy::run(run_state, deployment_id.clone(), caller, input, mode).await;
+    let outcome = crate::deploy::db(&state, move |conn| {
+        Ok(deployments::find(conn, &deployment_id)?)
+    })
+    .await?;
+    match outcome {
+        Some(d) if d.status == "done" => Ok(null()),
+        Some(d) => Err(ApiError::DeploymentFailed(
+            d.error.unwrap_or_else(|| "deployment failed".into()),
+        )),
+        None => Err(ApiError::internal("deployment record vanished")),
+    }
+}
+
+async fn redeploy(
+    state: State,
+    token: AuthToken,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (name, version) = path.into_inner();
+    rerun(state, token, name, version, Mode::Redeploy).await
+}
+
+async fn reprovision(
+    state: State,
+    token: AuthToken,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (name, version) = path.into_inner();
+    rerun(state, token, name, version, Mode::Reprovision).await
+}
+
+#[derive(Deserialize)]
+struct LogsQuery {
+    #[serde(default = "default_tail")]
+    tail: u32,
+}
+
+fn default_tail() -> u32 {
+    20
+}
+
+async fn runtime_logs(
+    state: State,
+    token: AuthToken,
+    path: web::Path<(String, String)>,
+    query: web::Query<LogsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (name, version) = path.into_inner();
+    let fatman = with_caller(state.clone(), token, move |conn, _, caller| {
+        authorized_fatman(conn, caller, "read_fatman", &name, &version)
+    })
+    .await?;
+    let target = fatman
+        .infrastructure_target
+        .as_deref()
+        .and_then(|t| state.targets.get(t))
+        .ok_or_else(|| {
+            ApiError::BadRequest("the fatman's infrastructure target is not available".into())
+        })?;
+    let logs = target
+        .logs(&fatman.name, &fatman.version, query.tail as usize)
+        .await
+        .map_err(|e| {
+            ApiError::Unavailable(format!("reading logs from {} failed: {e}", target.name()))
+        })?;
+    Ok(HttpResponse::Ok().json(json!({ "logs": logs })))
 }
 
 #[derive(Deserialize)]

@@ -294,7 +294,7 @@ fn seed_fatman_blocking(
         image_tag: Some("2026-01-01T000000".into()),
         deployed_by: deployed_by.map(String::from),
         last_call_time: None,
-        infrastructure_target: Some("docker".into()),
+        infrastructure_target: None,
     };
     fatmen::insert(&mut conn, &row).unwrap();
     if let Some(username) = deployed_by {

@@ -1,0 +1,39 @@
+# Fatman image of the python3 job type, rendered by the image-builder for each deployment.
+# Its placeholders and conditional sections are described in job-types/README.md.
+# Build context: the fatman's workspace (git.directory). WORKDIR /src/fatman, EXPOSE 7000 and the
+# label racetrack-component=fatman come from the base image. Every instruction is a build step
+# (seconds each with the legacy builder), so there are as few as possible.
+FROM {{ base_image }}
+
+# Build environment (build_env and secret build env of the manifest): one ENV instruction, or nothing.
+{{ env_lines }}
+
+# Extra CA certificates (corporate proxies): trusted before anything is downloaded. PIP_CERT,
+# REQUESTS_CA_BUNDLE and SSL_CERT_FILE (set in the base image) name the updated system bundle.
+{% if extra_ca_certs %}
+COPY ["{{ extra_ca_certs }}", "/usr/local/share/ca-certificates/racetrack-extra-ca.crt"]
+RUN update-ca-certificates >/dev/null
+{% endif %}
+
+{% if system_dependencies %}
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {{ system_dependencies }} \
+ && rm -rf /var/lib/apt/lists/*
+{% endif %}
+
+# Only the requirements file first: changing the code keeps the installed packages cached.
+{% if requirements_path %}
+COPY ["{{ requirements_path }}", "/src/requirements/requirements.txt"]
+RUN python -m pip install -r /src/requirements/requirements.txt
+{% endif %}
+
+COPY --chown=100000:100000 . /src/fatman/
+
+ENV FATMAN_NAME="{{ fatman_name }}" \
+    FATMAN_VERSION="{{ fatman_version }}" \
+    GIT_VERSION="{{ git_version }}" \
+    DEPLOYED_BY_RACETRACK_VERSION="{{ deployed_by_racetrack_version }}" \
+    JOB_TYPE_VERSION="{{ job_type_version }}"
+
+USER 100000:100000
+CMD ["python", "-u", "-m", "racetrack_fatman_wrapper", "run", "{{ entrypoint_path }}", "{{ entrypoint_class }}"]

@@ -1,0 +1,348 @@
+//! The image builder's configuration: environment variables with documented defaults.
+//!
+//! | env var | default | meaning |
+//! | --- | --- | --- |
+//! | `GRPC_ADDR` | `0.0.0.0:7101` | gRPC listen address (`ImageBuilder` service) |
+//! | `HTTP_ADDR` | `0.0.0.0:7111` | HTTP listen address: `/health`, `/live`, `/ready`, `/metrics` |
+//! | `DOCKER_REGISTRY` | `127.0.0.1:5000` | registry host of every image name; empty = no registry prefix |
+//! | `DOCKER_REGISTRY_NAMESPACE` | `racetrack` | path prefix after the registry |
+//! | `BUILD_LOGS_DIR` | `/var/log/racetrack/image-builder/build-logs` | `{deployment_id}.log` per build |
+//! | `WORKSPACES_DIR` | `{system temp}/racetrack-image-builder/workspaces` | one folder per running build |
+//! | `JOB_TYPES_DIR` | `job-types` (relative to the working directory) | job type folders with `job-type.yaml` |
+//! | `PYTHON_BASE_IMAGE` | unset | build arg `PYTHON_BASE_IMAGE` of every docker build |
+//! | `BASE_IMAGE` | unset | build arg `BASE_IMAGE` of every docker build |
+//! | `MAX_CONCURRENT_BUILDS` | `2` | builds running at once; others wait for a slot |
+//! | `MAX_BUILD_CONTEXT_BYTES` | `256Mi` | largest uploaded (compressed) build context |
+//! | `MAX_BUILD_CONTEXT_UNPACKED_BYTES` | 4 × `MAX_BUILD_CONTEXT_BYTES` | largest unpacked build context |
+//! | `EXTRA_CA_CERTS` | unset | PEM bundle copied into every build context (`.racetrack-extra-ca-certs.crt`) |
+//! | `ALLOW_FILE_GIT_REMOTES` | `false` | allow `file://` and plain-path git remotes (tests) |
+//! | `PUSH_IMAGES` | `true` | push built images to the registry |
+//! | `BUILD_TIMEOUT_SECS` | `3600` | a build still running after this fails |
+//! | `BUILD_NETWORK_MODE` | `host` | network of `RUN` steps (as `docker build --network`); empty = Docker's default |
+//! | `FINISHED_BUILDS_KEPT` | `200` | finished builds remembered for `GetBuild`/`StreamBuildLogs` |
+//! | `FINISHED_BUILD_TTL_SECS` | `86400` | how long a finished build is remembered at most |
+//! | `DOCKER_TAG` | `latest` | Racetrack version passed to templates (`deployed_by_racetrack_version`) |
+//! | `GIT_VERSION` | `unknown` | this service's own git version, shown by `/health` |
+//!
+//! Sizes accept plain bytes or a binary suffix (`Ki`, `Mi`, `Gi`, optionally followed by `B`).
+//! Booleans accept `true/false`, `1/0`, `yes/no`, `on/off`. Empty values count as unset.
+//! The Docker engine is found the usual way (`DOCKER_HOST`, default the local socket).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything the service reads from its environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub docker_registry: String,
+    pub docker_registry_namespace: String,
+    pub build_logs_dir: PathBuf,
+    pub workspaces_dir: PathBuf,
+    pub job_types_dir: PathBuf,
+    pub python_base_image: Option<String>,
+    pub base_image: Option<String>,
+    pub max_concurrent_builds: usize,
+    pub max_build_context_bytes: u64,
+    pub max_build_context_unpacked_bytes: u64,
+    pub extra_ca_certs: Option<PathBuf>,
+    pub allow_file_git_remotes: bool,
+    pub push_images: bool,
+    pub build_timeout: Duration,
+    pub build_network_mode: Option<String>,
+    pub finished_builds_kept: usize,
+    pub finished_build_ttl: Duration,
+    pub racetrack_version: String,
+    pub git_version: String,
+}
+
+pub const DEFAULT_GRPC_ADDR: &str = "0.0.0.0:7101";
+pub const DEFAULT_HTTP_ADDR: &str = "0.0.0.0:7111";
+pub const DEFAULT_DOCKER_REGISTRY: &str = "127.0.0.1:5000";
+pub const DEFAULT_DOCKER_REGISTRY_NAMESPACE: &str = "racetrack";
+pub const DEFAULT_BUILD_LOGS_DIR: &str = "/var/log/racetrack/image-builder/build-logs";
+pub const DEFAULT_JOB_TYPES_DIR: &str = "job-types";
+pub const DEFAULT_MAX_CONCURRENT_BUILDS: usize = 2;
+pub const DEFAULT_MAX_BUILD_CONTEXT_BYTES: u64 = 256 * 1024 * 1024;
+pub const DEFAULT_BUILD_TIMEOUT_SECS: u64 = 3600;
+pub const DEFAULT_FINISHED_BUILDS_KEPT: usize = 200;
+pub const DEFAULT_FINISHED_BUILD_TTL_SECS: u64 = 24 * 3600;
+
+/// A variable with a value that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {var}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+fn err(var: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        reason: reason.into(),
+    }
+}
+
+/// Default `WORKSPACES_DIR`: a folder under the system temp dir.
+pub fn default_workspaces_dir() -> PathBuf {
+    std::env::temp_dir()
+        .join("racetrack-image-builder")
+        .join("workspaces")
+}
+
+/// Parses `256Mi`, `1GiB`, `1048576`...
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let s = s.strip_suffix('B').unwrap_or(s);
+    let (digits, multiplier) = if let Some(d) = s.strip_suffix("Ki") {
+        (d, 1u64 << 10)
+    } else if let Some(d) = s.strip_suffix("Mi") {
+        (d, 1 << 20)
+    } else if let Some(d) = s.strip_suffix("Gi") {
+        (d, 1 << 30)
+    } else {
+        (s, 1)
+    };
+    digits.trim().parse::<u64>().ok()?.checked_mul(multiplier)
+}
+
+pub fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Reads the configuration through `get` (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
+        let addr = |var: &'static str, default: &str| -> Result<SocketAddr, ConfigError> {
+            let value = get(var).unwrap_or_else(|| default.to_string());
+            value.trim().parse().map_err(|_| {
+                err(
+                    var,
+                    format!("`{value}` is not a socket address (host:port)"),
+                )
+            })
+        };
+        let size = |var: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match get(var) {
+                None => Ok(default),
+                Some(v) => parse_size(&v)
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| err(var, format!("`{v}` is not a positive size"))),
+            }
+        };
+        let number = |var: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match get(var) {
+                None => Ok(default),
+                Some(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| err(var, format!("`{v}` is not a positive integer"))),
+            }
+        };
+        let flag = |var: &'static str, default: bool| -> Result<bool, ConfigError> {
+            match get(var) {
+                None => Ok(default),
+                Some(v) => {
+                    parse_bool(&v).ok_or_else(|| err(var, format!("`{v}` is not a boolean")))
+                }
+            }
+        };
+
+        let max_build_context_bytes =
+            size("MAX_BUILD_CONTEXT_BYTES", DEFAULT_MAX_BUILD_CONTEXT_BYTES)?;
+        let max_build_context_unpacked_bytes = size(
+            "MAX_BUILD_CONTEXT_UNPACKED_BYTES",
+            max_build_context_bytes.saturating_mul(4),
+        )?;
+        let max_concurrent_builds = number(
+            "MAX_CONCURRENT_BUILDS",
+            DEFAULT_MAX_CONCURRENT_BUILDS as u64,
+        )?;
+        if max_concurrent_builds > 1024 {
+            return Err(err("MAX_CONCURRENT_BUILDS", "at most 1024"));
+        }
+        let namespace = get("DOCKER_REGISTRY_NAMESPACE")
+            .unwrap_or_else(|| DEFAULT_DOCKER_REGISTRY_NAMESPACE.into())
+            .trim()
+            .trim_matches('/')
+            .to_string();
+        if !namespace
+            .split('/')
+            .all(crate::naming::is_valid_path_component)
+        {
+            return Err(err(
+                "DOCKER_REGISTRY_NAMESPACE",
+                format!("`{namespace}` is not a valid image path (lowercase letters, digits, separators)"),
+            ));
+        }
+        // An explicitly empty registry means "no registry prefix"; unset means the default.
+        let docker_registry = match lookup("DOCKER_REGISTRY") {
+            Some(v) => v.trim().trim_end_matches('/').to_string(),
+            None => DEFAULT_DOCKER_REGISTRY.to_string(),
+        };
+
+        Ok(Config {
+            grpc_addr: addr("GRPC_ADDR", DEFAULT_GRPC_ADDR)?,
+            http_addr: addr("HTTP_ADDR", DEFAULT_HTTP_ADDR)?,
+            docker_registry,
+            docker_registry_namespace: namespace,
+            build_logs_dir: get("BUILD_LOGS_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_BUILD_LOGS_DIR)),
+            workspaces_dir: get("WORKSPACES_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(default_workspaces_dir),
+            job_types_dir: get("JOB_TYPES_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_JOB_TYPES_DIR)),
+            python_base_image: get("PYTHON_BASE_IMAGE").map(|v| v.trim().to_string()),
+            base_image: get("BASE_IMAGE").map(|v| v.trim().to_string()),
+            max_concurrent_builds: max_concurrent_builds as usize,
+            max_build_context_bytes,
+            max_build_context_unpacked_bytes,
+            extra_ca_certs: get("EXTRA_CA_CERTS").map(PathBuf::from),
+            allow_file_git_remotes: flag("ALLOW_FILE_GIT_REMOTES", false)?,
+            push_images: flag("PUSH_IMAGES", true)?,
+            build_timeout: Duration::from_secs(number(
+                "BUILD_TIMEOUT_SECS",
+                DEFAULT_BUILD_TIMEOUT_SECS,
+            )?),
+            build_network_mode: match lookup("BUILD_NETWORK_MODE") {
+                Some(v) if v.trim().is_empty() => None,
+                Some(v) => Some(v.trim().to_string()),
+                None => Some("host".to_string()),
+            },
+            finished_builds_kept: number(
+                "FINISHED_BUILDS_KEPT",
+                DEFAULT_FINISHED_BUILDS_KEPT as u64,
+            )? as usize,
+            finished_build_ttl: Duration::from_secs(number(
+                "FINISHED_BUILD_TTL_SECS",
+                DEFAULT_FINISHED_BUILD_TTL_SECS,
+            )?),
+            racetrack_version: get("DOCKER_TAG").unwrap_or_else(|| "latest".into()),
+            git_version: get("GIT_VERSION").unwrap_or_else(|| "unknown".into()),
+        })
+    }
+
+    /// A configuration with every default, for tests and embedding.
+    pub fn defaults() -> Config {
+        Config::from_lookup(|_| None).expect("defaults are valid")
+    }
+
+    /// Checks what can only be checked on the machine (readable CA bundle).
+    pub fn check_files(&self) -> Result<(), ConfigError> {
+        if let Some(path) = &self.extra_ca_certs {
+            let meta = std::fs::metadata(path)
+                .map_err(|e| err("EXTRA_CA_CERTS", format!("{}: {e}", path.display())))?;
+            if !meta.is_file() {
+                return Err(err(
+                    "EXTRA_CA_CERTS",
+                    format!("{} is not a file", path.display()),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(move |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let c = Config::defaults();
+        assert_eq!(c.grpc_addr.to_string(), "0.0.0.0:7101");
+        assert_eq!(c.http_addr.to_string(), "0.0.0.0:7111");
+        assert_eq!(c.docker_registry, "127.0.0.1:5000");
+        assert_eq!(c.docker_registry_namespace, "racetrack");
+        assert_eq!(c.build_logs_dir, PathBuf::from(DEFAULT_BUILD_LOGS_DIR));
+        assert_eq!(c.job_types_dir, PathBuf::from("job-types"));
+        assert_eq!(c.max_concurrent_builds, 2);
+        assert_eq!(c.max_build_context_bytes, 256 << 20);
+        assert_eq!(c.max_build_context_unpacked_bytes, 1 << 30);
+        assert!(!c.allow_file_git_remotes);
+        assert!(c.push_images);
+        assert!(
+            c.python_base_image.is_none() && c.base_image.is_none() && c.extra_ca_certs.is_none()
+        );
+        assert!(c.workspaces_dir.starts_with(std::env::temp_dir()));
+    }
+
+    #[test]
+    fn reads_values_and_rejects_bad_ones() {
+        let c = with(&[
+            ("GRPC_ADDR", "127.0.0.1:9000"),
+            ("MAX_BUILD_CONTEXT_BYTES", "1Mi"),
+            ("ALLOW_FILE_GIT_REMOTES", "true"),
+            ("PUSH_IMAGES", "0"),
+            ("PYTHON_BASE_IMAGE", "racetrack/python-base:bookworm"),
+            ("DOCKER_REGISTRY_NAMESPACE", "/team/racetrack/"),
+        ])
+        .unwrap();
+        assert_eq!(c.grpc_addr.port(), 9000);
+        assert_eq!(c.max_build_context_bytes, 1 << 20);
+        assert_eq!(c.max_build_context_unpacked_bytes, 4 << 20);
+        assert!(c.allow_file_git_remotes && !c.push_images);
+        assert_eq!(
+            c.python_base_image.as_deref(),
+            Some("racetrack/python-base:bookworm")
+        );
+        assert_eq!(c.docker_registry_namespace, "team/racetrack");
+
+        assert_eq!(with(&[("GRPC_ADDR", "nope")]).unwrap_err().var, "GRPC_ADDR");
+        assert_eq!(
+            with(&[("MAX_CONCURRENT_BUILDS", "0")]).unwrap_err().var,
+            "MAX_CONCURRENT_BUILDS"
+        );
+        assert_eq!(
+            with(&[("PUSH_IMAGES", "maybe")]).unwrap_err().var,
+            "PUSH_IMAGES"
+        );
+        assert_eq!(
+            with(&[("MAX_BUILD_CONTEXT_BYTES", "lots")])
+                .unwrap_err()
+                .var,
+            "MAX_BUILD_CONTEXT_BYTES"
+        );
+        assert_eq!(
+            with(&[("DOCKER_REGISTRY_NAMESPACE", "Upper")])
+                .unwrap_err()
+                .var,
+            "DOCKER_REGISTRY_NAMESPACE"
+        );
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("10"), Some(10));
+        assert_eq!(parse_size("2Ki"), Some(2048));
+        assert_eq!(parse_size("3MiB"), Some(3 << 20));
+        assert_eq!(parse_size("1Gi"), Some(1 << 30));
+        assert_eq!(parse_size("x"), None);
+    }
+}

@@ -1,0 +1,623 @@
+//! Deploying fatmen: the background job behind `POST /deploy` and the synchronous redeploy,
+//! reprovision and build. Phases are stored on the deployment so clients can poll them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web;
+use racetrack_auth::permission::DEPLOYER_SCOPES;
+use racetrack_db::models::{AuditLogEvent, Deployment, Fatman, NewAuthPermission};
+use racetrack_db::repo::{audit, auth as auth_repo, deployments, fatmen};
+use racetrack_db::{Connection as _, DbConnection};
+use racetrack_infra::{FatmanSpec, InfraStatus, InfrastructureTarget};
+use racetrack_model::Manifest;
+use racetrack_proto::image_builder::build_event::Event;
+use racetrack_proto::image_builder::image_builder_client::ImageBuilderClient;
+use racetrack_proto::image_builder::{BuildRequest, GitCredentials as ProtoGitCredentials};
+use serde::Deserialize;
+
+use crate::caller::{self, Caller};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::subjects;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GitCredentials {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SecretVars {
+    #[serde(default)]
+    pub build_env: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub runtime_env: Option<BTreeMap<String, String>>,
+}
+
+/// What a deployment works from (already validated).
+#[derive(Clone)]
+pub struct DeployInput {
+    pub manifest: Manifest,
+    pub manifest_yaml: String,
+    pub git_credentials: Option<GitCredentials>,
+    pub secrets: SecretVars,
+    /// gzipped tar of the fatman's directory (`--build-context local`).
+    pub build_context: Option<Vec<u8>>,
+    pub force: bool,
+    /// Reprovisioning runs this image instead of building one.
+    pub prebuilt_image: Option<String>,
+}
+
+impl std::fmt::Debug for DeployInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Credentials and secret values stay out of every log line.
+        f.debug_struct("DeployInput")
+            .field("fatman", &self.manifest.name)
+            .field("version", &self.manifest.version)
+            .field("force", &self.force)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `POST /deploy`: build and provision a new (or forced) version.
+    Deploy,
+    /// `POST /build`: build only.
+    BuildOnly,
+    /// `POST /fatman/../redeploy`: rebuild an existing fatman and provision it again.
+    Redeploy,
+    /// `POST /fatman/../reprovision`: run the fatman's existing image again.
+    Reprovision,
+}
+
+/// Runs `f` with a pooled connection off the async workers.
+pub async fn db<T, F>(state: &web::Data<AppState>, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+{
+    let state = state.clone();
+    web::block(move || {
+        let mut conn = state.db.get()?;
+        f(&mut conn)
+    })
+    .await?
+}
+
+/// The infrastructure target a manifest asks for, or the configured default.
+pub fn resolve_target(
+    state: &AppState,
+    manifest: &Manifest,
+) -> Result<Arc<dyn InfrastructureTarget>, ApiError> {
+    let wanted = manifest
+        .infrastructure_target
+        .clone()
+        .or_else(|| state.config.infrastructure_target.clone());
+    let available: Vec<&String> = state.targets.keys().collect();
+    match wanted {
+        Some(name) => state.targets.get(&name).cloned().ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "infrastructure target {name} is not available; available targets: {available:?}"
+            ))
+        }),
+        None if state.targets.len() == 1 => {
+            Ok(state.targets.values().next().cloned().expect("one target"))
+        }
+        None if state.targets.is_empty() => Err(ApiError::BadRequest(
+            "no infrastructure target is available".into(),
+        )),
+        None => Err(ApiError::BadRequest(format!(
+            "Multiple infrastructure targets available: {available:?}. Please pick one."
+        ))),
+    }
+}
+
+pub fn image_tag_now() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H%M%S").to_string()
+}
+
+/// A failed step: its message ends up in the deployment's `error`.
+pub struct Failed(pub String);
+
+impl From<ApiError> for Failed {
+    fn from(e: ApiError) -> Self {
+        Failed(match e {
+            ApiError::Internal(details) => details,
+            other => other.to_string(),
+        })
+    }
+}
+
+async fn set_phase(state: &web::Data<AppState>, id: &str, phase: &str) {
+    let (id, phase) = (id.to_string(), phase.to_string());
+    tracing::info!(deployment = %id, phase = %phase, "deployment phase");
+    let _ = db(state, move |conn| {
+        if let Some(mut d) = deployments::find(conn, &id)? {
+            d.phase = Some(phase);
+            d.update_time = racetrack_db::now();
+            deployments::save(conn, &d)?;
+        }
+        Ok(())
+    })
+    .await;
+}
+
+async fn save_logs(state: &web::Data<AppState>, id: &str, logs: &str) {
+    let (id, logs) = (id.to_string(), logs.to_string());
+    let _ = db(state, move |conn| {
+        if let Some(mut d) = deployments::find(conn, &id)? {
+            d.build_logs = Some(logs);
+            d.update_time = racetrack_db::now();
+            deployments::save(conn, &d)?;
+        }
+        Ok(())
+    })
+    .await;
+}
+
+/// Runs a deployment to its end and records the outcome; never panics, never leaves it
+/// `in_progress`.
+#[tracing::instrument(skip_all, fields(deployment = %deployment_id, fatman = %input.manifest.name, version = %input.manifest.version))]
+pub async fn run(
+    state: web::Data<AppState>,
+    deployment_id: String,
+    caller: Caller,
+    input: DeployInput,
+    mode: Mode,
+) {
+    let outcome = run_steps(&state, &deployment_id, &caller, &input, mode).await;
+    let id = deployment_id.clone();
+    let result = db(&state, move |conn| {
+        let Some(mut d) = deployments::find(conn, &id)? else {
+            return Ok(String::from("gone"));
+        };
+        d.update_time = racetrack_db::now();
+        match outcome {
+            Ok(image_name) => {
+                d.status = "done".into();
+                d.error = None;
+                d.phase = None;
+                d.image_name = image_name.or(d.image_name);
+            }
+            Err(Failed(error)) => {
+                d.status = "failed".into();
+                d.error = Some(error);
+            }
+        }
+        deployments::save(conn, &d)?;
+        Ok(d.status)
+    })
+    .await;
+    match result {
+        Ok(status) => tracing::info!(%status, "deployment finished"),
+        Err(e) => tracing::error!(error = %e, "could not record the deployment's outcome"),
+    }
+}
+
+async fn run_steps(
+    state: &web::Data<AppState>,
+    id: &str,
+    caller: &Caller,
+    input: &DeployInput,
+    mode: Mode,
+) -> Result<Option<String>, Failed> {
+    let name = input.manifest.name.clone();
+    let version = input.manifest.version.clone();
+    if mode == Mode::Deploy {
+        let (caller, n, v, force) = (caller.clone(), name.clone(), version.clone(), input.force);
+        db(state, move |conn| {
+            check_may_deploy(conn, &caller, &n, &v, force)
+        })
+        .await?;
+    }
+    let target = if mode == Mode::BuildOnly {
+        None
+    } else {
+        Some(resolve_target(state, &input.manifest)?)
+    };
+
+    let (image, tag) = match &input.prebuilt_image {
+        Some(image) => (
+            image.clone(),
+            image.rsplit(':').next().unwrap_or_default().to_string(),
+        ),
+        None => {
+            set_phase(state, id, "building image").await;
+            let tag = image_tag_now();
+            (build_image(state, id, input, &tag).await?, tag)
+        }
+    };
+    if mode == Mode::BuildOnly {
+        return Ok(Some(image));
+    }
+    let target = target.expect("resolved above");
+    provision(
+        state,
+        id,
+        caller,
+        &input.manifest,
+        &input.manifest_yaml,
+        &input.secrets,
+        &image,
+        &tag,
+        target.as_ref(),
+        mode,
+    )
+    .await?;
+    Ok(Some(image))
+}
+
+/// Deploy authorization (spec: family exists → deploy_fatman on it, else deploy_new_family) and
+/// overwrite protection.
+fn check_may_deploy(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    name: &str,
+    version: &str,
+    force: bool,
+) -> Result<(), ApiError> {
+    let existing = fatmen::find(conn, name, version)?;
+    if fatmen::find_family(conn, name)?.is_some() {
+        let resolved = existing.as_ref().map_or("", |f| f.version.as_str());
+        match caller {
+            // The original checks "no subject" here, which no permission matches.
+            Caller::Internal { .. } => return Err(ApiError::Forbidden(format!(
+                "no permission to do this operation: internal tokens cannot deploy fatman {name}"
+            ))),
+            _ => caller::require_resource(caller, "deploy_fatman", name, resolved)?,
+        }
+    } else {
+        match caller {
+            Caller::Internal { .. } => {
+                return Err(ApiError::Forbidden(
+                    "permission scope \"deploy_new_family\" is required to do this operation"
+                        .into(),
+                ))
+            }
+            _ => caller::require_scope(caller, "deploy_new_family")?,
+        }
+    }
+    if !force {
+        if existing.is_some() {
+            return Err(ApiError::AlreadyExists(format!(
+                "fatman {name} v{version} is already deployed. Try deploying next version or use --force flag"
+            )));
+        }
+        if fatmen::is_trashed(conn, name, version)? {
+            return Err(ApiError::AlreadyExists(format!(
+                "Fatman {name} v{version} has already been deployed and deleted. Can't claim it again to prevent accidental/hostile reusing."
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn build_image(
+    state: &web::Data<AppState>,
+    id: &str,
+    input: &DeployInput,
+    tag: &str,
+) -> Result<String, Failed> {
+    let url = state.config.image_builder_url.clone();
+    let mut client = connect_builder(&url).await?;
+    let request = BuildRequest {
+        deployment_id: id.to_string(),
+        manifest_yaml: input.manifest_yaml.clone(),
+        build_context: input.build_context.clone().unwrap_or_default(),
+        git_credentials: input.git_credentials.as_ref().map(|c| ProtoGitCredentials {
+            username: c.username.clone(),
+            password: c.password.clone(),
+        }),
+        secret_build_env: input
+            .secrets
+            .build_env
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        tag: tag.to_string(),
+    };
+    let mut stream = client
+        .build(request)
+        .await
+        .map_err(|s| Failed(format!("image-builder refused the build: {}", s.message())))?
+        .into_inner();
+    let mut logs = String::new();
+    let mut last_save = std::time::Instant::now();
+    loop {
+        let event = match stream.message().await {
+            Ok(Some(e)) => e,
+            Ok(None) => {
+                save_logs(state, id, &logs).await;
+                return Err(Failed(
+                    "image-builder ended the build without a result".into(),
+                ));
+            }
+            Err(s) => {
+                save_logs(state, id, &logs).await;
+                return Err(Failed(format!(
+                    "lost the image-builder while building: {}",
+                    s.message()
+                )));
+            }
+        };
+        match event.event {
+            Some(Event::Log(line)) => {
+                logs.push_str(&line.line);
+                logs.push('\n');
+                // Saved about once a second so clients can follow a build live.
+                if last_save.elapsed() >= Duration::from_secs(1) {
+                    save_logs(state, id, &logs).await;
+                    last_save = std::time::Instant::now();
+                }
+            }
+            Some(Event::Phase(phase)) => set_phase(state, id, &phase).await,
+            Some(Event::Result(result)) => {
+                save_logs(state, id, &logs).await;
+                if !result.success {
+                    return Err(Failed(format!("building image failed: {}", result.error)));
+                }
+                return result
+                    .image_names
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| Failed("image-builder reported no image".into()));
+            }
+            None => {}
+        }
+    }
+}
+
+async fn connect_builder(
+    url: &str,
+) -> Result<ImageBuilderClient<tonic::transport::Channel>, Failed> {
+    // The builder may be starting at the same time as lifecycle: back off for up to ~30 s.
+    let mut delay = Duration::from_millis(200);
+    let mut waited = Duration::ZERO;
+    loop {
+        match ImageBuilderClient::connect(url.to_string()).await {
+            Ok(client) => return Ok(client.max_decoding_message_size(64 * 1024 * 1024)),
+            Err(e) if waited >= Duration::from_secs(30) => {
+                return Err(Failed(format!(
+                    "image-builder at {url} is unreachable: {e}"
+                )))
+            }
+            Err(_) => {
+                tokio::time::sleep(delay).await;
+                waited += delay;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Runtime env of a fatman: its manifest env and secret env, build-only keys blanked (so build
+/// secrets don't reach the running container), and the platform's reserved variables.
+fn runtime_env(
+    state: &AppState,
+    manifest: &Manifest,
+    secrets: &SecretVars,
+    family_token: &str,
+    deployment_timestamp: i64,
+) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>), ApiError> {
+    let mut env = manifest.runtime_env.clone().unwrap_or_default();
+    let secret_env = secrets.runtime_env.clone().unwrap_or_default();
+    let build_keys = manifest
+        .build_env
+        .iter()
+        .flatten()
+        .map(|(k, _)| k)
+        .chain(secrets.build_env.iter().flatten().map(|(k, _)| k));
+    for key in build_keys {
+        if !env.contains_key(key) && !secret_env.contains_key(key) {
+            env.insert(key.clone(), String::new());
+        }
+    }
+    let mut all_user: BTreeMap<String, String> = env.clone();
+    all_user.extend(secret_env.iter().map(|(k, _)| (k.clone(), String::new())));
+    let conflicts = racetrack_infra::reserved_env_conflicts(&all_user);
+    if !conflicts.is_empty() {
+        return Err(ApiError::validation(
+            "manifest.runtime_env",
+            format!(
+                "found illegal runtime env vars, which conflict with reserved names: {conflicts:?}"
+            ),
+        ));
+    }
+    env.insert("PUB_URL".into(), state.config.internal_pub_url.clone());
+    env.insert("FATMAN_NAME".into(), manifest.name.clone());
+    env.insert("FATMAN_VERSION".into(), manifest.version.clone());
+    env.insert(
+        "FATMAN_DEPLOYMENT_TIMESTAMP".into(),
+        deployment_timestamp.to_string(),
+    );
+    env.insert(
+        "REQUEST_TRACING_HEADER".into(),
+        state.config.request_tracing_header.clone(),
+    );
+    let mut secret = secret_env;
+    secret.insert("AUTH_TOKEN".into(), family_token.to_string());
+    Ok((env, secret))
+}
+
+/// Creates the family (and its token) if needed, runs the fatman on the target, waits until it
+/// is ready, then records it. A fatman that crashes or never gets ready is removed again and the
+/// reason (with its last log lines) becomes the deployment's error; other versions keep running.
+#[allow(clippy::too_many_arguments)]
+pub async fn provision(
+    state: &web::Data<AppState>,
+    id: &str,
+    caller: &Caller,
+    manifest: &Manifest,
+    manifest_yaml: &str,
+    secrets: &SecretVars,
+    image: &str,
+    tag: &str,
+    target: &dyn InfrastructureTarget,
+    mode: Mode,
+) -> Result<(), Failed> {
+    set_phase(state, id, "creating cluster resources").await;
+    let name = manifest.name.clone();
+    let version = manifest.version.clone();
+    let family_token = {
+        let (st, n) = (state.clone(), name.clone());
+        db(state, move |conn| {
+            let (family, _) = fatmen::get_or_create_family(conn, &n)?;
+            let subject = subjects::ensure_family_subject(conn, &st.signer, &family)?;
+            let owner = racetrack_db::models::SubjectOwner::Family {
+                name: family.name.clone(),
+            };
+            subjects::current_token(conn, &st.signer, &subject, &owner)
+        })
+        .await?
+    };
+    let timestamp = chrono::Utc::now().timestamp();
+    let (env, secret_env) = runtime_env(state, manifest, secrets, &family_token, timestamp)?;
+    let resources = manifest.resources.as_ref();
+    let spec = FatmanSpec {
+        name: name.clone(),
+        version: version.clone(),
+        image: image.to_string(),
+        env,
+        secret_env,
+        replicas: manifest.replicas,
+        memory_max_bytes: resources
+            .and_then(|r| r.memory_max.as_ref())
+            .map(|q| q.value() as u64),
+        cpu_max: resources
+            .and_then(|r| r.cpu_max.as_ref())
+            .map(|q| q.value()),
+        labels: BTreeMap::new(),
+        deployment_timestamp: timestamp,
+    };
+    let deployed = target
+        .deploy(&spec)
+        .await
+        .map_err(|e| Failed(format!("deploying to {} failed: {e}", target.name())))?;
+    if matches!(deployed.status, InfraStatus::Exited | InfraStatus::Error) {
+        let reason = deployed.error.clone().unwrap_or_default();
+        let _ = target.delete(&name, &version).await;
+        return Err(Failed(format!("fatman crashed at start: {reason}")));
+    }
+    set_phase(state, id, "starting Fatman server").await;
+    let timeout = Duration::from_secs(state.config.fatman_ready_timeout_secs);
+    // The target also watches the container, so a crash ends the wait at once, with its logs.
+    if let Err(e) = target.wait_until_ready(&deployed, timeout).await {
+        let _ = target.delete(&name, &version).await;
+        return Err(Failed(format!("fatman did not start: {e}")));
+    }
+    set_phase(state, id, "post-deploy hooks").await;
+    let (caller, manifest, manifest_yaml) =
+        (caller.clone(), manifest.clone(), manifest_yaml.to_string());
+    let (tag, internal_name, target_name) = (
+        tag.to_string(),
+        deployed.internal_name.clone(),
+        target.name().to_string(),
+    );
+    db(state, move |conn| {
+        conn.transaction(|conn| {
+            let now = racetrack_db::now();
+            let (family, _) = fatmen::get_or_create_family(conn, &manifest.name)?;
+            let previous = fatmen::find(conn, &manifest.name, &manifest.version)?;
+            let row = Fatman {
+                id: previous
+                    .as_ref()
+                    .map_or_else(racetrack_db::new_id, |p| p.id.clone()),
+                family_id: family.id.clone(),
+                name: manifest.name.clone(),
+                version: manifest.version.clone(),
+                status: "running".into(),
+                create_time: previous.as_ref().map_or(now, |p| p.create_time),
+                update_time: now,
+                manifest: Some(manifest_yaml.clone()),
+                internal_name: Some(internal_name.clone()),
+                error: None,
+                image_tag: Some(tag.clone()),
+                deployed_by: Some(caller.username().to_string()),
+                last_call_time: previous.as_ref().and_then(|p| p.last_call_time),
+                infrastructure_target: Some(target_name.clone()),
+            };
+            if previous.is_some() {
+                fatmen::update(conn, &row)?;
+            } else {
+                fatmen::insert(conn, &row)?;
+            }
+            if matches!(mode, Mode::Deploy | Mode::Reprovision) {
+                if let Caller::Subject { subject_id, .. } = &caller {
+                    for scope in DEPLOYER_SCOPES {
+                        auth_repo::grant(
+                            conn,
+                            &NewAuthPermission {
+                                auth_subject_id: subject_id,
+                                scope,
+                                fatman_family_id: None,
+                                fatman_id: Some(&row.id),
+                                endpoint: None,
+                            },
+                        )?;
+                    }
+                }
+            }
+            for endpoint in manifest.public_endpoints.iter().flatten() {
+                fatmen::request_public_endpoint(conn, &row.id, endpoint)?;
+            }
+            let (event_type, subject) = match (&mode, &previous) {
+                (Mode::Redeploy, Some(p)) => ("fatman_redeployed", p.deployed_by.clone()),
+                _ => ("fatman_deployed", None),
+            };
+            audit::insert(
+                conn,
+                &AuditLogEvent {
+                    id: racetrack_db::new_id(),
+                    version: 1,
+                    timestamp: now,
+                    event_type: event_type.into(),
+                    properties: None,
+                    username_executor: Some(caller.username().to_string()),
+                    username_subject: subject,
+                    fatman_name: Some(row.name.clone()),
+                    fatman_version: Some(row.version.clone()),
+                },
+            )?;
+            Ok::<_, ApiError>(())
+        })
+    })
+    .await?;
+    state.deployed_fatmen.inc();
+    Ok(())
+}
+
+/// A deployment record in progress, before the background work starts.
+pub fn new_deployment(caller: &Caller, input: &DeployInput, target: Option<&str>) -> Deployment {
+    let now = racetrack_db::now();
+    Deployment {
+        id: racetrack_db::new_id(),
+        status: "in_progress".into(),
+        create_time: now,
+        update_time: now,
+        manifest: input.manifest_yaml.clone(),
+        fatman_name: input.manifest.name.clone(),
+        fatman_version: input.manifest.version.clone(),
+        error: None,
+        deployed_by: Some(caller.username().to_string()),
+        build_logs: None,
+        phase: None,
+        image_name: None,
+        infrastructure_target: target.map(String::from),
+    }
+}
+
+/// Deployments left `in_progress` by a previous process cannot finish: their work died with it.
+pub fn fail_interrupted(conn: &mut DbConnection) -> Result<usize, ApiError> {
+    let stale = deployments::list_in_progress(conn)?;
+    for mut d in stale.iter().cloned() {
+        d.status = "failed".into();
+        d.error = Some("halted due to server restart".into());
+        d.update_time = racetrack_db::now();
+        deployments::save(conn, &d)?;
+    }
+    Ok(stale.len())
+}
