@@ -12,6 +12,7 @@ test-services:
 
 # Tests that need Postgres/Redis fail under CI=true when those are missing, and skip outside CI.
 test: test-services
+	python3 -m unittest discover -s job-types/python3/tests
 	cargo build --workspace --bins
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --workspace --no-fail-fast; \
@@ -30,3 +31,4 @@ lint:
 
 bench:
 	python3 bench/lifecycle.py
+	python3 bench/deploy.py

@@ -264,9 +264,11 @@ fn check_may_deploy(
         let resolved = existing.as_ref().map_or("", |f| f.version.as_str());
         match caller {
             // The original checks "no subject" here, which no permission matches.
-            Caller::Internal { .. } => return Err(ApiError::Forbidden(format!(
+            Caller::Internal { .. } => {
+                return Err(ApiError::Forbidden(format!(
                 "no permission to do this operation: internal tokens cannot deploy fatman {name}"
-            ))),
+            )))
+            }
             _ => caller::require_resource(caller, "deploy_fatman", name, resolved)?,
         }
     } else {
