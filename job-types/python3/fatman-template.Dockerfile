@@ -30,7 +30,6 @@ RUN python -m pip install -r /src/requirements/requirements.txt
 COPY --chown=100000:100000 . /src/fatman/
 
 ENV FATMAN_NAME="{{ fatman_name }}" \
-    FATMAN_VERSION="{{ fatman_version }}" \
     GIT_VERSION="{{ git_version }}" \
     DEPLOYED_BY_RACETRACK_VERSION="{{ deployed_by_racetrack_version }}" \
     JOB_TYPE_VERSION="{{ job_type_version }}"

@@ -49,7 +49,7 @@ class TemplateTest(unittest.TestCase):
         self.assertEqual(json.loads(cmd[0][4:]),
                          ["python", "-u", "-m", "racetrack_fatman_wrapper", "run", "adder.py", "AdderModel"])
         env = [s for s in steps if s.startswith("ENV FATMAN_NAME")][0]
-        for key in ("FATMAN_NAME", "FATMAN_VERSION", "GIT_VERSION", "DEPLOYED_BY_RACETRACK_VERSION", "JOB_TYPE_VERSION"):
+        for key in ("FATMAN_NAME", "GIT_VERSION", "DEPLOYED_BY_RACETRACK_VERSION", "JOB_TYPE_VERSION"):
             self.assertIn(key + "=", env)
         self.assertLess(steps.index("COPY --chown=100000:100000 . /src/fatman/"), steps.index(env),
                         "identity ENV after the code COPY: a new version must not invalidate the package layers")

@@ -625,10 +625,11 @@ impl Builder {
         };
         log.phase(PHASE_BUILDING);
 
+        // Nothing here may name the version: then a new version with unchanged code is all
+        // layer cache. The version reaches the fatman at run time (FATMAN_VERSION, labels).
         let labels = [
             ("racetrack-component", "fatman".to_string()),
             ("racetrack.fatman.name", manifest.name.clone()),
-            ("racetrack.fatman.version", manifest.version.clone()),
             ("racetrack.job-type", job_type.key()),
             ("racetrack.git-version", fetched.git_version.clone()),
         ];
@@ -708,6 +709,9 @@ impl Builder {
                     format!("writing {RENDERED_DOCKERFILE}: {e}"),
                 )
             })?;
+        hide_dockerfile_from_copy(&fetched.workspace)
+            .await
+            .map_err(|e| Failure::new(PHASE_BUILDING, format!("writing .dockerignore: {e}")))?;
 
         let allowed = if job_type.template.is_some() {
             job_type.template_build_args.as_ref()
@@ -726,7 +730,10 @@ impl Builder {
             image: entry_image.to_string(),
             build_args: build_args.into_iter().collect(),
             labels: HashMap::new(),
-            always_include: vec![RENDERED_DOCKERFILE.to_string()],
+            always_include: vec![
+                RENDERED_DOCKERFILE.to_string(),
+                crate::context::DOCKERIGNORE.to_string(),
+            ],
             extra_files,
             network_mode: self.config.build_network_mode.clone(),
         };
@@ -1110,4 +1117,27 @@ CMD [\"run\", \"adder.py\", \"Adder\"]\n"
         std::fs::write(tmp.path().join("base.Dockerfile"), "FROM b\n").unwrap();
         assert_ne!(d1, base_digest(tmp.path(), &args, b"").unwrap());
     }
+}
+
+/// The rendered Dockerfile differs between versions of a fatman (it names the version), so a
+/// `COPY . ...` that included it would miss Docker's layer cache on every deploy. Docker removes
+/// the Dockerfile and `.dockerignore` from the build context after reading them when
+/// `.dockerignore` lists them, so list them (after the user's own rules).
+async fn hide_dockerfile_from_copy(workspace: &std::path::Path) -> std::io::Result<()> {
+    let path = workspace.join(crate::context::DOCKERIGNORE);
+    let existing = match tokio::fs::symlink_metadata(&path).await {
+        Ok(meta) if meta.is_file() => tokio::fs::read_to_string(&path).await.unwrap_or_default(),
+        Ok(_) => {
+            // A link or folder named .dockerignore: replace it rather than follow it.
+            let _ = tokio::fs::remove_file(&path).await;
+            let _ = tokio::fs::remove_dir_all(&path).await;
+            String::new()
+        }
+        Err(_) => String::new(),
+    };
+    let text = format!(
+        "{existing}\n{RENDERED_DOCKERFILE}\n{}\n",
+        crate::context::DOCKERIGNORE
+    );
+    tokio::fs::write(&path, text).await
 }
