@@ -951,6 +951,29 @@ impl Builder {
     }
 }
 
+/// The rendered Dockerfile differs between versions of a fatman (it names the version), so a
+/// `COPY . ...` that included it would miss Docker's layer cache on every deploy. Docker removes
+/// the Dockerfile and `.dockerignore` from the build context after reading them when
+/// `.dockerignore` lists them, so list them (after the user's own rules).
+async fn hide_dockerfile_from_copy(workspace: &std::path::Path) -> std::io::Result<()> {
+    let path = workspace.join(crate::context::DOCKERIGNORE);
+    let existing = match tokio::fs::symlink_metadata(&path).await {
+        Ok(meta) if meta.is_file() => tokio::fs::read_to_string(&path).await.unwrap_or_default(),
+        Ok(_) => {
+            // A link or folder named .dockerignore: replace it rather than follow it.
+            let _ = tokio::fs::remove_file(&path).await;
+            let _ = tokio::fs::remove_dir_all(&path).await;
+            String::new()
+        }
+        Err(_) => String::new(),
+    };
+    let text = format!(
+        "{existing}\n{RENDERED_DOCKERFILE}\n{}\n",
+        crate::context::DOCKERIGNORE
+    );
+    tokio::fs::write(&path, text).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1117,27 +1140,4 @@ CMD [\"run\", \"adder.py\", \"Adder\"]\n"
         std::fs::write(tmp.path().join("base.Dockerfile"), "FROM b\n").unwrap();
         assert_ne!(d1, base_digest(tmp.path(), &args, b"").unwrap());
     }
-}
-
-/// The rendered Dockerfile differs between versions of a fatman (it names the version), so a
-/// `COPY . ...` that included it would miss Docker's layer cache on every deploy. Docker removes
-/// the Dockerfile and `.dockerignore` from the build context after reading them when
-/// `.dockerignore` lists them, so list them (after the user's own rules).
-async fn hide_dockerfile_from_copy(workspace: &std::path::Path) -> std::io::Result<()> {
-    let path = workspace.join(crate::context::DOCKERIGNORE);
-    let existing = match tokio::fs::symlink_metadata(&path).await {
-        Ok(meta) if meta.is_file() => tokio::fs::read_to_string(&path).await.unwrap_or_default(),
-        Ok(_) => {
-            // A link or folder named .dockerignore: replace it rather than follow it.
-            let _ = tokio::fs::remove_file(&path).await;
-            let _ = tokio::fs::remove_dir_all(&path).await;
-            String::new()
-        }
-        Err(_) => String::new(),
-    };
-    let text = format!(
-        "{existing}\n{RENDERED_DOCKERFILE}\n{}\n",
-        crate::context::DOCKERIGNORE
-    );
-    tokio::fs::write(&path, text).await
 }

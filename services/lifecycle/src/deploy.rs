@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use actix_web::web;
 use racetrack_auth::permission::DEPLOYER_SCOPES;
-use racetrack_db::models::{AuditLogEvent, Deployment, Fatman, NewAuthPermission};
-use racetrack_db::repo::{audit, auth as auth_repo, deployments, fatmen};
+use racetrack_db::models::{Deployment, Fatman, NewAuthPermission};
+use racetrack_db::repo::{auth as auth_repo, deployments, fatmen};
 use racetrack_db::{Connection as _, DbConnection};
 use racetrack_infra::{FatmanSpec, InfraStatus, InfrastructureTarget};
 use racetrack_model::Manifest;
@@ -419,7 +419,7 @@ fn runtime_env(
         }
     }
     let mut all_user: BTreeMap<String, String> = env.clone();
-    all_user.extend(secret_env.iter().map(|(k, _)| (k.clone(), String::new())));
+    all_user.extend(secret_env.keys().map(|k| (k.clone(), String::new())));
     let conflicts = racetrack_infra::reserved_env_conflicts(&all_user);
     if !conflicts.is_empty() {
         return Err(ApiError::validation(
@@ -570,19 +570,12 @@ pub async fn provision(
                 (Mode::Redeploy, Some(p)) => ("fatman_redeployed", p.deployed_by.clone()),
                 _ => ("fatman_deployed", None),
             };
-            audit::insert(
+            crate::registry::record_event(
                 conn,
-                &AuditLogEvent {
-                    id: racetrack_db::new_id(),
-                    version: 1,
-                    timestamp: now,
-                    event_type: event_type.into(),
-                    properties: None,
-                    username_executor: Some(caller.username().to_string()),
-                    username_subject: subject,
-                    fatman_name: Some(row.name.clone()),
-                    fatman_version: Some(row.version.clone()),
-                },
+                event_type,
+                caller.username(),
+                subject.as_deref(),
+                &row,
             )?;
             Ok::<_, ApiError>(())
         })

@@ -196,3 +196,29 @@ impl DeploymentDto {
 pub fn unix_time(t: chrono::NaiveDateTime) -> i64 {
     unix(t)
 }
+
+/// Writes an audit event about a fatman (after the action it records has succeeded).
+pub fn record_event(
+    conn: &mut DbConnection,
+    event_type: &str,
+    executor: &str,
+    owner: Option<&str>,
+    fatman: &Fatman,
+) -> Result<(), ApiError> {
+    racetrack_db::repo::audit::insert(
+        conn,
+        &racetrack_db::models::AuditLogEvent {
+            id: racetrack_db::new_id(),
+            version: 1,
+            timestamp: racetrack_db::now(),
+            event_type: event_type.to_string(),
+            properties: None,
+            username_executor: Some(executor.to_string()),
+            username_subject: owner.map(String::from),
+            fatman_name: Some(fatman.name.clone()),
+            fatman_version: Some(fatman.version.clone()),
+        },
+    )?;
+    tracing::info!(event_type, executor, fatman = %fatman.name, version = %fatman.version, "Audit log event saved");
+    Ok(())
+}

@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDateTime};
 use racetrack_auth::permission;
 use racetrack_db::models::{AuthSubject, NewAuthPermission, PermissionView, SubjectOwner};
 use racetrack_db::repo::auth as repo;
-use racetrack_db::repo::{escs, fatmen};
+use racetrack_db::repo::fatmen;
 use racetrack_db::DbConnection;
 use racetrack_model::AuthScope;
 use serde::{Deserialize, Serialize};
@@ -207,8 +207,7 @@ async fn allow_esc(
     with_caller(state, token, move |conn, state, caller| {
         require_scope(caller, "call_admin_api")?;
         parse_scope(&scope)?;
-        let esc = escs::find(conn, &esc_id)?
-            .ok_or_else(|| ApiError::NotFound(format!("ESC with id {esc_id} was not found")))?;
+        let esc = super::escs::find(conn, &esc_id)?;
         let family = family_or_404(conn, &family_name)?;
         let subject = subjects::ensure_esc_subject(conn, &state.signer, &esc)?;
         grant(conn, &subject.id, &scope, Some(&family.id), None, None)?;
@@ -245,8 +244,7 @@ async fn esc_token(
     let esc_id = path.into_inner();
     let token = with_caller(state, token, move |conn, state, caller| {
         require_scope(caller, "call_admin_api")?;
-        let esc = escs::find(conn, &esc_id)?
-            .ok_or_else(|| ApiError::NotFound(format!("ESC with id {esc_id} was not found")))?;
+        let esc = super::escs::find(conn, &esc_id)?;
         let subject = subjects::ensure_esc_subject(conn, &state.signer, &esc)?;
         let owner = SubjectOwner::Esc {
             id: esc.id.clone(),

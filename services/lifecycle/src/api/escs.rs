@@ -75,7 +75,7 @@ fn validate_id(id: &str) -> Result<(), ApiError> {
     }
 }
 
-fn find(conn: &mut racetrack_db::DbConnection, id: &str) -> Result<Esc, ApiError> {
+pub(super) fn find(conn: &mut racetrack_db::DbConnection, id: &str) -> Result<Esc, ApiError> {
     escs::find(conn, id)?
         .ok_or_else(|| ApiError::NotFound(format!("ESC with id {id} was not found")))
 }

@@ -3,8 +3,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use actix_web::{web, HttpResponse};
 use racetrack_auth::permission;
-use racetrack_db::models::{AuditLogEvent, Fatman};
-use racetrack_db::repo::{audit, auth as auth_repo, deployments, escs, fatmen};
+use racetrack_db::models::Fatman;
+use racetrack_db::repo::{auth as auth_repo, deployments, escs, fatmen};
 use racetrack_db::DbConnection;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -13,9 +13,7 @@ use super::{null, with_caller, State};
 use crate::caller::{require_resource, require_scope, to_permission, AuthToken, Caller};
 use crate::deploy::{DeployInput, Mode};
 use crate::error::ApiError;
-use crate::registry::{
-    exact_fatman, resolve_fatman, try_resolve_fatman, FatmanDetailsDto, FatmanDto,
-};
+use crate::registry::{resolve_fatman, try_resolve_fatman, FatmanDetailsDto, FatmanDto};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/fatman", web::get().to(list_fatmen))
@@ -176,6 +174,29 @@ async fn graph(state: State, token: AuthToken) -> Result<HttpResponse, ApiError>
     Ok(HttpResponse::Ok().json(body))
 }
 
+/// Exact lookup (no alias), after checking `scope` on that exact version ("" when absent, so a
+/// missing fatman is a 403 for callers without a broader permission, as the original).
+fn authorized_exact_fatman(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    scope: &str,
+    name: &str,
+    version: &str,
+) -> Result<Fatman, ApiError> {
+    let existing = fatmen::find(conn, name, version)?;
+    require_resource(
+        caller,
+        scope,
+        name,
+        existing.as_ref().map_or("", |f| f.version.as_str()),
+    )?;
+    existing.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "Fatman with name {name} and version {version} was not found"
+        ))
+    })
+}
+
 /// Resolves the version alias, then checks `scope` on the resolved fatman.
 fn authorized_fatman(
     conn: &mut DbConnection,
@@ -214,14 +235,8 @@ async fn delete_fatman(
 ) -> Result<HttpResponse, ApiError> {
     let (name, version) = path.into_inner();
     let (fatman, caller) = with_caller(state.clone(), token, move |conn, _, caller| {
-        let existing = fatmen::find(conn, &name, &version)?;
-        require_resource(
-            caller,
-            "delete_fatman",
-            &name,
-            existing.as_ref().map_or("", |f| f.version.as_str()),
-        )?;
-        Ok((exact_fatman(conn, &name, &version)?, caller.clone()))
+        let fatman = authorized_exact_fatman(conn, caller, "delete_fatman", &name, &version)?;
+        Ok((fatman, caller.clone()))
     })
     .await?;
     // Gone from the infrastructure first: a registry entry must not vanish while its container runs.
@@ -245,19 +260,12 @@ async fn delete_fatman(
     let executor = caller.username().to_string();
     crate::deploy::db(&state, move |conn| {
         conn.transaction(|conn| {
-            audit::insert(
+            crate::registry::record_event(
                 conn,
-                &AuditLogEvent {
-                    id: racetrack_db::new_id(),
-                    version: 1,
-                    timestamp: racetrack_db::now(),
-                    event_type: "fatman_deleted".into(),
-                    properties: None,
-                    username_executor: Some(executor.clone()),
-                    username_subject: fatman.deployed_by.clone(),
-                    fatman_name: Some(fatman.name.clone()),
-                    fatman_version: Some(fatman.version.clone()),
-                },
+                "fatman_deleted",
+                &executor,
+                fatman.deployed_by.as_deref(),
+                &fatman,
             )?;
             fatmen::move_to_trash(conn, &fatman)?;
             Ok::<_, ApiError>(())
@@ -282,14 +290,7 @@ async fn rerun(
     let run_state = state.clone();
     let (deployment_id, caller, input) =
         with_caller(state.clone(), token, move |conn, state, caller| {
-            let existing = fatmen::find(conn, &name, &version)?;
-            require_resource(
-                caller,
-                "deploy_fatman",
-                &name,
-                existing.as_ref().map_or("", |f| f.version.as_str()),
-            )?;
-            let fatman = exact_fatman(conn, &name, &version)?;
+            let fatman = authorized_exact_fatman(conn, caller, "deploy_fatman", &name, &version)?;
             let yaml = fatman.manifest.clone().ok_or_else(|| {
                 ApiError::BadRequest("fatman has no manifest to deploy from".into())
             })?;
@@ -407,14 +408,7 @@ async fn move_fatman(
     let (name, version) = path.into_inner();
     let target = body.into_inner().infrastructure_target;
     with_caller(state, token, move |conn, _, caller| {
-        let existing = fatmen::find(conn, &name, &version)?;
-        require_resource(
-            caller,
-            "deploy_fatman",
-            &name,
-            existing.as_ref().map_or("", |f| f.version.as_str()),
-        )?;
-        let fatman = exact_fatman(conn, &name, &version)?;
+        let fatman = authorized_exact_fatman(conn, caller, "deploy_fatman", &name, &version)?;
         if target.trim().is_empty() {
             return Err(ApiError::validation(
                 "body.infrastructure_target",
