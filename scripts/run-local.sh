@@ -1,19 +1,35 @@
 #!/usr/bin/env bash
-# Runs the whole platform on the embedded default: SQLite in .data/, the local Docker engine.
-# Services that exist so far: lifecycle (REST API on :7102).
+# Runs the whole platform on the embedded default: SQLite in .data/, the local Docker engine, a
+# local registry on 127.0.0.1:5000 and base images made by debootstrap (nothing is pulled).
+# Services so far: lifecycle (REST API :7102) and image-builder (gRPC :7101, health :7111).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-dpkg -s libpq-dev >/dev/null 2>&1 && dpkg -s libsqlite3-dev >/dev/null 2>&1 || {
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq libpq-dev libsqlite3-dev >/dev/null
-}
-mkdir -p .data
-cargo build --release -p lifecycle
-export DATABASE_URL="${DATABASE_URL:-sqlite://.data/racetrack.db}"
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+missing=()
+for pkg in libpq-dev libsqlite3-dev git curl; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+bash scripts/registry.sh
+bash scripts/base-images.sh
+
+mkdir -p .data/build-logs .data/workspaces
+cargo build --release -p lifecycle -p image-builder
+bin="${CARGO_TARGET_DIR:-target}/release"
+
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT INT TERM
-./target/release/lifecycle serve &
+extra_ca=""
+[ -f /etc/ssl/certs/ca-certificates.crt ] && extra_ca=/etc/ssl/certs/ca-certificates.crt
+GRPC_ADDR=127.0.0.1:7101 HTTP_ADDR=127.0.0.1:7111 \
+  JOB_TYPES_DIR="$PWD/job-types" BUILD_LOGS_DIR="$PWD/.data/build-logs" WORKSPACES_DIR="$PWD/.data/workspaces" \
+  PYTHON_BASE_IMAGE=racetrack/python-base:bookworm BASE_IMAGE=racetrack/debian-base:bookworm \
+  EXTRA_CA_CERTS="$extra_ca" "$bin/image-builder" &
 pids+=($!)
-echo "lifecycle: http://localhost:7102/api/v1/info (data in .data/; the admin password is printed once on first start)"
+DATABASE_URL="${DATABASE_URL:-sqlite://.data/racetrack.db}" IMAGE_BUILDER_URL=http://127.0.0.1:7101 \
+  "$bin/lifecycle" serve &
+pids+=($!)
+echo "lifecycle: http://localhost:7102/api/v1/info   image-builder: http://localhost:7111/health"
+echo "(data in .data/; the admin password is printed once on first start)"
 wait -n "${pids[@]}"
