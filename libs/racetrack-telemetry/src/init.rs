@@ -212,9 +212,27 @@ enum Output {
     TestWriter,
 }
 
+/// Directives appended to every filter unless the operator names these targets: at debug level
+/// the Docker client logs request bodies, which carry fatmen's (secret) env values.
+const SECRET_SAFE_DIRECTIVES: &[(&str, &str)] = &[("bollard", "bollard=info")];
+
+fn with_secret_safe_directives(filter: &str) -> String {
+    let mut out = filter.to_string();
+    for (target, directive) in SECRET_SAFE_DIRECTIVES {
+        if !filter.contains(target) {
+            if !out.is_empty() {
+                out.push(',');
+            }
+            out.push_str(directive);
+        }
+    }
+    out
+}
+
 fn install(config: TelemetryConfig, output: Output) -> Result<TelemetryGuard, TelemetryError> {
+    let directives = with_secret_safe_directives(&config.log_filter);
     let filter =
-        EnvFilter::try_new(&config.log_filter).map_err(|source| TelemetryError::InvalidFilter {
+        EnvFilter::try_new(&directives).map_err(|source| TelemetryError::InvalidFilter {
             filter: config.log_filter.clone(),
             source,
         })?;
@@ -484,5 +502,20 @@ mod tests {
         assert!(!is_exporter_internal("racetrack_lifecycle"));
         assert!(!is_exporter_internal("h2o"));
         assert!(!is_exporter_internal("towering"));
+    }
+}
+
+#[cfg(test)]
+mod secret_safe_tests {
+    use super::with_secret_safe_directives;
+
+    #[test]
+    fn debug_logging_keeps_the_docker_client_at_info() {
+        assert_eq!(with_secret_safe_directives("debug"), "debug,bollard=info");
+        assert_eq!(with_secret_safe_directives(""), "bollard=info");
+        assert_eq!(
+            with_secret_safe_directives("bollard=trace"),
+            "bollard=trace"
+        );
     }
 }
