@@ -294,18 +294,7 @@ impl DockerTarget {
         docker: &Docker,
         resource: &str,
     ) -> Result<Option<DeployedFatman>, InfraError> {
-        let filters = HashMap::from([
-            ("label", vec![format!("{LABEL_MANAGED}=true")]),
-            ("name", vec![format!("^/{resource}$")]),
-        ]);
-        let options = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let summaries = docker
-            .list_containers(Some(options))
-            .await
-            .map_err(|e| docker_error("listing containers", e))?;
+        let summaries = list_managed(docker, Some(resource)).await?;
         for summary in summaries {
             if container_name(&summary).as_deref() == Some(resource) {
                 return self.describe(docker, summary).await;
@@ -607,15 +596,7 @@ impl InfrastructureTarget for DockerTarget {
 
     async fn list(&self) -> Result<Vec<DeployedFatman>, InfraError> {
         let docker = self.client().await?;
-        let filters = HashMap::from([("label", vec![format!("{LABEL_MANAGED}=true")])]);
-        let options = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let summaries = docker
-            .list_containers(Some(options))
-            .await
-            .map_err(|e| docker_error("listing containers", e))?;
+        let summaries = list_managed(docker, None).await?;
         let mut fatmen = Vec::with_capacity(summaries.len());
         for summary in summaries {
             if let Some(fatman) = self.describe(docker, summary).await? {
@@ -892,6 +873,25 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+/// Racetrack-managed containers (running or not), optionally only the one named `resource`.
+async fn list_managed(
+    docker: &Docker,
+    resource: Option<&str>,
+) -> Result<Vec<bollard::models::ContainerSummary>, InfraError> {
+    let mut filters = HashMap::from([("label", vec![format!("{LABEL_MANAGED}=true")])]);
+    if let Some(resource) = resource {
+        filters.insert("name", vec![format!("^/{resource}$")]);
+    }
+    let options = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    docker
+        .list_containers(Some(options))
+        .await
+        .map_err(|e| docker_error("listing containers", e))
 }
 
 #[cfg(test)]

@@ -207,63 +207,37 @@ pub fn touch_token(conn: &mut DbConnection, id: &str, at: NaiveDateTime) -> Resu
     Ok(())
 }
 
-fn views(
-    conn: &mut DbConnection,
-    rows: Vec<AuthPermission>,
-) -> Result<Vec<PermissionView>, DbError> {
-    rows.into_iter()
-        .map(|row| {
-            let family_name = match &row.fatman_family_id {
-                Some(id) => family::table
-                    .find(id)
-                    .select(family::name)
-                    .first::<String>(conn)
-                    .optional()?,
-                None => None,
-            };
-            let fatman_key = match &row.fatman_id {
-                Some(id) => fatman::table
-                    .find(id)
-                    .select((fatman::name, fatman::version))
-                    .first::<(String, String)>(conn)
-                    .optional()?,
-                None => None,
-            };
-            Ok(PermissionView {
-                id: row.id,
-                auth_subject_id: row.auth_subject_id,
-                scope: row.scope,
-                family_name,
-                fatman: fatman_key,
-                endpoint: row.endpoint,
-            })
-        })
-        .collect()
+/// Which permissions to load.
+enum Select<'a> {
+    All,
+    Subject(&'a str),
+    Id(i64),
 }
 
-/// Every permission of a subject with its filters resolved to names.
-pub fn permissions_of_subject(
-    conn: &mut DbConnection,
-    subject_id: &str,
-) -> Result<Vec<PermissionView>, DbError> {
-    // Resolved in one query: this runs on every authorised request.
-    let rows: Vec<(
-        AuthPermission,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    )> = perm::table
+/// Permissions with their filters resolved to names, in one query (the subject's permissions are
+/// loaded on every authorised request).
+fn load_views(conn: &mut DbConnection, which: Select<'_>) -> Result<Vec<PermissionView>, DbError> {
+    let mut q = perm::table
         .left_join(family::table.on(family::id.nullable().eq(perm::fatman_family_id)))
         .left_join(fatman::table.on(fatman::id.nullable().eq(perm::fatman_id)))
-        .filter(perm::auth_subject_id.eq(subject_id))
-        .order(perm::id.asc())
         .select((
             AuthPermission::as_select(),
             family::name.nullable(),
             fatman::name.nullable(),
             fatman::version.nullable(),
         ))
-        .load(conn)?;
+        .into_boxed();
+    q = match which {
+        Select::All => q,
+        Select::Subject(id) => q.filter(perm::auth_subject_id.eq(id)),
+        Select::Id(id) => q.filter(perm::id.eq(id)),
+    };
+    let rows: Vec<(
+        AuthPermission,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    )> = q.order(perm::id.asc()).load(conn)?;
     Ok(rows
         .into_iter()
         .map(
@@ -279,23 +253,23 @@ pub fn permissions_of_subject(
         .collect())
 }
 
+/// Every permission of a subject with its filters resolved to names.
+pub fn permissions_of_subject(
+    conn: &mut DbConnection,
+    subject_id: &str,
+) -> Result<Vec<PermissionView>, DbError> {
+    load_views(conn, Select::Subject(subject_id))
+}
+
 pub fn list_permissions(conn: &mut DbConnection) -> Result<Vec<PermissionView>, DbError> {
-    let rows = perm::table
-        .order(perm::id.asc())
-        .select(AuthPermission::as_select())
-        .load(conn)?;
-    views(conn, rows)
+    load_views(conn, Select::All)
 }
 
 pub fn find_permission(
     conn: &mut DbConnection,
     id: i64,
 ) -> Result<Option<PermissionView>, DbError> {
-    let rows = perm::table
-        .find(id)
-        .select(AuthPermission::as_select())
-        .load(conn)?;
-    Ok(views(conn, rows)?.into_iter().next())
+    Ok(load_views(conn, Select::Id(id))?.into_iter().next())
 }
 
 /// Grants unless the same subject already holds the same scope on the same resource shape.
