@@ -165,6 +165,10 @@ pub struct Platform {
     pub client: reqwest::Client,
     pub dir: tempfile::TempDir,
     pub services: Vec<Service>,
+    /// Lifecycle's `AUTH_KEY`, for services that need internal tokens or the same database.
+    pub auth_key: String,
+    /// Lifecycle's `DATABASE_URL` (SQLite in `dir`).
+    pub database_url: String,
 }
 
 impl Platform {
@@ -197,13 +201,12 @@ impl Platform {
             (s("EXTRA_CA_CERTS"), s("/etc/ssl/certs/ca-certificates.crt")),
         ];
         let builder = Service::spawn("image-builder", &binary("image-builder"), &[], &builder_env);
+        let auth_key = format!("it-{}", uuid::Uuid::new_v4());
+        let database_url = format!("sqlite://{}", dir.path().join("racetrack.db").display());
         let lifecycle_env = vec![
             (s("HTTP_ADDR"), format!("127.0.0.1:{lc_http}")),
-            (
-                s("DATABASE_URL"),
-                format!("sqlite://{}", dir.path().join("racetrack.db").display()),
-            ),
-            (s("AUTH_KEY"), format!("it-{}", uuid::Uuid::new_v4())),
+            (s("DATABASE_URL"), database_url.clone()),
+            (s("AUTH_KEY"), auth_key.clone()),
             (s("ADMIN_PASSWORD"), s(ADMIN_PASSWORD)),
             (
                 s("IMAGE_BUILDER_URL"),
@@ -245,6 +248,8 @@ impl Platform {
             client,
             dir,
             services: vec![builder, lifecycle],
+            auth_key,
+            database_url,
         }
     }
 
