@@ -4,3 +4,8 @@ pub mod image_builder {
     #![allow(clippy::all)]
     tonic::include_proto!("racetrack.image_builder.v1");
 }
+
+pub mod lifecycle {
+    #![allow(clippy::all)]
+    tonic::include_proto!("racetrack.lifecycle.v1");
+}

@@ -28,6 +28,8 @@ use std::path::PathBuf;
 /// | `MAX_DEPLOY_BODY_BYTES` | `134217728` | deploy payloads (base64 build context) above this get 413 |
 /// | `FATMAN_READY_TIMEOUT` | `60` | seconds a new fatman has to answer `/ready` |
 /// | `REQUEST_TRACING_HEADER` | `X-Request-Tracing-Id` | tracing header name given to fatmen |
+/// | `GRPC_ADDR` | `0.0.0.0:7112` | internal gRPC API for PUB (fatman routes, call decisions) |
+/// | `REDIS_URL` | — | `redis://[:password@]host[:port][/db]`: where token, permission and fatman changes are published for PUB replicas; unset = not published (PUB's cache TTL bounds staleness) |
 #[derive(Clone)]
 pub struct Config {
     pub http_addr: SocketAddr,
@@ -53,6 +55,8 @@ pub struct Config {
     pub max_deploy_body_bytes: usize,
     pub fatman_ready_timeout_secs: u64,
     pub request_tracing_header: String,
+    pub grpc_addr: SocketAddr,
+    pub redis_url: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -67,6 +71,11 @@ impl std::fmt::Debug for Config {
             )
             .field("auth_required", &self.auth_required)
             .field("external_pub_url", &self.external_pub_url)
+            .field("grpc_addr", &self.grpc_addr)
+            .field(
+                "redis",
+                &self.redis_url.as_deref().map(racetrack_events::redact),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -105,6 +114,7 @@ impl Config {
             }
         }
         let http_addr = get("HTTP_ADDR").unwrap_or_else(|| "0.0.0.0:7102".into());
+        let grpc_addr = get("GRPC_ADDR").unwrap_or_else(|| "0.0.0.0:7112".into());
         let external_pub_url = match get("CLUSTER_FQDN") {
             Some(fqdn) => format!(
                 "https://{}.{fqdn}/pub",
@@ -167,6 +177,10 @@ impl Config {
             )?,
             request_tracing_header: get("REQUEST_TRACING_HEADER")
                 .unwrap_or_else(|| "X-Request-Tracing-Id".into()),
+            grpc_addr: grpc_addr.parse().map_err(|_| {
+                ConfigError(format!("GRPC_ADDR must be host:port, got {grpc_addr:?}"))
+            })?,
+            redis_url: get("REDIS_URL"),
         })
     }
 

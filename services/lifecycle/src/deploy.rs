@@ -519,6 +519,7 @@ pub async fn provision(
         deployed.internal_name.clone(),
         target.name().to_string(),
     );
+    let fatman_name = manifest.name.clone();
     db(state, move |conn| {
         conn.transaction(|conn| {
             let now = racetrack_db::now();
@@ -581,6 +582,7 @@ pub async fn provision(
         })
     })
     .await?;
+    crate::events::fatman_changed(state, &fatman_name);
     state.deployed_fatmen.inc();
     Ok(())
 }

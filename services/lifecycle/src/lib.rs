@@ -4,9 +4,12 @@ pub mod accounts;
 pub mod api;
 pub mod bootstrap;
 pub mod caller;
+pub mod calls;
 pub mod config;
 pub mod deploy;
 pub mod error;
+pub mod events;
+pub mod grpc;
 pub mod registry;
 pub mod state;
 pub mod subjects;
@@ -26,6 +29,7 @@ use crate::state::AppState;
 pub struct Running {
     pub server: Server,
     pub addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
     pub state: web::Data<AppState>,
 }
 
@@ -55,8 +59,10 @@ pub fn prepare_state(config: Config) -> anyhow::Result<web::Data<AppState>> {
     let auth_key = bootstrap::auth_key(&config, db.backend())?;
     let metrics = Arc::new(Metrics::new("lifecycle"));
     let targets = infrastructure_targets(&config);
+    let events = racetrack_events::Publisher::new(config.redis_url.as_deref())?;
     let mut state = AppState::new(config, db, &auth_key, metrics);
     state.targets = targets;
+    state.events = events;
     Ok(web::Data::new(state))
 }
 
@@ -106,9 +112,11 @@ pub fn start(state: web::Data<AppState>) -> anyhow::Result<Running> {
     .listen(listener)?
     .run();
     tracing::info!(%addr, "lifecycle listening");
+    let grpc_addr = grpc::spawn(state.clone(), state.config.grpc_addr)?;
     Ok(Running {
         server,
         addr,
+        grpc_addr,
         state,
     })
 }

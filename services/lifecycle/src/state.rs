@@ -22,6 +22,8 @@ pub struct AppState {
     pub targets: std::collections::BTreeMap<String, Arc<dyn InfrastructureTarget>>,
     pub requested_deployments: prometheus::IntCounter,
     pub deployed_fatmen: prometheus::IntCounter,
+    /// Tells PUB replicas which cached decisions a change made stale.
+    pub events: racetrack_events::Publisher,
 }
 
 impl AppState {
@@ -60,6 +62,7 @@ impl AppState {
             targets: Default::default(),
             requested_deployments,
             deployed_fatmen,
+            events: racetrack_events::Publisher::disabled(),
         }
     }
 }

@@ -14,10 +14,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{null, with_caller, with_db, State};
-use crate::caller::{self, require_scope, AuthToken, Caller};
+use crate::caller::{require_scope, AuthToken};
+use crate::calls::check_allowed;
 use crate::error::ApiError;
-use crate::registry::{try_resolve_fatman, unix_time};
-use crate::subjects;
+use crate::registry::unix_time;
+use crate::{events, subjects};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route(
@@ -79,43 +80,6 @@ fn allowed_response(result: Result<(), ApiError>, auth_debug: bool) -> HttpRespo
     }
 }
 
-fn check_allowed(
-    conn: &mut DbConnection,
-    state: &crate::state::AppState,
-    token: Option<&str>,
-    name: &str,
-    version: &str,
-    scope: &str,
-    endpoint: Option<&str>,
-) -> Result<(), ApiError> {
-    let caller = caller::authenticate(conn, state, token)?;
-    parse_scope(scope)?;
-    let found = try_resolve_fatman(conn, name, version)?;
-    let resolved = found.as_ref().map_or("", |f| f.version.as_str());
-    let allowed = match &caller {
-        Caller::Internal { scopes, .. } => {
-            permission::internal_allows(scopes.as_deref(), Some(scope))
-        }
-        Caller::Subject { permissions, .. } => match endpoint {
-            Some(ep) => permission::has_endpoint(permissions, scope, name, resolved, ep),
-            None => permission::has_resource(permissions, scope, name, resolved),
-        },
-    };
-    if allowed {
-        return Ok(());
-    }
-    Err(ApiError::Forbidden(match endpoint {
-        Some(ep) => format!(
-            "no permission to do this operation: auth subject \"{}\" does not have permission to access endpoint {ep} at resource \"{name} v{resolved}\" with scope \"{scope}\"",
-            caller.display()
-        ),
-        None => format!(
-            "no permission to do this operation: auth subject \"{}\" does not have permission to access resource \"{name} v{resolved}\" with scope \"{scope}\"",
-            caller.display()
-        ),
-    }))
-}
-
 async fn allowed_fatman(
     state: State,
     token: AuthToken,
@@ -133,6 +97,7 @@ async fn allowed_fatman(
             &scope,
             None,
         )
+        .map(drop)
     })
     .await;
     allowed_response(result, debug)
@@ -156,6 +121,7 @@ async fn allowed_endpoint(
             &scope,
             Some(&endpoint),
         )
+        .map(drop)
     })
     .await;
     allowed_response(result, debug)
@@ -211,6 +177,7 @@ async fn allow_esc(
         let family = family_or_404(conn, &family_name)?;
         let subject = subjects::ensure_esc_subject(conn, &state.signer, &esc)?;
         grant(conn, &subject.id, &scope, Some(&family.id), None, None)?;
+        events::subject_changed(state, &subject.id);
         Ok(())
     })
     .await?;
@@ -230,6 +197,7 @@ async fn allow_family(
         let target = family_or_404(conn, &target)?;
         let subject = subjects::ensure_family_subject(conn, &state.signer, &source)?;
         grant(conn, &subject.id, &scope, Some(&target.id), None, None)?;
+        events::subject_changed(state, &subject.id);
         Ok(())
     })
     .await?;
@@ -273,6 +241,7 @@ async fn regenerate_all(
             let owner = repo::owner_of(conn, subject)?;
             subjects::regenerate(conn, &state.signer, subject, &owner)?;
         }
+        events::everything_changed(state);
         tracing::info!(subject_type = %subject_type, count = list.len(), by = %caller.username(), "tokens regenerated");
         Ok(())
     })
@@ -358,7 +327,7 @@ async fn create_permission(
     body: web::Json<NewPermission>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let dto = with_caller(state, token, move |conn, _, caller| {
+    let dto = with_caller(state, token, move |conn, state, caller| {
         require_scope(caller, "call_admin_api")?;
         parse_scope(&body.scope)?;
         let subject = find_subject(conn, &body.auth_subject_id)?;
@@ -385,6 +354,7 @@ async fn create_permission(
             fatman.as_ref().map(|f| f.id.as_str()),
             endpoint.as_deref(),
         )?;
+        events::subject_changed(state, &subject.id);
         tracing::info!(permission = id, by = %caller.username(), "permission created");
         let view = repo::find_permission(conn, id)?
             .ok_or_else(|| ApiError::internal("permission vanished"))?;
@@ -400,11 +370,14 @@ async fn delete_permission(
     path: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    with_caller(state, token, move |conn, _, caller| {
+    with_caller(state, token, move |conn, state, caller| {
         require_scope(caller, "call_admin_api")?;
+        let view = repo::find_permission(conn, id)?
+            .ok_or_else(|| ApiError::NotFound(format!("permission {id} was not found")))?;
         if !repo::revoke_permission(conn, id)? {
             return Err(ApiError::NotFound(format!("permission {id} was not found")));
         }
+        events::subject_changed(state, &view.auth_subject_id);
         tracing::info!(permission = id, by = %caller.username(), "permission revoked");
         Ok(())
     })
@@ -547,6 +520,7 @@ async fn regenerate_subject(
         let subject = find_subject(conn, &id)?;
         let owner = repo::owner_of(conn, &subject)?;
         let token = subjects::regenerate(conn, &state.signer, &subject, &owner)?;
+        events::subject_changed(state, &subject.id);
         tracing::info!(subject = %subject.id, by = %caller.username(), "subject token regenerated");
         Ok(token)
     })
@@ -569,11 +543,12 @@ async fn set_access(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let body = body.into_inner();
-    let dto = with_caller(state, token, move |conn, _, caller| {
+    let dto = with_caller(state, token, move |conn, state, caller| {
         require_scope(caller, "call_admin_api")?;
         let expiry = from_unix("expiry_time", body.expiry_time)?;
         let subject = find_subject(conn, &id)?;
         repo::set_subject_access(conn, &subject.id, body.active, expiry)?;
+        events::subject_changed(state, &subject.id);
         let subject = find_subject(conn, &id)?;
         let owner = repo::owner_of(conn, &subject)?;
         tracing::info!(subject = %subject.id, active = body.active, by = %caller.username(), "subject access changed");
@@ -589,11 +564,14 @@ async fn revoke_token(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    with_caller(state, token, move |conn, _, caller| {
+    with_caller(state, token, move |conn, state, caller| {
         require_scope(caller, "call_admin_api")?;
-        if repo::find_token(conn, &id)?.is_none() || !repo::delete_token(conn, &id)? {
+        let row = repo::find_token(conn, &id)?
+            .ok_or_else(|| ApiError::NotFound(format!("token {id} was not found")))?;
+        if !repo::delete_token(conn, &id)? {
             return Err(ApiError::NotFound(format!("token {id} was not found")));
         }
+        events::subject_changed(state, &row.auth_subject_id);
         tracing::info!(token_id = %id, by = %caller.username(), "token revoked");
         Ok(())
     })

@@ -163,11 +163,12 @@ async fn delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    with_caller(state, token, move |conn, _, caller| {
+    with_caller(state, token, move |conn, state, caller| {
         require_scope(caller, "call_admin_api")?;
         find(conn, &id)?;
         // Cascades the ESC's auth subject, tokens and permissions.
         escs::delete(conn, &id)?;
+        crate::events::everything_changed(state);
         tracing::info!(esc = %id, by = %caller.username(), "ESC deleted");
         Ok(())
     })
@@ -190,6 +191,7 @@ async fn reset_token(
             name: esc.name.clone(),
         };
         let token = subjects::regenerate(conn, &state.signer, &subject, &owner)?;
+        crate::events::subject_changed(state, &subject.id);
         tracing::info!(esc = %esc.id, by = %caller.username(), "ESC token reset");
         Ok(token)
     })

@@ -38,6 +38,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/fatman/{name}/{version}/public-endpoints",
             web::get().to(public_endpoints),
+        )
+        .route(
+            "/fatman/{name}/{version}/public-endpoints",
+            web::put().to(approve_public_endpoint),
+        )
+        .route(
+            "/fatman/{name}/{version}/public-endpoint-requests",
+            web::get().to(public_endpoint_requests),
         );
 }
 
@@ -258,6 +266,7 @@ async fn delete_fatman(
         }
     }
     let executor = caller.username().to_string();
+    let events_state = state.clone();
     crate::deploy::db(&state, move |conn| {
         conn.transaction(|conn| {
             crate::registry::record_event(
@@ -270,6 +279,7 @@ async fn delete_fatman(
             fatmen::move_to_trash(conn, &fatman)?;
             Ok::<_, ApiError>(())
         })?;
+        crate::events::fatman_changed(&events_state, &fatman.name);
         tracing::info!(fatman = %fatman.name, version = %fatman.version, by = %executor, "fatman deleted");
         Ok(())
     })
@@ -493,4 +503,70 @@ async fn public_endpoints(
     })
     .await?;
     Ok(HttpResponse::Ok().json(list))
+}
+
+fn endpoint_request_dto(
+    fatman: &Fatman,
+    e: &racetrack_db::models::PublicEndpointRequest,
+) -> serde_json::Value {
+    json!({"fatman_name": fatman.name, "fatman_version": fatman.version, "endpoint": e.endpoint, "active": e.active})
+}
+
+/// Every public endpoint the manifest asked for, approved or not (admin panel's list).
+async fn public_endpoint_requests(
+    state: State,
+    token: AuthToken,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (name, version) = path.into_inner();
+    let list = with_caller(state, token, move |conn, _, caller| {
+        require_scope(caller, "call_admin_api")?;
+        let fatman = crate::registry::exact_fatman(conn, &name, &version)?;
+        Ok(fatmen::list_public_endpoint_requests(conn)?
+            .iter()
+            .filter(|e| e.fatman_id == fatman.id)
+            .map(|e| endpoint_request_dto(&fatman, e))
+            .collect::<Vec<_>>())
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndpointApproval {
+    endpoint: String,
+    active: bool,
+}
+
+/// An admin approves (or withdraws) a public endpoint the manifest requested; PUB replicas hear
+/// of it at once.
+async fn approve_public_endpoint(
+    state: State,
+    token: AuthToken,
+    path: web::Path<(String, String)>,
+    body: web::Json<EndpointApproval>,
+) -> Result<HttpResponse, ApiError> {
+    let (name, version) = path.into_inner();
+    let body = body.into_inner();
+    let dto = with_caller(state, token, move |conn, state, caller| {
+        require_scope(caller, "call_admin_api")?;
+        let fatman = crate::registry::exact_fatman(conn, &name, &version)?;
+        let wanted = permission::normalize_endpoint(&body.endpoint);
+        let mut request = fatmen::list_public_endpoint_requests(conn)?
+            .into_iter()
+            .find(|e| e.fatman_id == fatman.id && permission::normalize_endpoint(&e.endpoint) == wanted)
+            .ok_or_else(|| {
+                ApiError::NotFound(format!(
+                    "fatman {name} {version} did not request public endpoint {wanted}"
+                ))
+            })?;
+        fatmen::set_public_endpoint_active(conn, &request.id, body.active)?;
+        request.active = body.active;
+        crate::events::fatman_changed(state, &fatman.name);
+        tracing::info!(fatman = %fatman.name, version = %fatman.version, endpoint = %wanted, active = body.active, by = %caller.username(), "public endpoint changed");
+        Ok(endpoint_request_dto(&fatman, &request))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(dto))
 }

@@ -254,7 +254,7 @@ async fn update_user(
 ) -> Result<HttpResponse, ApiError> {
     let username = path.into_inner();
     let body = body.into_inner();
-    let user = with_caller(state, token, move |conn, _, caller| {
+    let user = with_caller(state, token, move |conn, state, caller| {
         require_scope(caller, "call_admin_api")?;
         let user = accounts::find_user(conn, &username)?;
         for (field, value) in [("email", &body.email), ("first_name", &body.first_name), ("last_name", &body.last_name)] {
@@ -271,6 +271,9 @@ async fn update_user(
             is_superuser: body.is_superuser,
         };
         users::update(conn, user.id, &changes)?;
+        if changes.is_active.is_some() {
+            crate::events::everything_changed(state);
+        }
         tracing::info!(user = %user.username, by = %caller.username(), active = ?changes.is_active, "user updated");
         accounts::find_user(conn, &user.username)
     })
@@ -310,7 +313,7 @@ async fn delete_user(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let username = path.into_inner();
-    with_caller(state, token, move |conn, _, caller| {
+    with_caller(state, token, move |conn, state, caller| {
         require_scope(caller, "call_admin_api")?;
         let user = accounts::find_user(conn, &username)?;
         if caller.username() == user.username {
@@ -319,6 +322,7 @@ async fn delete_user(
             ));
         }
         users::delete(conn, user.id)?;
+        crate::events::everything_changed(state);
         tracing::info!(user = %user.username, by = %caller.username(), "user deleted");
         Ok(())
     })

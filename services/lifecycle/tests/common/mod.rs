@@ -96,6 +96,7 @@ impl TestApp {
         let auth_key = format!("test-key-{}", uuid::Uuid::new_v4());
         let mut env: Vec<(String, String)> = vec![
             ("HTTP_ADDR".into(), "127.0.0.1:0".into()),
+            ("GRPC_ADDR".into(), "127.0.0.1:0".into()),
             ("HTTP_WORKERS".into(), "1".into()),
             ("DATABASE_URL".into(), database_url),
             ("DATABASE_MAX_CONNECTIONS".into(), "4".into()),
