@@ -7,6 +7,7 @@
 
 mod connection;
 mod error;
+pub mod lease;
 pub mod models;
 pub mod repo;
 pub mod schema;

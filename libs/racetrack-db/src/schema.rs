@@ -39,6 +39,9 @@ diesel::table! {
         deployed_by -> Nullable<Text>,
         last_call_time -> Nullable<Timestamp>,
         infrastructure_target -> Nullable<Text>,
+        /// Set by the lifecycle supervisor (migration 0002); not part of [`crate::models::Fatman`]
+        /// so lifecycle's full-row writes never touch it.
+        last_check_time -> Nullable<Timestamp>,
     }
 }
 
@@ -145,6 +148,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    racetrack_lease (name) {
+        name -> Text,
+        holder -> Text,
+        acquire_time -> Timestamp,
+        expire_time -> Timestamp,
+    }
+}
+
 diesel::joinable!(registry_fatman -> registry_fatmanfamily (family_id));
 diesel::joinable!(registry_publicendpointrequest -> registry_fatman (fatman_id));
 diesel::joinable!(registry_authtoken -> registry_authsubject (auth_subject_id));
@@ -162,4 +174,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     registry_authsubject,
     registry_authtoken,
     registry_authresourcepermission,
+    racetrack_lease,
 );

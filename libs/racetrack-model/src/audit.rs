@@ -8,12 +8,25 @@ pub enum AuditLogEventType {
     FatmanDeployed,
     FatmanRedeployed,
     FatmanDeleted,
+    /// Supervisor (not in the original): a registered fatman is gone from its infrastructure.
+    FatmanLost,
+    /// Supervisor: a fatman found in the infrastructure without a registry entry was registered
+    /// as `orphaned`.
+    FatmanOrphaned,
+    /// Supervisor: an orphan's container was removed after the grace period.
+    FatmanOrphanRemoved,
+    /// Supervisor: re-provisioning a lost fatman failed (a success is `fatman_deployed`).
+    FatmanReconcileFailed,
 }
 
 wire_enum!(AuditLogEventType, "audit log event type", {
     FatmanDeployed => "fatman_deployed",
     FatmanRedeployed => "fatman_redeployed",
     FatmanDeleted => "fatman_deleted",
+    FatmanLost => "fatman_lost",
+    FatmanOrphaned => "fatman_orphaned",
+    FatmanOrphanRemoved => "fatman_orphan_removed",
+    FatmanReconcileFailed => "fatman_reconcile_failed",
 });
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,6 +73,18 @@ impl AuditLogEventType {
             AuditLogEventType::FatmanDeleted => {
                 format!("Fatman {fatman_name} {fatman_version} {owner} deleted by {executor}")
             }
+            AuditLogEventType::FatmanLost => format!(
+                "Fatman {fatman_name} {fatman_version} was not found in its infrastructure and was marked lost by {executor}"
+            ),
+            AuditLogEventType::FatmanOrphaned => format!(
+                "Fatman {fatman_name} {fatman_version} was found running without a registry entry and was registered as orphaned by {executor}"
+            ),
+            AuditLogEventType::FatmanOrphanRemoved => format!(
+                "Orphaned fatman {fatman_name} {fatman_version} was removed by {executor}"
+            ),
+            AuditLogEventType::FatmanReconcileFailed => format!(
+                "Reprovisioning lost fatman {fatman_name} {fatman_version} failed ({executor})"
+            ),
         }
     }
 }
@@ -131,6 +156,25 @@ mod tests {
     }
 
     #[test]
+    fn supervisor_events_read_as_sentences() {
+        assert_eq!(
+            render_audit_event("fatman_lost", "adder", "1.0.0", Some("racetrack"), None).unwrap(),
+            "Fatman adder 1.0.0 was not found in its infrastructure and was marked lost by racetrack"
+        );
+        assert_eq!(
+            render_audit_event(
+                "fatman_orphan_removed",
+                "adder",
+                "1.0.0",
+                Some("racetrack"),
+                None
+            )
+            .unwrap(),
+            "Orphaned fatman adder 1.0.0 was removed by racetrack"
+        );
+    }
+
+    #[test]
     fn unknown_type_is_an_error() {
         let err = render_audit_event("fatman_moved", "a", "1.0.0", None, None).unwrap_err();
         assert_eq!(
@@ -144,7 +188,15 @@ mod tests {
         let names: Vec<&str> = AuditLogEventType::ALL.iter().map(|t| t.as_str()).collect();
         assert_eq!(
             names,
-            ["fatman_deployed", "fatman_redeployed", "fatman_deleted"]
+            [
+                "fatman_deployed",
+                "fatman_redeployed",
+                "fatman_deleted",
+                "fatman_lost",
+                "fatman_orphaned",
+                "fatman_orphan_removed",
+                "fatman_reconcile_failed"
+            ]
         );
         for t in AuditLogEventType::ALL {
             assert_eq!(serde_json::to_string(t).unwrap(), format!("\"{t}\""));

@@ -5,4 +5,5 @@ pub mod auth;
 pub mod deployments;
 pub mod escs;
 pub mod fatmen;
+pub mod supervisor;
 pub mod users;

@@ -1,0 +1,274 @@
+//! Supervisor configuration: environment variables with documented defaults (architecture.md,
+//! "Configuration conventions"; intervals from runtime.md §5.2).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// | env var | default | meaning |
+/// |---|---|---|
+/// | `HTTP_ADDR` | `0.0.0.0:7106` | `/live`, `/ready`, `/health`, `/metrics` |
+/// | `DATABASE_URL` | `sqlite://racetrack.db` | the Lifecycle's database (`postgres://…` or `sqlite://PATH`) |
+/// | `DATABASE_MAX_CONNECTIONS` | `4` | pool size (Postgres leadership uses one more, outside the pool) |
+/// | `AUTH_KEY` | — | signs the supervisor's internal token for Lifecycle; with SQLite read from `<db>.auth_key` when unset |
+/// | `LIFECYCLE_AUTH_TOKEN` | — | a ready internal token instead of signing one |
+/// | `LIFECYCLE_URL` | `http://127.0.0.1:7102` | where reconcile asks Lifecycle to re-provision |
+/// | `INFRASTRUCTURE_TARGET` | `docker` | targets to watch (comma-separated; `none` = no target) |
+/// | `DOCKER_NETWORK` | `racetrack` | network of fatman containers (as Lifecycle's) |
+/// | `SYNC_INTERVAL_SECS` | `60` | registry ↔ infrastructure sync and health checks |
+/// | `RECONCILE_INTERVAL_SECS` | `600` | re-provisioning of lost fatmen |
+/// | `ORPHAN_GRACE_SECS` | `600` | an orphan's container is removed this long after it was registered |
+/// | `ORPHAN_DRY_RUN` | `false` | report orphans due for removal instead of removing them |
+/// | `LEASE_SECS` | `15` | leadership lease (SQLite lease row expiry; renewal every third of it) |
+/// | `LEASE_RETRY_SECS` | `5` | how often a replica that does not lead tries to |
+/// | `CHECK_CONCURRENCY` | `32` | fatmen health-checked at once |
+/// | `DEPLOYMENT_STALE_SECS` | `3600` | an in-progress deployment older than this no longer shields its fatman |
+/// | `RECONCILE_TIMEOUT_SECS` | `300` | longest wait for one re-provisioning |
+/// | `REDIS_URL` | — | publish fatman status changes for PUB's cache (`racetrack:invalidate`) |
+/// | `GIT_VERSION` | `dev` | reported by `/health` |
+///
+/// Durations accept fractions (`0.5`); each must be positive.
+#[derive(Clone)]
+pub struct Config {
+    pub http_addr: SocketAddr,
+    pub database_url: String,
+    pub database_max_connections: u32,
+    pub auth_key: Option<String>,
+    pub lifecycle_auth_token: Option<String>,
+    pub lifecycle_url: String,
+    pub infrastructure_targets: Vec<String>,
+    pub docker_network: String,
+    pub sync_interval: Duration,
+    pub reconcile_interval: Duration,
+    pub orphan_grace: Duration,
+    pub orphan_dry_run: bool,
+    pub lease: Duration,
+    pub lease_retry: Duration,
+    pub check_concurrency: usize,
+    pub deployment_stale: Duration,
+    pub reconcile_timeout: Duration,
+    pub redis_url: Option<String>,
+    pub git_version: String,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Secrets (AUTH_KEY, the token, a password in DATABASE_URL or REDIS_URL) are left out.
+        f.debug_struct("Config")
+            .field("http_addr", &self.http_addr)
+            .field(
+                "database",
+                &self.database_url.split("://").next().unwrap_or(""),
+            )
+            .field("lifecycle_url", &self.lifecycle_url)
+            .field("infrastructure_targets", &self.infrastructure_targets)
+            .field("sync_interval", &self.sync_interval)
+            .field("reconcile_interval", &self.reconcile_interval)
+            .field("orphan_grace", &self.orphan_grace)
+            .field("orphan_dry_run", &self.orphan_dry_run)
+            .field("lease", &self.lease)
+            .field("lease_retry", &self.lease_retry)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let parse_bool = |k: &str, default: bool| -> Result<bool, ConfigError> {
+            match get(k) {
+                None => Ok(default),
+                Some(v) => match v.to_ascii_lowercase().as_str() {
+                    "1" | "true" | "t" | "yes" | "y" => Ok(true),
+                    "0" | "false" | "f" | "no" | "n" => Ok(false),
+                    _ => Err(ConfigError(format!("{k} must be true or false, got {v:?}"))),
+                },
+            }
+        };
+        let secs = |k: &str, default: f64| -> Result<Duration, ConfigError> {
+            let Some(v) = get(k) else {
+                return Ok(Duration::from_secs_f64(default));
+            };
+            match v.parse::<f64>() {
+                Ok(n) if n.is_finite() && n > 0.0 && n < 1e9 => Ok(Duration::from_secs_f64(n)),
+                _ => Err(ConfigError(format!(
+                    "{k} must be a positive number of seconds, got {v:?}"
+                ))),
+            }
+        };
+        let count = |k: &str, default: u64| -> Result<u64, ConfigError> {
+            match get(k) {
+                None => Ok(default),
+                Some(v) => match v.parse::<u64>() {
+                    Ok(n) if n > 0 => Ok(n),
+                    _ => Err(ConfigError(format!(
+                        "{k} must be a positive whole number, got {v:?}"
+                    ))),
+                },
+            }
+        };
+        let http_addr = get("HTTP_ADDR").unwrap_or_else(|| "0.0.0.0:7106".into());
+        let lifecycle_url = get("LIFECYCLE_URL")
+            .unwrap_or_else(|| "http://127.0.0.1:7102".into())
+            .trim_end_matches('/')
+            .to_string();
+        if !(lifecycle_url.starts_with("http://") || lifecycle_url.starts_with("https://")) {
+            return Err(ConfigError(format!(
+                "LIFECYCLE_URL must start with http:// or https://, got {lifecycle_url:?}"
+            )));
+        }
+        let infrastructure_targets = match get("INFRASTRUCTURE_TARGET").as_deref() {
+            None => vec!["docker".to_string()],
+            Some("none") => vec![],
+            Some(list) => {
+                let names: Vec<String> = list
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                for name in &names {
+                    if name != "docker" {
+                        return Err(ConfigError(format!(
+                            "INFRASTRUCTURE_TARGET {name:?} is not supported (available: docker, none)"
+                        )));
+                    }
+                }
+                names
+            }
+        };
+        let lease = secs("LEASE_SECS", 15.0)?;
+        let lease_retry = secs("LEASE_RETRY_SECS", 5.0)?;
+        Ok(Config {
+            http_addr: http_addr.parse().map_err(|_| {
+                ConfigError(format!("HTTP_ADDR must be host:port, got {http_addr:?}"))
+            })?,
+            database_url: get("DATABASE_URL").unwrap_or_else(|| "sqlite://racetrack.db".into()),
+            database_max_connections: u32::try_from(count("DATABASE_MAX_CONNECTIONS", 4)?)
+                .map_err(|_| ConfigError("DATABASE_MAX_CONNECTIONS is too large".into()))?,
+            auth_key: get("AUTH_KEY"),
+            lifecycle_auth_token: get("LIFECYCLE_AUTH_TOKEN"),
+            lifecycle_url,
+            infrastructure_targets,
+            docker_network: get("DOCKER_NETWORK").unwrap_or_else(|| "racetrack".into()),
+            sync_interval: secs("SYNC_INTERVAL_SECS", 60.0)?,
+            reconcile_interval: secs("RECONCILE_INTERVAL_SECS", 600.0)?,
+            orphan_grace: match get("ORPHAN_GRACE_SECS").as_deref() {
+                // Zero is allowed here: remove orphans at the first sync that sees them.
+                Some("0") => Duration::ZERO,
+                _ => secs("ORPHAN_GRACE_SECS", 600.0)?,
+            },
+            orphan_dry_run: parse_bool("ORPHAN_DRY_RUN", false)?,
+            lease,
+            lease_retry,
+            check_concurrency: count("CHECK_CONCURRENCY", 32)?.min(1024) as usize,
+            deployment_stale: secs("DEPLOYMENT_STALE_SECS", 3600.0)?,
+            reconcile_timeout: secs("RECONCILE_TIMEOUT_SECS", 300.0)?,
+            redis_url: get("REDIS_URL"),
+            git_version: get("GIT_VERSION").unwrap_or_else(|| "dev".into()),
+        })
+    }
+
+    /// Where Lifecycle keeps the generated `AUTH_KEY` of the embedded SQLite default.
+    pub fn sqlite_key_file(&self) -> Option<PathBuf> {
+        let path = self
+            .database_url
+            .strip_prefix("sqlite://")
+            .or_else(|| self.database_url.strip_prefix("sqlite:"))?;
+        Some(PathBuf::from(format!("{path}.auth_key")))
+    }
+
+    /// How often a leader renews its lease: a third of it, so two renewals may fail in a row.
+    pub fn lease_renewal(&self) -> Duration {
+        self.lease / 3
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_spec() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.http_addr.port(), 7106);
+        assert_eq!(c.sync_interval, Duration::from_secs(60));
+        assert_eq!(c.reconcile_interval, Duration::from_secs(600));
+        assert_eq!(c.orphan_grace, Duration::from_secs(600));
+        assert!(!c.orphan_dry_run);
+        assert_eq!(c.lifecycle_url, "http://127.0.0.1:7102");
+        assert_eq!(c.infrastructure_targets, ["docker"]);
+        assert_eq!(c.lease_renewal(), Duration::from_secs(5));
+        assert_eq!(
+            c.sqlite_key_file().unwrap(),
+            PathBuf::from("racetrack.db.auth_key")
+        );
+    }
+
+    #[test]
+    fn short_intervals_and_zero_grace_for_tests() {
+        let c = cfg(&[
+            ("SYNC_INTERVAL_SECS", "0.5"),
+            ("ORPHAN_GRACE_SECS", "0"),
+            ("ORPHAN_DRY_RUN", "yes"),
+            ("INFRASTRUCTURE_TARGET", "none"),
+        ])
+        .unwrap();
+        assert_eq!(c.sync_interval, Duration::from_millis(500));
+        assert_eq!(c.orphan_grace, Duration::ZERO);
+        assert!(c.orphan_dry_run);
+        assert!(c.infrastructure_targets.is_empty());
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        for (k, v) in [
+            ("SYNC_INTERVAL_SECS", "0"),
+            ("SYNC_INTERVAL_SECS", "-1"),
+            ("RECONCILE_INTERVAL_SECS", "soon"),
+            ("ORPHAN_DRY_RUN", "maybe"),
+            ("HTTP_ADDR", "nope"),
+            ("CHECK_CONCURRENCY", "0"),
+            ("LIFECYCLE_URL", "ftp://x"),
+            ("INFRASTRUCTURE_TARGET", "kubernetes"),
+        ] {
+            let err = cfg(&[(k, v)]).unwrap_err().to_string();
+            assert!(err.contains(k), "{k}={v}: {err}");
+        }
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let c = cfg(&[
+            ("AUTH_KEY", "s3cret-key"),
+            ("LIFECYCLE_AUTH_TOKEN", "tok-123456"),
+            ("DATABASE_URL", "postgres://u:pw@h/db"),
+        ])
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("tok-123456") && !shown.contains("pw@"),
+            "{shown}"
+        );
+    }
+}

@@ -1,0 +1,91 @@
+//! `/live`, `/ready`, `/health` (JSON: leadership, last sync and reconcile, statuses, orphans)
+//! and `/metrics` — served by every replica, leader or not.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{web, HttpResponse};
+use racetrack_telemetry::{metrics_handler, RequestTelemetry};
+use serde_json::json;
+
+use crate::Supervisor;
+
+type Data = web::Data<Arc<Supervisor>>;
+
+async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"live": true}))
+}
+
+async fn database_ok(sup: &Data) -> bool {
+    let sup = sup.get_ref().clone();
+    web::block(move || sup.db.ping()).await.unwrap_or(false)
+}
+
+/// Ready when the database answers: without it the supervisor can neither lead nor sync.
+async fn ready(sup: Data) -> HttpResponse {
+    let leader = sup.leadership.is_leader();
+    if database_ok(&sup).await {
+        HttpResponse::Ok().json(json!({"ready": true, "leader": leader}))
+    } else {
+        HttpResponse::ServiceUnavailable().json(json!({
+            "ready": false,
+            "leader": leader,
+            "details": "database unreachable",
+        }))
+    }
+}
+
+async fn health(sup: Data) -> HttpResponse {
+    let database = database_ok(&sup).await;
+    let report = sup.report();
+    let config = &sup.config;
+    let body = json!({
+        "service": "lifecycle-supervisor",
+        "git_version": config.git_version,
+        "status": if database { "pass" } else { "fail" },
+        "database_connected": database,
+        "leader": sup.leadership.is_leader(),
+        "holder": sup.leadership.holder(),
+        "targets": sup.targets.keys().collect::<Vec<_>>(),
+        "config": {
+            "sync_interval_secs": config.sync_interval.as_secs_f64(),
+            "reconcile_interval_secs": config.reconcile_interval.as_secs_f64(),
+            "orphan_grace_secs": config.orphan_grace.as_secs_f64(),
+            "orphan_dry_run": config.orphan_dry_run,
+            "lease_secs": config.lease.as_secs_f64(),
+            "lease_retry_secs": config.lease_retry.as_secs_f64(),
+        },
+        "syncs_completed": report.syncs_completed,
+        "last_sync": report.last_sync,
+        "last_sync_error": report.last_sync_error,
+        "last_reconcile": report.last_reconcile,
+        "orphans": report.orphans,
+    });
+    if database {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::InternalServerError().json(body)
+    }
+}
+
+/// The probes server on an already bound listener (one worker: it only answers probes).
+pub fn server(sup: Arc<Supervisor>, listener: TcpListener) -> std::io::Result<Server> {
+    let telemetry = sup.telemetry.clone();
+    let data: Data = web::Data::new(sup);
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .wrap(RequestTelemetry::new(telemetry.clone()))
+            .app_data(data.clone())
+            .app_data(web::Data::from(telemetry.clone()))
+            .route("/live", web::get().to(live))
+            .route("/ready", web::get().to(ready))
+            .route("/health", web::get().to(health))
+            .route("/metrics", web::get().to(metrics_handler))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

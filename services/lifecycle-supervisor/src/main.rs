@@ -1,0 +1,110 @@
+//! `lifecycle-supervisor`: keeps fatman statuses true to the infrastructure, removes orphans and
+//! re-provisions lost fatmen while it leads; serves probes and metrics until SIGTERM/Ctrl-C.
+//! Configuration comes from environment variables (see `lifecycle_supervisor::config`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lifecycle_supervisor::config::Config;
+use lifecycle_supervisor::leader::{self, LEASE_NAME};
+use lifecycle_supervisor::Supervisor;
+use racetrack_db::lease::LeaderLock;
+
+fn main() {
+    if let Some(arg) = std::env::args().nth(1) {
+        if arg == "--help" || arg == "-h" {
+            println!(
+                "lifecycle-supervisor: syncs fatman statuses with the infrastructure, removes orphans,\n\
+                 re-provisions lost fatmen (one leader among replicas); probes and metrics on HTTP_ADDR.\n\
+                 Configured with environment variables; see README.md (Lifecycle Supervisor)."
+            );
+            return;
+        }
+        if arg != "serve" {
+            eprintln!("error: unknown argument `{arg}` (the only command is `serve`, the default)");
+            std::process::exit(2);
+        }
+    }
+    if let Err(err) = run() {
+        eprintln!("error: {err}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), String> {
+    let _telemetry =
+        racetrack_telemetry::init("lifecycle-supervisor").map_err(|e| e.to_string())?;
+    let config = Config::from_env().map_err(|e| e.to_string())?;
+    // Two workers are plenty: the work is waiting on HTTP, Docker and the database.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(8)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("can't start the async runtime: {e}"))?;
+    runtime.block_on(serve(config))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    tracing::info!(?config, "starting the lifecycle supervisor");
+    let listener = std::net::TcpListener::bind(config.http_addr)
+        .map_err(|e| format!("can't listen on HTTP_ADDR {}: {e}", config.http_addr))?;
+    let database_url = config.database_url.clone();
+    let sup = tokio::task::spawn_blocking(move || Supervisor::prepare(config))
+        .await
+        .map_err(|e| e.to_string())??;
+    let sup = Arc::new(sup);
+    let lock = LeaderLock::new(
+        &sup.db,
+        &database_url,
+        LEASE_NAME,
+        sup.leadership.holder(),
+        sup.config.lease,
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let server = lifecycle_supervisor::http::server(sup.clone(), listener)
+        .map_err(|e| format!("can't start the HTTP server: {e}"))?;
+    let server_handle = server.handle();
+    let server_task = tokio::spawn(server);
+    tracing::info!(addr = %sup.config.http_addr, "lifecycle supervisor listening");
+
+    let leader_task = tokio::spawn(leader::run(sup.clone(), lock, stop.clone()));
+    let sync_task = tokio::spawn(sup.clone().sync_loop(stop.clone()));
+    let reconcile_task = tokio::spawn(sup.clone().reconcile_loop(stop.clone()));
+
+    shutdown_signal().await;
+    tracing::info!("stopping");
+    stop.store(true, Ordering::SeqCst);
+    sup.stopping.notify_waiters();
+    // The leadership is released first so another replica can take over at once.
+    let _ = tokio::time::timeout(Duration::from_secs(5), leader_task).await;
+    sync_task.abort();
+    reconcile_task.abort();
+    server_handle.stop(true).await;
+    let _ = server_task.await;
+    Ok(())
+}

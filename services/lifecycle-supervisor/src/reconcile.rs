@@ -1,0 +1,189 @@
+//! Reconcile (runtime.md §5.2): every `RECONCILE_INTERVAL_SECS`, each `lost` fatman that has a
+//! manifest is re-provisioned from its last built image. The supervisor asks Lifecycle to do it
+//! (`POST /api/v1/fatman/{name}/{version}/reprovision` with an internal token of user
+//! `racetrack`), so the provisioning rules (env vars, family tokens, audit `fatman_deployed`)
+//! live in one place. One fatman at a time; a failure is logged, counted and audited
+//! (`fatman_reconcile_failed`) and does not stop the others.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use racetrack_db::repo::{fatmen, supervisor as repo};
+use racetrack_model::AuditLogEventType;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::plan::LOST;
+use crate::{audit, Supervisor, EXECUTOR};
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReconcileReport {
+    pub finished_at: i64,
+    pub attempted: usize,
+    pub succeeded: usize,
+    pub failed: Vec<ReconcileFailure>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReconcileFailure {
+    pub name: String,
+    pub version: String,
+    pub error: String,
+}
+
+impl Supervisor {
+    /// Reconciles every `RECONCILE_INTERVAL_SECS` while leading (first run one interval after
+    /// start, as the original's scheduler), until `stop`.
+    pub async fn reconcile_loop(self: Arc<Self>, stop: Arc<AtomicBool>) {
+        loop {
+            if self.pause(self.config.reconcile_interval, &stop).await {
+                break;
+            }
+            if !self.until_leader(&stop).await {
+                break;
+            }
+            let report = self.reconcile_once().await;
+            if report.attempted > 0 {
+                tracing::info!(
+                    attempted = report.attempted,
+                    succeeded = report.succeeded,
+                    failed = report.failed.len(),
+                    "reconcile done"
+                );
+            }
+        }
+    }
+
+    pub async fn reconcile_once(&self) -> ReconcileReport {
+        let stale = chrono::Duration::from_std(self.config.deployment_stale)
+            .unwrap_or(chrono::Duration::MAX);
+        let lost = self
+            .blocking(move |conn| {
+                let since = racetrack_db::now()
+                    .checked_sub_signed(stale)
+                    .unwrap_or(chrono::NaiveDateTime::MIN);
+                let busy = repo::deployments_in_progress(conn, since)?;
+                Ok(fatmen::list(conn)?
+                    .into_iter()
+                    .filter(|f| f.status == LOST && f.manifest.is_some())
+                    .filter(|f| !busy.contains(&(f.name.clone(), f.version.clone())))
+                    .map(|f| (f.name, f.version, f.deployed_by))
+                    .collect::<Vec<_>>())
+            })
+            .await;
+        let mut report = ReconcileReport::default();
+        let lost = match lost {
+            Ok(lost) => lost,
+            Err(e) => {
+                tracing::error!(error = %e, "reconcile: cannot read lost fatmen");
+                return report;
+            }
+        };
+        for (name, version, owner) in lost {
+            if !self.leadership.is_leader() {
+                tracing::warn!("reconcile stopped: not the leader any more");
+                break;
+            }
+            report.attempted += 1;
+            self.metrics.reconcile_attempts.inc();
+            tracing::info!(fatman = %name, version = %version, "re-provisioning lost fatman");
+            match self.reprovision(&name, &version).await {
+                Ok(()) => {
+                    report.succeeded += 1;
+                    tracing::info!(fatman = %name, version = %version, "lost fatman re-provisioned: running again");
+                    self.events
+                        .publish(racetrack_events::Event::Fatman { name: name.clone() });
+                }
+                Err(error) => {
+                    self.metrics.reconcile_failures.inc();
+                    tracing::error!(fatman = %name, version = %version, %error, "failed to reconcile fatman");
+                    let (n, v, e) = (name.clone(), version.clone(), error.clone());
+                    if let Err(db_error) = self
+                        .blocking(move |conn| {
+                            audit(
+                                conn,
+                                AuditLogEventType::FatmanReconcileFailed,
+                                &n,
+                                &v,
+                                owner.as_deref(),
+                                Some(json!({ "error": e })),
+                            )
+                        })
+                        .await
+                    {
+                        tracing::error!(error = %db_error, "could not audit the failed reconcile");
+                    }
+                    report.failed.push(ReconcileFailure {
+                        name,
+                        version,
+                        error,
+                    });
+                }
+            }
+        }
+        report.finished_at = chrono::Utc::now().timestamp();
+        let stored = report.clone();
+        self.update_report(|r| r.last_reconcile = Some(stored));
+        report
+    }
+
+    /// Asks Lifecycle to run the fatman's last image again; waits for the outcome.
+    async fn reprovision(&self, name: &str, version: &str) -> Result<(), String> {
+        let token = self.lifecycle_token()?;
+        let url = format!(
+            "{}/api/v1/fatman/{name}/{version}/reprovision",
+            self.config.lifecycle_url
+        );
+        let response = self
+            .lifecycle
+            .post(&url)
+            .header("X-Racetrack-Auth", token)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "Lifecycle at {} is unreachable: {e}",
+                    self.config.lifecycle_url
+                )
+            })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = response.text().await.unwrap_or_default();
+        let message = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(String::from))
+            .unwrap_or_else(|| body.chars().take(500).collect());
+        Err(format!("Lifecycle answered {status}: {message}"))
+    }
+
+    /// `LIFECYCLE_AUTH_TOKEN`, or an internal token signed with `AUTH_KEY` (with SQLite, the key
+    /// Lifecycle generated beside the database, read when needed: Lifecycle may start later).
+    pub fn lifecycle_token(&self) -> Result<String, String> {
+        if let Some(token) = &self.config.lifecycle_auth_token {
+            return Ok(token.clone());
+        }
+        let key = match &self.config.auth_key {
+            Some(key) => key.clone(),
+            None => {
+                let path = self.config.sqlite_key_file().ok_or(
+                    "neither LIFECYCLE_AUTH_TOKEN nor AUTH_KEY is set (required with Postgres)",
+                )?;
+                let key = std::fs::read_to_string(&path)
+                    .map(|k| k.trim().to_string())
+                    .unwrap_or_default();
+                if key.is_empty() {
+                    return Err(format!(
+                        "no AUTH_KEY: set AUTH_KEY or LIFECYCLE_AUTH_TOKEN, or start Lifecycle once so it creates {}",
+                        path.display()
+                    ));
+                }
+                key
+            }
+        };
+        racetrack_auth::TokenSigner::new(&key)
+            .internal_token(EXECUTOR, &["full_access"])
+            .map_err(|e| format!("cannot sign the internal token: {e}"))
+    }
+}
