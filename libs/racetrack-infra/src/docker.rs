@@ -68,6 +68,10 @@ pub struct DockerTargetConfig {
     /// `--add-host` entries, e.g. `host.docker.internal:host-gateway` so fatmen reach PUB on the
     /// host.
     pub extra_hosts: Vec<String>,
+    /// `list` reports only managed containers attached to `network` (others belong to another
+    /// installation sharing the engine, e.g. parallel test platforms). Off by default: every
+    /// `racetrack.managed` container is listed.
+    pub list_network_only: bool,
 }
 
 impl Default for DockerTargetConfig {
@@ -78,6 +82,7 @@ impl Default for DockerTargetConfig {
             container_port: crate::FATMAN_PORT,
             pull: true,
             extra_hosts: vec!["host.docker.internal:host-gateway".into()],
+            list_network_only: false,
         }
     }
 }
@@ -294,7 +299,7 @@ impl DockerTarget {
         docker: &Docker,
         resource: &str,
     ) -> Result<Option<DeployedFatman>, InfraError> {
-        let summaries = list_managed(docker, Some(resource)).await?;
+        let summaries = list_managed(docker, Some(resource), None).await?;
         for summary in summaries {
             if container_name(&summary).as_deref() == Some(resource) {
                 return self.describe(docker, summary).await;
@@ -596,7 +601,11 @@ impl InfrastructureTarget for DockerTarget {
 
     async fn list(&self) -> Result<Vec<DeployedFatman>, InfraError> {
         let docker = self.client().await?;
-        let summaries = list_managed(docker, None).await?;
+        let network = self
+            .config
+            .list_network_only
+            .then_some(self.config.network.as_str());
+        let summaries = list_managed(docker, None, network).await?;
         let mut fatmen = Vec::with_capacity(summaries.len());
         for summary in summaries {
             if let Some(fatman) = self.describe(docker, summary).await? {
@@ -879,10 +888,14 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 async fn list_managed(
     docker: &Docker,
     resource: Option<&str>,
+    network: Option<&str>,
 ) -> Result<Vec<bollard::models::ContainerSummary>, InfraError> {
     let mut filters = HashMap::from([("label", vec![format!("{LABEL_MANAGED}=true")])]);
     if let Some(resource) = resource {
         filters.insert("name", vec![format!("^/{resource}$")]);
+    }
+    if let Some(network) = network {
+        filters.insert("network", vec![network.to_string()]);
     }
     let options = ListContainersOptionsBuilder::default()
         .all(true)

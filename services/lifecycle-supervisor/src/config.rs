@@ -15,6 +15,7 @@ use std::time::Duration;
 /// | `LIFECYCLE_URL` | `http://127.0.0.1:7102` | where reconcile asks Lifecycle to re-provision |
 /// | `INFRASTRUCTURE_TARGET` | `docker` | targets to watch (comma-separated; `none` = no target) |
 /// | `DOCKER_NETWORK` | `racetrack` | network of fatman containers (as Lifecycle's) |
+/// | `DOCKER_NETWORK_ONLY` | `false` | watch only containers on `DOCKER_NETWORK` (several installations on one engine) |
 /// | `SYNC_INTERVAL_SECS` | `60` | registry ↔ infrastructure sync and health checks |
 /// | `RECONCILE_INTERVAL_SECS` | `600` | re-provisioning of lost fatmen |
 /// | `ORPHAN_GRACE_SECS` | `600` | an orphan's container is removed this long after it was registered |
@@ -38,6 +39,7 @@ pub struct Config {
     pub lifecycle_url: String,
     pub infrastructure_targets: Vec<String>,
     pub docker_network: String,
+    pub docker_network_only: bool,
     pub sync_interval: Duration,
     pub reconcile_interval: Duration,
     pub orphan_grace: Duration,
@@ -162,6 +164,7 @@ impl Config {
             lifecycle_url,
             infrastructure_targets,
             docker_network: get("DOCKER_NETWORK").unwrap_or_else(|| "racetrack".into()),
+            docker_network_only: parse_bool("DOCKER_NETWORK_ONLY", false)?,
             sync_interval: secs("SYNC_INTERVAL_SECS", 60.0)?,
             reconcile_interval: secs("RECONCILE_INTERVAL_SECS", 600.0)?,
             orphan_grace: match get("ORPHAN_GRACE_SECS").as_deref() {

@@ -84,6 +84,7 @@ impl Supervisor {
                     let docker = racetrack_infra::DockerTarget::connect(
                         racetrack_infra::DockerTargetConfig {
                             network: config.docker_network.clone(),
+                            list_network_only: config.docker_network_only,
                             ..Default::default()
                         },
                     )
