@@ -1,0 +1,277 @@
+//! Who may call what, asked of Lifecycle (gRPC) and remembered: routes per (fatman, version
+//! query), decisions per (token, fatman version, endpoint). Stale entries are dropped on
+//! Lifecycle's invalidation events and expire after the TTL regardless.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use racetrack_events::{Event, Notification};
+use racetrack_proto::lifecycle::call_decision::Outcome;
+use racetrack_proto::lifecycle::lifecycle_client::LifecycleClient;
+use racetrack_proto::lifecycle::{AuthorizeCallRequest, ResolveFatmanRequest};
+use sha2::{Digest, Sha256};
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::cache::TtlCache;
+use crate::config::Config;
+use crate::metrics::PubMetrics;
+
+/// Metadata key of PUB's internal token on Lifecycle's gRPC API.
+const AUTH_METADATA: &str = "x-racetrack-auth";
+
+/// Where a fatman version runs.
+#[derive(Debug)]
+pub struct Route {
+    pub name: String,
+    pub version: String,
+    pub status: String,
+    pub internal_name: String,
+    pub public_endpoints: Vec<String>,
+}
+
+/// Lifecycle's answer about one caller token.
+#[derive(Debug)]
+pub struct Decision {
+    pub outcome: Outcome,
+    pub reason: String,
+    pub subject_type: String,
+    pub subject_name: String,
+    pub subject_id: String,
+}
+
+impl Decision {
+    pub fn allowed(&self) -> bool {
+        self.outcome == Outcome::Allowed
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("lifecycle is unavailable: {0}")]
+    Lifecycle(String),
+}
+
+#[derive(Hash, PartialEq, Eq)]
+struct RouteKey {
+    name: String,
+    version: String,
+}
+
+#[derive(Hash, PartialEq, Eq)]
+struct DecisionKey {
+    /// SHA-256 of the token: raw tokens are not kept around longer than a request.
+    token: [u8; 32],
+    name: String,
+    version: String,
+    endpoint: String,
+}
+
+pub struct Access {
+    client: LifecycleClient<Channel>,
+    token: Option<MetadataValue<tonic::metadata::Ascii>>,
+    timeout: Duration,
+    /// `None` remembers "no such fatman" too, so a flood of bad names does not reach Lifecycle.
+    routes: TtlCache<RouteKey, Option<Arc<Route>>>,
+    decisions: TtlCache<DecisionKey, Arc<Decision>>,
+    metrics: Arc<PubMetrics>,
+}
+
+impl Access {
+    pub fn new(config: &Config, metrics: Arc<PubMetrics>) -> anyhow::Result<Access> {
+        let channel = Endpoint::from_shared(config.lifecycle_grpc_url.clone())?
+            .connect_timeout(config.lifecycle_timeout)
+            .tcp_nodelay(true)
+            .connect_lazy();
+        let token = match &config.lifecycle_auth_token {
+            Some(t) => Some(t.parse().map_err(|_| {
+                anyhow::anyhow!("LIFECYCLE_AUTH_TOKEN is not a valid header value")
+            })?),
+            None => None,
+        };
+        Ok(Access {
+            client: LifecycleClient::new(channel),
+            token,
+            timeout: config.lifecycle_timeout,
+            routes: TtlCache::new((config.cache_capacity / 10).max(16), config.cache_ttl),
+            decisions: TtlCache::new(config.cache_capacity, config.cache_ttl),
+            metrics,
+        })
+    }
+
+    fn request<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(msg);
+        req.set_timeout(self.timeout);
+        if let Some(t) = &self.token {
+            req.metadata_mut().insert(AUTH_METADATA, t.clone());
+        }
+        req
+    }
+
+    async fn timed<T>(
+        &self,
+        method: &str,
+        call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T, tonic::Status> {
+        let start = Instant::now();
+        let result = match tokio::time::timeout(self.timeout, call).await {
+            Ok(r) => r,
+            Err(_) => Err(tonic::Status::deadline_exceeded(
+                "lifecycle did not answer in time",
+            )),
+        };
+        self.metrics
+            .lifecycle_call_time
+            .observe(start.elapsed().as_secs_f64());
+        let label = match &result {
+            Ok(_) => "ok",
+            Err(s) if s.code() == tonic::Code::NotFound => "not_found",
+            Err(_) => "error",
+        };
+        self.metrics
+            .lifecycle_calls
+            .with_label_values(&[method, label])
+            .inc();
+        result.map(tonic::Response::into_inner)
+    }
+
+    /// The fatman a version query means, from the cache or Lifecycle.
+    pub async fn route(&self, name: &str, version: &str) -> Result<Arc<Route>, AccessError> {
+        let key = RouteKey {
+            name: name.to_string(),
+            version: version.to_string(),
+        };
+        let not_found = || AccessError::NotFound(format!("fatman {name} {version} was not found"));
+        if let Some(hit) = self.routes.get(&key) {
+            self.metrics.cache_hits.with_label_values(&["route"]).inc();
+            return hit.ok_or_else(not_found);
+        }
+        self.metrics
+            .cache_misses
+            .with_label_values(&["route"])
+            .inc();
+        let mut client = self.client.clone();
+        let req = self.request(ResolveFatmanRequest {
+            name: name.to_string(),
+            version: version.to_string(),
+        });
+        match self
+            .timed("ResolveFatman", client.resolve_fatman(req))
+            .await
+        {
+            Ok(r) => {
+                let route = Arc::new(Route {
+                    name: r.name,
+                    version: r.version,
+                    status: r.status,
+                    internal_name: r.internal_name,
+                    public_endpoints: r.public_endpoints,
+                });
+                self.routes.insert(key, Some(route.clone()));
+                Ok(route)
+            }
+            Err(s) if s.code() == tonic::Code::NotFound => {
+                self.routes.insert(key, None);
+                Err(not_found())
+            }
+            Err(s) => Err(lifecycle_error(s)),
+        }
+    }
+
+    /// May `token` call `endpoint` of `route`?
+    pub async fn decide(
+        &self,
+        token: &str,
+        route: &Route,
+        endpoint: &str,
+    ) -> Result<Arc<Decision>, AccessError> {
+        let key = DecisionKey {
+            token: Sha256::digest(token.as_bytes()).into(),
+            name: route.name.clone(),
+            version: route.version.clone(),
+            endpoint: endpoint.to_string(),
+        };
+        if let Some(hit) = self.decisions.get(&key) {
+            self.metrics
+                .cache_hits
+                .with_label_values(&["decision"])
+                .inc();
+            return Ok(hit);
+        }
+        self.metrics
+            .cache_misses
+            .with_label_values(&["decision"])
+            .inc();
+        let mut client = self.client.clone();
+        let req = self.request(AuthorizeCallRequest {
+            token: token.to_string(),
+            fatman_name: route.name.clone(),
+            fatman_version: route.version.clone(),
+            endpoint: endpoint.to_string(),
+        });
+        let d = self
+            .timed("AuthorizeCall", client.authorize_call(req))
+            .await
+            .map_err(lifecycle_error)?;
+        let decision = Arc::new(Decision {
+            outcome: d.outcome(),
+            reason: d.reason,
+            subject_type: d.subject_type,
+            subject_name: d.subject_name,
+            subject_id: d.subject_id,
+        });
+        if decision.outcome == Outcome::Unspecified {
+            return Err(AccessError::Lifecycle("lifecycle gave no decision".into()));
+        }
+        self.decisions.insert(key, decision.clone());
+        Ok(decision)
+    }
+
+    /// Drops what an invalidation notification made stale.
+    pub fn apply(&self, n: &Notification) {
+        let kind = match n {
+            Notification::Connected => {
+                // Events may have been missed while disconnected.
+                self.clear();
+                "connected"
+            }
+            Notification::Disconnected => "disconnected",
+            Notification::Event(Event::All) => {
+                self.clear();
+                "all"
+            }
+            Notification::Event(Event::Subject { subject_id }) => {
+                // Decisions with no known subject (bad tokens) may have changed too: they are
+                // cheap to ask again.
+                self.decisions
+                    .retain(|_, d| !d.subject_id.is_empty() && d.subject_id != *subject_id);
+                "subject"
+            }
+            Notification::Event(Event::Fatman { name }) => {
+                self.routes.retain(|k, _| k.name != *name);
+                self.decisions.retain(|k, _| k.name != *name);
+                "fatman"
+            }
+        };
+        self.metrics.invalidations.with_label_values(&[kind]).inc();
+        tracing::debug!(kind, "cache invalidation");
+    }
+
+    pub fn clear(&self) {
+        self.routes.clear();
+        self.decisions.clear();
+    }
+}
+
+fn lifecycle_error(s: tonic::Status) -> AccessError {
+    AccessError::Lifecycle(match s.code() {
+        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
+            format!("lifecycle refused PUB's internal token: {}", s.message())
+        }
+        tonic::Code::DeadlineExceeded => "lifecycle did not answer in time".into(),
+        tonic::Code::Unavailable => format!("cannot reach lifecycle: {}", s.message()),
+        _ => format!("{:?}: {}", s.code(), s.message()),
+    })
+}

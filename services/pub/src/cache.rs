@@ -1,0 +1,132 @@
+//! A bounded, sharded map whose entries expire: PUB's memory of routes and decisions.
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const SHARDS: usize = 16;
+
+struct Entry<V> {
+    value: V,
+    expires: Instant,
+}
+
+pub struct TtlCache<K, V> {
+    shards: Vec<Mutex<HashMap<K, Entry<V>>>>,
+    hasher: RandomState,
+    per_shard: usize,
+    ttl: Duration,
+}
+
+impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
+    pub fn new(capacity: usize, ttl: Duration) -> Self {
+        TtlCache {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: RandomState::new(),
+            per_shard: capacity.div_ceil(SHARDS).max(1),
+            ttl,
+        }
+    }
+
+    fn shard(&self, key: &K) -> std::sync::MutexGuard<'_, HashMap<K, Entry<V>>> {
+        let i = (self.hasher.hash_one(key) as usize) % SHARDS;
+        // A poisoned shard only means a panic elsewhere mid-insert; the map itself is intact.
+        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn get(&self, key: &K) -> Option<V> {
+        let mut shard = self.shard(key);
+        match shard.get(key) {
+            Some(e) if e.expires > Instant::now() => Some(e.value.clone()),
+            Some(_) => {
+                shard.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub fn insert(&self, key: K, value: V) {
+        let now = Instant::now();
+        let mut shard = self.shard(&key);
+        if shard.len() >= self.per_shard && !shard.contains_key(&key) {
+            shard.retain(|_, e| e.expires > now);
+            if shard.len() >= self.per_shard {
+                // Still full of live entries: drop an arbitrary one; a miss only costs a lookup.
+                let mut first = true;
+                shard.retain(|_, _| !std::mem::take(&mut first));
+            }
+        }
+        shard.insert(
+            key,
+            Entry {
+                value,
+                expires: now + self.ttl,
+            },
+        );
+    }
+
+    /// Keeps only entries for which `keep` holds.
+    pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
+        for shard in &self.shards {
+            let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            shard.retain(|k, e| keep(k, &e.value));
+        }
+    }
+
+    pub fn clear(&self) {
+        self.retain(|_, _| false);
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_expire() {
+        let c = TtlCache::new(10, Duration::from_millis(30));
+        c.insert("a", 1);
+        assert_eq!(c.get(&"a"), Some(1));
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(c.get(&"a"), None);
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn size_stays_bounded() {
+        let c = TtlCache::new(64, Duration::from_secs(60));
+        for i in 0..10_000 {
+            c.insert(i, i);
+        }
+        assert!(c.len() <= 64, "{}", c.len());
+        c.insert(42_000, 1);
+        assert_eq!(c.get(&42_000), Some(1), "the newest entry is kept");
+    }
+
+    #[test]
+    fn retain_and_clear() {
+        let c = TtlCache::new(100, Duration::from_secs(60));
+        for i in 0..10 {
+            c.insert(i, i % 2);
+        }
+        c.retain(|_, v| *v == 0);
+        assert_eq!(c.len(), 5);
+        assert_eq!(c.get(&1), None);
+        c.clear();
+        assert!(c.is_empty());
+    }
+}

@@ -1,0 +1,204 @@
+//! PUB configuration: environment variables with documented defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// | env var | default | meaning |
+/// |---|---|---|
+/// | `PUB_ADDR` | `0.0.0.0:7105` | listen address (`PUB_PORT` alone sets the port) |
+/// | `WORKERS` | CPU count | proxy worker threads |
+/// | `LIFECYCLE_GRPC_URL` | `http://127.0.0.1:7112` | Lifecycle's internal gRPC API |
+/// | `LIFECYCLE_AUTH_TOKEN` | — | PUB's internal token (`lifecycle generate-auth pub`); required when `AUTH_REQUIRED` |
+/// | `LIFECYCLE_TIMEOUT` | `5` | seconds to wait for a Lifecycle answer (then 503) |
+/// | `AUTH_REQUIRED` | `true` | check callers' tokens; `false` forwards every call (development only) |
+/// | `AUTH_DEBUG` | `false` | detailed reasons in 401/403 bodies |
+/// | `AUTH_CACHE_TTL` | `10` | seconds a route or decision is reused without asking Lifecycle; bounds staleness when Redis is unavailable |
+/// | `AUTH_CACHE_CAPACITY` | `100000` | decisions kept at most (routes: a tenth) |
+/// | `REDIS_URL` | — | invalidation events from Lifecycle (`redis://host:6379`); unset = TTL only |
+/// | `UPSTREAM_CONNECT_TIMEOUT` | `5` | seconds to connect to a fatman (then 502) |
+/// | `UPSTREAM_TIMEOUT` | `300` | seconds until a fatman's response headers (then 504); keep below your clients' timeout |
+/// | `HEADER_READ_TIMEOUT` | `10` | seconds a client has to send its request headers (slow clients are cut) |
+/// | `MAX_HEADER_BYTES` | `65536` | request head size limit (431 above) |
+/// | `MAX_CONNECTIONS` | `10000` | concurrent client connections; more wait for a free slot |
+/// | `FORWARD_TO_PROTOCOL` | `http` | scheme used to reach fatmen |
+/// | `REQUEST_TRACING_HEADER` | `X-Request-Tracing-Id` | request id header, read and set |
+/// | `TLS_CERT_FILE`, `TLS_KEY_FILE` | — | PEM certificate chain and key: serve HTTPS instead of HTTP |
+/// | `GIT_VERSION` | `dev` | reported by `/health` |
+#[derive(Clone)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub workers: usize,
+    pub lifecycle_grpc_url: String,
+    pub lifecycle_auth_token: Option<String>,
+    pub lifecycle_timeout: Duration,
+    pub auth_required: bool,
+    pub auth_debug: bool,
+    pub cache_ttl: Duration,
+    pub cache_capacity: usize,
+    pub redis_url: Option<String>,
+    pub upstream_connect_timeout: Duration,
+    pub upstream_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_connections: usize,
+    pub forward_to_protocol: String,
+    pub request_tracing_header: String,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub git_version: String,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The internal token and a Redis password stay out of logs.
+        f.debug_struct("Config")
+            .field("addr", &self.addr)
+            .field("workers", &self.workers)
+            .field("lifecycle_grpc_url", &self.lifecycle_grpc_url)
+            .field("auth_required", &self.auth_required)
+            .field("cache_ttl", &self.cache_ttl)
+            .field(
+                "redis",
+                &self.redis_url.as_deref().map(racetrack_events::redact),
+            )
+            .field("upstream_timeout", &self.upstream_timeout)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let flag = |k: &str, default: bool| -> Result<bool, ConfigError> {
+            match get(k).map(|v| v.to_ascii_lowercase()) {
+                None => Ok(default),
+                Some(v) if ["1", "true", "yes", "y", "t"].contains(&v.as_str()) => Ok(true),
+                Some(v) if ["0", "false", "no", "n", "f"].contains(&v.as_str()) => Ok(false),
+                Some(v) => Err(ConfigError(format!("{k} must be true or false, got {v:?}"))),
+            }
+        };
+        let num = |k: &str, default: u64| -> Result<u64, ConfigError> {
+            get(k).map_or(Ok(default), |v| {
+                v.parse()
+                    .map_err(|_| ConfigError(format!("{k} must be a whole number, got {v:?}")))
+            })
+        };
+        let secs = |k: &str, default: u64| -> Result<Duration, ConfigError> {
+            match num(k, default)? {
+                0 => Err(ConfigError(format!("{k} must be at least 1 second"))),
+                n => Ok(Duration::from_secs(n)),
+            }
+        };
+        let addr = match (get("PUB_ADDR"), get("PUB_PORT")) {
+            (Some(a), _) => a,
+            (None, Some(port)) => format!("0.0.0.0:{port}"),
+            (None, None) => "0.0.0.0:7105".into(),
+        };
+        let auth_required = flag("AUTH_REQUIRED", true)?;
+        let lifecycle_auth_token = get("LIFECYCLE_AUTH_TOKEN");
+        if auth_required && lifecycle_auth_token.is_none() {
+            return Err(ConfigError(
+                "LIFECYCLE_AUTH_TOKEN is required when AUTH_REQUIRED is true (create one with `lifecycle generate-auth pub`)".into(),
+            ));
+        }
+        let tls = match (get("TLS_CERT_FILE"), get("TLS_KEY_FILE")) {
+            (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError(
+                    "TLS_CERT_FILE and TLS_KEY_FILE go together".into(),
+                ))
+            }
+        };
+        let forward_to_protocol = get("FORWARD_TO_PROTOCOL").unwrap_or_else(|| "http".into());
+        if forward_to_protocol != "http" {
+            return Err(ConfigError(format!(
+                "FORWARD_TO_PROTOCOL {forward_to_protocol:?} is not supported (only http)"
+            )));
+        }
+        Ok(Config {
+            addr: addr
+                .parse()
+                .map_err(|_| ConfigError(format!("PUB_ADDR must be host:port, got {addr:?}")))?,
+            workers: num(
+                "WORKERS",
+                std::thread::available_parallelism().map_or(2, |n| n.get() as u64),
+            )?
+            .max(1) as usize,
+            lifecycle_grpc_url: get("LIFECYCLE_GRPC_URL")
+                .unwrap_or_else(|| "http://127.0.0.1:7112".into()),
+            lifecycle_auth_token,
+            lifecycle_timeout: secs("LIFECYCLE_TIMEOUT", 5)?,
+            auth_required,
+            auth_debug: flag("AUTH_DEBUG", false)?,
+            cache_ttl: secs("AUTH_CACHE_TTL", 10)?,
+            cache_capacity: num("AUTH_CACHE_CAPACITY", 100_000)?.max(16) as usize,
+            redis_url: get("REDIS_URL"),
+            upstream_connect_timeout: secs("UPSTREAM_CONNECT_TIMEOUT", 5)?,
+            upstream_timeout: secs("UPSTREAM_TIMEOUT", 300)?,
+            header_read_timeout: secs("HEADER_READ_TIMEOUT", 10)?,
+            max_header_bytes: num("MAX_HEADER_BYTES", 64 * 1024)?.max(8192) as usize,
+            max_connections: num("MAX_CONNECTIONS", 10_000)?.max(1) as usize,
+            forward_to_protocol,
+            request_tracing_header: get("REQUEST_TRACING_HEADER")
+                .unwrap_or_else(|| "X-Request-Tracing-Id".into()),
+            tls,
+            git_version: get("GIT_VERSION").unwrap_or_else(|| "dev".into()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn defaults_need_a_token_when_auth_is_required() {
+        let err = cfg(&[]).unwrap_err().to_string();
+        assert!(err.contains("LIFECYCLE_AUTH_TOKEN"), "{err}");
+        let c = cfg(&[("LIFECYCLE_AUTH_TOKEN", "t")]).unwrap();
+        assert_eq!(c.addr.port(), 7105);
+        assert!(c.auth_required);
+        assert_eq!(c.cache_ttl, Duration::from_secs(10));
+        let open = cfg(&[("AUTH_REQUIRED", "false"), ("PUB_PORT", "7205")]).unwrap();
+        assert_eq!(open.addr.port(), 7205);
+    }
+
+    #[test]
+    fn bad_values_are_named_and_secrets_hidden() {
+        assert!(cfg(&[("AUTH_REQUIRED", "false"), ("AUTH_CACHE_TTL", "0")]).is_err());
+        assert!(cfg(&[("AUTH_REQUIRED", "false"), ("PUB_ADDR", "x")]).is_err());
+        assert!(cfg(&[("AUTH_REQUIRED", "false"), ("TLS_CERT_FILE", "c")]).is_err());
+        let c = cfg(&[
+            ("LIFECYCLE_AUTH_TOKEN", "sekrit-token"),
+            ("REDIS_URL", "redis://:pw123@r:6379"),
+        ])
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("sekrit") && !shown.contains("pw123"),
+            "{shown}"
+        );
+    }
+}

@@ -1,0 +1,123 @@
+//! Every way a call can fail, mapped once to a status and a JSON body that says which hop failed.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{header, Response, StatusCode};
+use serde_json::json;
+
+use crate::access::AccessError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("Method not allowed")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    /// Lifecycle could not be asked: fail closed.
+    #[error("{0}")]
+    Lifecycle(String),
+    /// The fatman has no address (lost, never started).
+    #[error("{0}")]
+    FatmanUnavailable(String),
+    #[error("cannot connect to the fatman: {0}")]
+    Connect(String),
+    #[error("the fatman did not answer within {0} s")]
+    Timeout(u64),
+    #[error("the fatman's response was broken: {0}")]
+    Upstream(String),
+}
+
+impl From<AccessError> for ProxyError {
+    fn from(e: AccessError) -> Self {
+        match e {
+            AccessError::NotFound(m) => ProxyError::NotFound(m),
+            AccessError::Lifecycle(m) => ProxyError::Lifecycle(m),
+        }
+    }
+}
+
+/// What the error body says about the fatman, when PUB got that far.
+#[derive(Default)]
+pub struct FatmanContext<'a> {
+    pub name: Option<&'a str>,
+    pub version: Option<&'a str>,
+    pub status: Option<&'a str>,
+}
+
+impl ProxyError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::NotFound(_) => StatusCode::NOT_FOUND,
+            ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ProxyError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ProxyError::Lifecycle(_) | ProxyError::FatmanUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ProxyError::Connect(_) | ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The hop that failed: `pub` (the request itself), `auth`, `lifecycle` or `fatman`.
+    pub fn hop(&self) -> &'static str {
+        match self {
+            ProxyError::BadRequest(_) | ProxyError::NotFound(_) | ProxyError::MethodNotAllowed => {
+                "pub"
+            }
+            ProxyError::Unauthenticated(_) | ProxyError::Forbidden(_) => "auth",
+            ProxyError::Lifecycle(_) => "lifecycle",
+            ProxyError::FatmanUnavailable(_)
+            | ProxyError::Connect(_)
+            | ProxyError::Timeout(_)
+            | ProxyError::Upstream(_) => "fatman",
+        }
+    }
+
+    pub fn response(&self, request_id: &str, fatman: &FatmanContext<'_>) -> Response<Full<Bytes>> {
+        let status = self.status();
+        // The original's prefixes: "Reverse proxy error" once the fatman was reached for.
+        let prefix = match self.hop() {
+            "fatman" => "Reverse proxy error",
+            _ => "Proxy request error",
+        };
+        let mut body = json!({
+            "error": format!("{prefix}: {self}"),
+            "status": status.canonical_reason().unwrap_or(""),
+            "hop": self.hop(),
+            "requestId": request_id,
+        });
+        if let Some(n) = fatman.name {
+            body["fatmanName"] = json!(n);
+        }
+        if let Some(v) = fatman.version {
+            body["fatmanVersion"] = json!(v);
+        }
+        if let Some(s) = fatman.status {
+            body["fatmanStatus"] = json!(s);
+        }
+        let mut resp = json_response(status, &body);
+        if matches!(self, ProxyError::MethodNotAllowed) {
+            resp.headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static("GET, POST"));
+        }
+        resp
+    }
+}
+
+pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}

@@ -1,0 +1,61 @@
+//! Accepting connections: HTTP/1.1 with bounded heads, a deadline on slow request heads, a cap on
+//! concurrent connections, upgrades allowed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::proxy::Pub;
+
+/// Serves until the listener fails.
+pub async fn serve(listener: TcpListener, app: Arc<Pub>) -> anyhow::Result<()> {
+    let slots = Arc::new(Semaphore::new(app.config.max_connections));
+    loop {
+        let permit = slots.clone().acquire_owned().await?;
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and the like: wait a moment instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        tokio::spawn(async move {
+            serve_connection(stream, peer, app).await;
+            drop(permit);
+        });
+    }
+}
+
+pub async fn serve_connection<I>(io: I, peer: SocketAddr, app: Arc<Pub>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = {
+        let app = app.clone();
+        service_fn(move |req| {
+            let app = app.clone();
+            async move { Ok::<_, std::convert::Infallible>(app.handle(req, peer).await) }
+        })
+    };
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(app.config.header_read_timeout)
+        .max_header_size(app.config.max_header_bytes)
+        .max_buf_size(app.config.max_header_bytes.max(64 * 1024) * 2)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    if let Err(e) = conn.await {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}

@@ -1,0 +1,616 @@
+//! PUB end to end over real sockets: a fake Lifecycle (the real gRPC contract, scripted answers)
+//! and fake fatmen (well-behaved, slow, broken). Real fatmen behind the real Lifecycle are
+//! exercised in integration-tests/tests/pub.rs.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use racetrack_proto::lifecycle::call_decision::Outcome;
+use racetrack_proto::lifecycle::lifecycle_server::{Lifecycle, LifecycleServer};
+use racetrack_proto::lifecycle::{
+    AuthorizeCallRequest, CallDecision, FatmanRoute, ResolveFatmanRequest,
+};
+use racetrack_pub::config::Config;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tonic::Status;
+
+const PUB_TOKEN: &str = "internal-pub-token";
+
+#[derive(Default)]
+struct FakeLifecycle {
+    routes: Mutex<HashMap<String, FatmanRoute>>,
+    /// token → (outcome, subject id)
+    tokens: Mutex<HashMap<String, (Outcome, String)>>,
+    resolves: AtomicUsize,
+    authorizes: AtomicUsize,
+    down: AtomicBool,
+}
+
+struct FakeService(Arc<FakeLifecycle>);
+
+#[tonic::async_trait]
+impl Lifecycle for FakeService {
+    async fn resolve_fatman(
+        &self,
+        req: tonic::Request<ResolveFatmanRequest>,
+    ) -> Result<tonic::Response<FatmanRoute>, Status> {
+        assert_eq!(req.metadata().get("x-racetrack-auth").unwrap(), PUB_TOKEN);
+        self.0.resolves.fetch_add(1, Ordering::SeqCst);
+        if self.0.down.load(Ordering::SeqCst) {
+            return Err(Status::unavailable("down"));
+        }
+        let r = req.into_inner();
+        self.0
+            .routes
+            .lock()
+            .unwrap()
+            .get(&r.name)
+            .cloned()
+            .map(tonic::Response::new)
+            .ok_or_else(|| Status::not_found("no such fatman"))
+    }
+
+    async fn authorize_call(
+        &self,
+        req: tonic::Request<AuthorizeCallRequest>,
+    ) -> Result<tonic::Response<CallDecision>, Status> {
+        self.0.authorizes.fetch_add(1, Ordering::SeqCst);
+        if self.0.down.load(Ordering::SeqCst) {
+            return Err(Status::unavailable("down"));
+        }
+        let r = req.into_inner();
+        let (outcome, subject_id) = self
+            .0
+            .tokens
+            .lock()
+            .unwrap()
+            .get(&r.token)
+            .cloned()
+            .unwrap_or((Outcome::Unauthenticated, String::new()));
+        // Endpoint-restricted permission: the "limited" subject may only call /api/v1/perform.
+        let outcome = if subject_id == "limited" && r.endpoint != "/api/v1/perform" {
+            Outcome::Forbidden
+        } else {
+            outcome
+        };
+        Ok(tonic::Response::new(CallDecision {
+            outcome: outcome.into(),
+            reason: format!("decided for {}", r.endpoint),
+            subject_type: "esc".into(),
+            subject_name: format!("consumer-{subject_id}"),
+            subject_id,
+        }))
+    }
+}
+
+async fn spawn_lifecycle(fake: Arc<FakeLifecycle>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(LifecycleServer::new(FakeService(fake)))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    addr
+}
+
+/// A fatman that echoes what reached it, streams on `/stream` and echoes bytes after an upgrade.
+async fn spawn_echo_fatman() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let svc = service_fn(|mut req: Request<hyper::body::Incoming>| async move {
+                    let path = req.uri().path().to_string();
+                    if path.ends_with("/stream") {
+                        let (tx, rx) =
+                            tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
+                        tokio::spawn(async move {
+                            let _ = tx
+                                .send(Ok(Frame::data(Bytes::from("data: first\n\n"))))
+                                .await;
+                            tokio::time::sleep(Duration::from_millis(1500)).await;
+                            let _ = tx
+                                .send(Ok(Frame::data(Bytes::from("data: second\n\n"))))
+                                .await;
+                        });
+                        let body = StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+                        let resp = Response::builder()
+                            .header("content-type", "text/event-stream")
+                            .body(http_body_util::Either::Left(body))
+                            .unwrap();
+                        return Ok::<_, Infallible>(resp);
+                    }
+                    if req.headers().contains_key("upgrade") {
+                        let on = hyper::upgrade::on(&mut req);
+                        tokio::spawn(async move {
+                            let mut io = TokioIo::new(on.await.unwrap());
+                            let mut buf = [0u8; 64];
+                            let n = io.read(&mut buf).await.unwrap();
+                            io.write_all(&buf[..n]).await.unwrap();
+                        });
+                        let resp = Response::builder()
+                            .status(101)
+                            .header("connection", "upgrade")
+                            .header("upgrade", "echo")
+                            .body(http_body_util::Either::Right(Full::new(Bytes::new())))
+                            .unwrap();
+                        return Ok(resp);
+                    }
+                    let headers: serde_json::Map<String, Value> = req
+                        .headers()
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), Value::from(v.to_str().unwrap_or(""))))
+                        .collect();
+                    let body = req.into_body().collect().await.unwrap().to_bytes();
+                    let echo = serde_json::json!({"path": path, "headers": headers, "body": String::from_utf8_lossy(&body)});
+                    Ok(Response::builder()
+                        .header("content-type", "application/json")
+                        .header("location", "http://127.0.0.1:1/pub/fatman/echo/1/moved")
+                        .body(http_body_util::Either::Right(Full::new(Bytes::from(
+                            echo.to_string(),
+                        ))))
+                        .unwrap())
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// A "fatman" that reads the request and answers with `reply` bytes (then closes), or never.
+async fn spawn_raw_fatman(reply: Option<&'static [u8]>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                match reply {
+                    Some(r) => {
+                        let _ = stream.write_all(r).await;
+                    }
+                    None => tokio::time::sleep(Duration::from_secs(30)).await,
+                }
+            });
+        }
+    });
+    addr
+}
+
+struct Harness {
+    pub_url: String,
+    pub_addr: SocketAddr,
+    lifecycle: Arc<FakeLifecycle>,
+    client: reqwest::Client,
+    _pub: racetrack_pub::Running,
+}
+
+fn route(name: &str, internal_name: String, public: &[&str]) -> FatmanRoute {
+    FatmanRoute {
+        id: format!("id-{name}"),
+        name: name.into(),
+        version: "1.0.0".into(),
+        status: "running".into(),
+        internal_name,
+        public_endpoints: public.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+async fn harness(extra: &[(&str, &str)]) -> Harness {
+    let lifecycle = Arc::new(FakeLifecycle::default());
+    let lc_addr = spawn_lifecycle(lifecycle.clone()).await;
+    let echo = spawn_echo_fatman().await;
+    let garbage = spawn_raw_fatman(Some(b"this is not http\r\n\r\n")).await;
+    let half = spawn_raw_fatman(Some(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten..",
+    ))
+    .await;
+    let silent = spawn_raw_fatman(None).await;
+    let refused = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    {
+        let mut routes = lifecycle.routes.lock().unwrap();
+        routes.insert(
+            "echo".into(),
+            route("echo", echo.to_string(), &["/api/v1/public"]),
+        );
+        routes.insert("garbage".into(), route("garbage", garbage.to_string(), &[]));
+        routes.insert("half".into(), route("half", half.to_string(), &[]));
+        routes.insert("silent".into(), route("silent", silent.to_string(), &[]));
+        routes.insert("refused".into(), route("refused", refused.to_string(), &[]));
+        let mut lost = route("lost", String::new(), &[]);
+        lost.status = "lost".into();
+        routes.insert("lost".into(), lost);
+        let mut tokens = lifecycle.tokens.lock().unwrap();
+        tokens.insert("good".into(), (Outcome::Allowed, "s-good".into()));
+        tokens.insert("other".into(), (Outcome::Allowed, "s-other".into()));
+        tokens.insert("nope".into(), (Outcome::Forbidden, "s-nope".into()));
+        tokens.insert("limited".into(), (Outcome::Allowed, "limited".into()));
+    }
+    let mut vars: HashMap<String, String> = [
+        ("PUB_ADDR", "127.0.0.1:0".to_string()),
+        ("LIFECYCLE_GRPC_URL", format!("http://{lc_addr}")),
+        ("LIFECYCLE_AUTH_TOKEN", PUB_TOKEN.to_string()),
+        ("UPSTREAM_TIMEOUT", "1".to_string()),
+        ("HEADER_READ_TIMEOUT", "1".to_string()),
+        ("LIFECYCLE_TIMEOUT", "2".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    for (k, v) in extra {
+        vars.insert(k.to_string(), v.to_string());
+    }
+    let config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    let running = racetrack_pub::start(config).await.unwrap();
+    Harness {
+        pub_url: format!("http://{}/pub", running.addr),
+        pub_addr: running.addr,
+        lifecycle,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap(),
+        _pub: running,
+    }
+}
+
+impl Harness {
+    /// Sends bytes as they are; returns what came back before PUB closed or went quiet.
+    async fn raw(&self, request: &str) -> String {
+        let mut s = TcpStream::connect(self.pub_addr).await.unwrap();
+        s.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 8192];
+        let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        String::from_utf8_lossy(&buf[..n]).to_string()
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = self.client.get(format!("{}{}", self.pub_url, path));
+        if let Some(t) = token {
+            req = req.header("X-Racetrack-Auth", t);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn allowed_calls_reach_the_fatman_with_identity_but_without_credentials() {
+    let h = harness(&[]).await;
+    let resp = h
+        .client
+        .post(format!(
+            "{}/fatman/echo/latest/api//v1/./perform?x=1",
+            h.pub_url
+        ))
+        .header("X-Racetrack-Auth", "good")
+        .header("X-Racetrack-Caller", "forged-admin")
+        .header("X-Request-Tracing-Id", "trace-123")
+        .body("{\"numbers\": [1, 2]}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-request-tracing-id"], "trace-123");
+    assert_eq!(resp.headers()["location"], "/pub/fatman/echo/1/moved");
+    let echo: Value = resp.json().await.unwrap();
+    assert_eq!(echo["path"], "/pub/fatman/echo/latest/api/v1/perform");
+    assert_eq!(echo["body"], "{\"numbers\": [1, 2]}");
+    let headers = &echo["headers"];
+    assert_eq!(headers["x-racetrack-caller"], "consumer-s-good");
+    assert_eq!(headers["x-racetrack-caller-type"], "esc");
+    assert_eq!(headers["x-request-tracing-id"], "trace-123");
+    assert!(headers.get("x-racetrack-auth").is_none(), "{headers}");
+    // The same path without the /pub prefix, and the token as a cookie (dashboard sessions).
+    let resp = h
+        .client
+        .get(format!(
+            "http://{}/fatman/echo/1.0.0/api/v1/perform",
+            h.pub_addr
+        ))
+        .header("Cookie", "X-Racetrack-Auth=good")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn refusals_have_the_right_status_and_say_which_hop() {
+    let h = harness(&[]).await;
+    let (s, body) = h.get("/fatman/echo/latest/api/v1/perform", None).await;
+    assert_eq!((s, body["hop"].as_str()), (401, Some("auth")), "{body}");
+    let (s, _) = h
+        .get(
+            "/fatman/echo/latest/api/v1/perform",
+            Some("garbage.token.x"),
+        )
+        .await;
+    assert_eq!(s, 401);
+    let (s, body) = h
+        .get("/fatman/echo/latest/api/v1/perform", Some("nope"))
+        .await;
+    assert_eq!(s, 403, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("decided for /api/v1/perform"),
+        "{body}"
+    );
+    let (s, _) = h
+        .get("/fatman/echo/latest/api/v1/perform", Some("limited"))
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = h
+        .get("/fatman/echo/latest/api/v1/other", Some("limited"))
+        .await;
+    assert_eq!(s, 403);
+    // Dot segments cannot turn a permitted endpoint into another one.
+    let (s, _) = h
+        .get(
+            "/fatman/echo/latest/api/v1/perform/../other",
+            Some("limited"),
+        )
+        .await;
+    assert_eq!(s, 403);
+    let (s, body) = h.get("/fatman/nothing/latest/x", Some("good")).await;
+    assert_eq!((s, body["fatmanName"].as_str()), (404, Some("nothing")));
+    // HTTP clients resolve dot segments themselves; a raw request shows what PUB does.
+    let head = h.raw("GET /pub/fatman/echo/latest/%2e%2e/%2e%2e/other/1/x HTTP/1.1\r\nHost: x\r\nX-Racetrack-Auth: good\r\n\r\n").await;
+    assert!(
+        head.starts_with("HTTP/1.1 400") && head.contains("\"hop\":\"pub\""),
+        "{head}"
+    );
+    let head = h.raw("GET /pub/fatman/echo/latest/x/../../../other/1/x HTTP/1.1\r\nHost: x\r\nX-Racetrack-Auth: good\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    let (s, _) = h.get("/fatman/echo/latest/a%2Fb", Some("good")).await;
+    assert_eq!(s, 400);
+    let resp = h
+        .client
+        .put(format!("{}/fatman/echo/latest/x", h.pub_url))
+        .header("X-Racetrack-Auth", "good")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "GET, POST");
+    let (s, body) = h
+        .get("/fatman/lost/latest/api/v1/perform", Some("good"))
+        .await;
+    assert_eq!(
+        (s, body["fatmanStatus"].as_str()),
+        (503, Some("lost")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn public_endpoints_and_probes_need_no_token_but_only_they() {
+    let h = harness(&[]).await;
+    assert_eq!(
+        h.get("/fatman/echo/latest/api/v1/public", None).await.0,
+        200
+    );
+    assert_eq!(
+        h.get("/fatman/echo/latest/api/v1/public/sub", None).await.0,
+        200
+    );
+    assert_eq!(
+        h.get("/fatman/echo/latest/api/v1/publicity", None).await.0,
+        401
+    );
+    assert_eq!(h.get("/fatman/echo/latest/live", None).await.0, 200);
+    assert_eq!(
+        h.get("/fatman/echo/latest/api/v1/perform", None).await.0,
+        401
+    );
+    assert_eq!(
+        h.lifecycle.authorizes.load(Ordering::SeqCst),
+        0,
+        "no token, nothing to ask"
+    );
+}
+
+#[tokio::test]
+async fn warm_cache_asks_lifecycle_nothing_and_fails_closed_when_it_is_gone() {
+    let h = harness(&[("AUTH_CACHE_TTL", "2")]).await;
+    for _ in 0..20 {
+        assert_eq!(
+            h.get("/fatman/echo/latest/api/v1/perform", Some("good"))
+                .await
+                .0,
+            200
+        );
+    }
+    assert_eq!(h.lifecycle.resolves.load(Ordering::SeqCst), 1);
+    assert_eq!(h.lifecycle.authorizes.load(Ordering::SeqCst), 1);
+    h.lifecycle.down.store(true, Ordering::SeqCst);
+    // Cached allow: still served.
+    assert_eq!(
+        h.get("/fatman/echo/latest/api/v1/perform", Some("good"))
+            .await
+            .0,
+        200
+    );
+    // Not cached: refused, and the body names Lifecycle.
+    let (s, body) = h
+        .get("/fatman/echo/latest/api/v1/perform", Some("other"))
+        .await;
+    assert_eq!(
+        (s, body["hop"].as_str()),
+        (503, Some("lifecycle")),
+        "{body}"
+    );
+    // After the TTL the cached allow is gone too.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        h.get("/fatman/echo/latest/api/v1/perform", Some("good"))
+            .await
+            .0,
+        503
+    );
+}
+
+#[tokio::test]
+async fn broken_slow_and_missing_fatmen_are_explained() {
+    let h = harness(&[]).await;
+    let (s, body) = h.get("/fatman/garbage/latest/x", Some("good")).await;
+    assert_eq!((s, body["hop"].as_str()), (502, Some("fatman")), "{body}");
+    let (s, body) = h.get("/fatman/refused/latest/x", Some("good")).await;
+    assert_eq!(s, 502, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("cannot connect"),
+        "{body}"
+    );
+    let (s, body) = h.get("/fatman/silent/latest/x", Some("good")).await;
+    assert_eq!(s, 504, "{body}");
+    // Truncated body: the client sees a broken response, not a hang; PUB keeps serving.
+    let r = h
+        .client
+        .get(format!("{}/fatman/half/latest/x", h.pub_url))
+        .header("X-Racetrack-Auth", "good")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.bytes().await.is_err());
+    assert_eq!(h.get("/fatman/echo/latest/x", Some("good")).await.0, 200);
+}
+
+#[tokio::test]
+async fn hostile_clients_are_bounded() {
+    let h = harness(&[]).await;
+    // Huge header → 431.
+    let big = "x".repeat(100_000);
+    let resp = h
+        .client
+        .get(format!("{}/fatman/echo/latest/x", h.pub_url))
+        .header("X-Big", big)
+        .send()
+        .await;
+    match resp {
+        Ok(r) => assert_eq!(r.status(), 431),
+        Err(e) => assert!(e.is_request() || e.is_connect(), "{e}"),
+    }
+    // Slowloris: a head that never ends is cut after HEADER_READ_TIMEOUT (1 s here).
+    let mut slow = TcpStream::connect(h.pub_addr).await.unwrap();
+    slow.write_all(b"GET /pub/live HTTP/1.1\r\nHost: x\r\nX-A: ")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the slow connection was not closed");
+    // Others are served meanwhile.
+    assert_eq!(h.get("/live", None).await.0, 200);
+}
+
+#[tokio::test]
+async fn streams_and_upgrades_pass_through() {
+    let h = harness(&[]).await;
+    let resp = h
+        .client
+        .get(format!("{}/fatman/echo/latest/stream", h.pub_url))
+        .header("X-Racetrack-Auth", "good")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut stream = resp.bytes_stream();
+    let start = std::time::Instant::now();
+    let first = futures_util::StreamExt::next(&mut stream)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&first[..], b"data: first\n\n");
+    assert!(
+        start.elapsed() < Duration::from_millis(1000),
+        "first event was buffered"
+    );
+    let second = futures_util::StreamExt::next(&mut stream)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&second[..], b"data: second\n\n");
+
+    for (token, expect) in [("", "401"), ("good", "101")] {
+        let mut s = TcpStream::connect(h.pub_addr).await.unwrap();
+        let req = format!("GET /pub/fatman/echo/latest/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\nX-Racetrack-Auth: {token}\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = s.read(&mut buf).await.unwrap();
+        let head = String::from_utf8_lossy(&buf[..n]).to_string();
+        assert!(head.starts_with(&format!("HTTP/1.1 {expect}")), "{head}");
+        if expect == "101" {
+            s.write_all(b"ping over the upgrade").await.unwrap();
+            let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(&buf[..n], b"ping over the upgrade");
+        }
+    }
+}
+
+#[tokio::test]
+async fn own_routes_answer_without_lifecycle() {
+    let h = harness(&[]).await;
+    assert_eq!(
+        h.get("/live", None).await,
+        (200, serde_json::json!({"live": true}))
+    );
+    let (s, health) = h.get("/health", None).await;
+    assert_eq!(
+        (
+            s,
+            health["service"].as_str(),
+            health["auth_required"].as_bool()
+        ),
+        (200, Some("pub"), Some(true))
+    );
+    h.get("/fatman/echo/latest/x", Some("good")).await;
+    let metrics = h
+        .client
+        .get(format!("{}/metrics", h.pub_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .contains("pub_fatman_proxy_requests{fatman_name=\"echo\",fatman_version=\"1.0.0\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("pub_auth_cache_misses"), "{metrics}");
+    assert_eq!(h.lifecycle.resolves.load(Ordering::SeqCst), 1);
+}
