@@ -32,3 +32,4 @@ lint:
 bench:
 	python3 bench/lifecycle.py
 	python3 bench/deploy.py
+	python3 bench/supervisor.py

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole platform on the embedded default: SQLite in .data/, the local Docker engine, a
 # local registry on 127.0.0.1:5000 and base images made by debootstrap (nothing is pulled).
-# Services so far: lifecycle (REST API :7102) and image-builder (gRPC :7101, health :7111).
+# Services so far: lifecycle (REST API :7102), image-builder (gRPC :7101, health :7111) and the
+# lifecycle supervisor (health/metrics :7106).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +16,7 @@ bash scripts/registry.sh
 bash scripts/base-images.sh
 
 mkdir -p .data/build-logs .data/workspaces
-cargo build --release -p lifecycle -p image-builder
+cargo build --release -p lifecycle -p image-builder -p lifecycle-supervisor
 bin="${CARGO_TARGET_DIR:-target}/release"
 
 pids=()
@@ -30,6 +31,10 @@ pids+=($!)
 DATABASE_URL="${DATABASE_URL:-sqlite://.data/racetrack.db}" IMAGE_BUILDER_URL=http://127.0.0.1:7101 \
   "$bin/lifecycle" serve &
 pids+=($!)
-echo "lifecycle: http://localhost:7102/api/v1/info   image-builder: http://localhost:7111/health"
+# The supervisor shares lifecycle's database (and reads the AUTH_KEY lifecycle keeps beside it).
+DATABASE_URL="${DATABASE_URL:-sqlite://.data/racetrack.db}" LIFECYCLE_URL=http://127.0.0.1:7102 \
+  HTTP_ADDR=127.0.0.1:7106 "$bin/lifecycle-supervisor" &
+pids+=($!)
+echo "lifecycle: http://localhost:7102/api/v1/info   image-builder: http://localhost:7111/health   supervisor: http://localhost:7106/health"
 echo "(data in .data/; the admin password is printed once on first start)"
 wait -n "${pids[@]}"

@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""Lifecycle supervisor benchmark (not a test): one full check of 200 fatmen, and idle RSS.
+
+Starts 200 tiny fatman containers (static busybox httpd answering /live and /ready, labelled like
+managed fatmen) on a private Docker network, registers them in a fresh SQLite database and runs the
+release supervisor against it. A check is what one sync does: list the containers, read the
+registry, GET /live, /ready and /metrics of every fatman (concurrently), write what changed. Its
+duration comes from the supervisor's /health (`last_sync.duration_ms`). Baseline, measured in the
+same run: the same 200 x (/live, /ready, /metrics) requests made one after another from Python.
+Targets (issue 5): one check of 200 fatmen <= 2 s, idle RSS <= 20 MB.
+
+Needs Docker and busybox-static (`scripts/test-services.sh` installs it). Binary:
+target/release/lifecycle-supervisor (BENCH_PROFILE=debug for target/debug).
+"""
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+PROFILE = os.environ.get("BENCH_PROFILE", "release")
+BIN = os.path.join(TARGET, PROFILE, "lifecycle-supervisor")
+N = int(os.environ.get("BENCH_FATMEN", "200"))
+SYNCS = int(os.environ.get("BENCH_SYNCS", "5"))
+IMAGE = "racetrack-bench-fatman:latest"
+RUN_ID = uuid.uuid4().hex[:6]
+NETWORK = f"racetrack-bench-{RUN_ID}"
+
+START_SH = """echo '{"live":true}' > /www/live
+exec /bin/busybox httpd -f -p 7000 -h /www
+"""
+DOCKERFILE = """FROM scratch
+COPY busybox /bin/busybox
+COPY start.sh /start.sh
+COPY www/ /www/
+CMD ["/bin/busybox", "sh", "/start.sh"]
+"""
+
+
+def sh(*args, check=True):
+    out = subprocess.run(args, capture_output=True, text=True)
+    if check and out.returncode != 0:
+        sys.exit(f"{' '.join(args)} failed: {out.stderr.strip()}")
+    return out.stdout.strip()
+
+
+def build_image(work):
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    if not os.path.exists(busybox):
+        sys.exit("busybox-static is needed (apt-get install busybox-static)")
+    ctx = os.path.join(work, "image")
+    os.makedirs(os.path.join(ctx, "www"))
+    shutil.copy(busybox, os.path.join(ctx, "busybox"))
+    with open(os.path.join(ctx, "start.sh"), "w") as f:
+        f.write(START_SH)
+    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+        f.write(DOCKERFILE)
+    with open(os.path.join(ctx, "www", "ready"), "w") as f:
+        f.write('{"ready":true}\n')
+    sh("docker", "build", "-q", "-t", IMAGE, ctx)
+
+
+def container(i):
+    return f"fatman-bench{RUN_ID}-{i:03d}-v-1-0-0"
+
+
+def start_container(i):
+    sh("docker", "run", "-d", "--name", container(i), "--network", NETWORK,
+       "-p", "127.0.0.1::7000", "--memory", "16m",
+       "--label", "racetrack.managed=true",
+       "--label", f"racetrack.fatman.name=bench{RUN_ID}-{i:03d}",
+       "--label", "racetrack.fatman.version=1.0.0", IMAGE)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def get_json(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_supervisor(db_url, port, extra):
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HTTP_ADDR": f"127.0.0.1:{port}",
+        "DATABASE_URL": db_url,
+        "DOCKER_NETWORK": NETWORK,
+        "DOCKER_NETWORK_ONLY": "true",
+        "AUTH_KEY": "bench-key",
+        "RUST_LOG": "warn",
+    }
+    env.update(extra)
+    proc = subprocess.Popen([BIN], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        if proc.poll() is not None:
+            sys.exit(f"supervisor exited early with {proc.returncode}")
+        try:
+            if get_json(f"http://127.0.0.1:{port}/ready", 1)["ready"]:
+                return proc
+        except OSError:
+            pass
+        time.sleep(0.05)
+    sys.exit("supervisor did not become ready")
+
+
+def register(db_path):
+    conn = sqlite3.connect(db_path)
+    now = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+    for i in range(N):
+        name = f"bench{RUN_ID}-{i:03d}"
+        fam = str(uuid.uuid4())
+        conn.execute("INSERT INTO registry_fatmanfamily (id, name) VALUES (?, ?)", (fam, name))
+        conn.execute(
+            "INSERT INTO registry_fatman (id, family_id, name, version, status, create_time, update_time,"
+            " manifest, internal_name, image_tag, deployed_by, infrastructure_target)"
+            " VALUES (?, ?, ?, '1.0.0', 'created', ?, ?, ?, NULL, 'bench', 'bench', 'docker')",
+            (str(uuid.uuid4()), fam, name, now, now, f"name: {name}\nversion: 1.0.0\n"))
+    conn.commit()
+    conn.close()
+
+
+def sequential_baseline(addresses):
+    start = time.perf_counter()
+    for address in addresses:
+        for path in ("/live", "/ready", "/metrics"):
+            try:
+                with urllib.request.urlopen(f"http://{address}{path}", timeout=3) as r:
+                    r.read()
+            except urllib.error.HTTPError:
+                pass  # busybox has no /metrics: 404, as the supervisor sees too
+    return time.perf_counter() - start
+
+
+def main():
+    if not os.path.exists(BIN):
+        sys.exit(f"{BIN} is missing: cargo build --release -p lifecycle-supervisor")
+    if subprocess.run(["docker", "version"], capture_output=True).returncode != 0:
+        sys.exit("the Docker engine is needed")
+    work = tempfile.mkdtemp(prefix="rt-bench-supervisor-")
+    procs = []
+    try:
+        build_image(work)
+        sh("docker", "network", "create", NETWORK)
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(start_container, range(N)))
+        print(f"started {N} fatman containers in {time.perf_counter() - t0:.1f} s")
+
+        db_path = os.path.join(work, "racetrack.db")
+        db_url = f"sqlite://{db_path}"
+        # 1. Idle, nothing to watch: migrates the database, then only serves probes.
+        port = free_port()
+        idle = start_supervisor(db_url, port, {"INFRASTRUCTURE_TARGET": "none"})
+        procs.append(idle)
+        time.sleep(2)
+        idle_empty = rss_mb(idle.pid)
+        idle.terminate()
+        idle.wait(10)
+
+        # 2. 200 registered fatmen, synced every 3 s.
+        register(db_path)
+        port = free_port()
+        sup = start_supervisor(db_url, port, {"SYNC_INTERVAL_SECS": "3", "CHECK_CONCURRENCY": "32"})
+        procs.append(sup)
+        durations, seen, first = [], 0, None
+        deadline = time.time() + 30 + SYNCS * 5
+        while len(durations) < SYNCS and time.time() < deadline:
+            h = get_json(f"http://127.0.0.1:{port}/health")
+            if h["syncs_completed"] > seen and h["last_sync"]:
+                seen = h["syncs_completed"]
+                last = h["last_sync"]
+                if first is None:
+                    first = last
+                durations.append(last["duration_ms"] / 1000)
+            time.sleep(0.1)
+        if not durations:
+            sys.exit(f"no sync finished: {h}")
+        if first["health_checked"] != N or first["counts"].get("running") != N:
+            sys.exit(f"expected {N} running fatmen, got {first}")
+        time.sleep(1.0)  # between syncs: idle
+        idle_200 = rss_mb(sup.pid)
+
+        conn = sqlite3.connect(db_path)
+        addresses = [r[0] for r in conn.execute(
+            "SELECT internal_name FROM registry_fatman WHERE name LIKE ?", (f"bench{RUN_ID}-%",))]
+        checked = conn.execute(
+            "SELECT count(*) FROM registry_fatman WHERE last_check_time IS NOT NULL").fetchone()[0]
+        conn.close()
+        baseline = sequential_baseline(addresses)
+
+        steady = durations[1:] or durations
+        check = statistics.median(steady)
+        print(f"fatmen registered and running:            {N} (last_check_time set on {checked})")
+        print(f"first check (writes {first['status_changes']} status changes):  {durations[0]:.3f} s")
+        print(f"one check of {N} fatmen, median of {len(steady)}:     {check:.3f} s   (target <= 2 s)")
+        print(f"baseline: sequential /live+/ready+/metrics: {baseline:.3f} s")
+        print(f"ratio check / sequential baseline:         {check / baseline:.2f}x")
+        print(f"idle RSS, no fatmen:                       {idle_empty:.1f} MB   (target <= 20 MB)")
+        print(f"idle RSS between checks of {N} fatmen:     {idle_200:.1f} MB   (target <= 20 MB)")
+        ok = check <= 2.0 and max(idle_empty, idle_200) <= 20.0
+        print("PASS" if ok else "FAIL")
+        return 0 if ok else 1
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        names = [container(i) for i in range(N)]
+        for chunk in range(0, len(names), 50):
+            subprocess.run(["docker", "rm", "-f", *names[chunk:chunk + 50]], capture_output=True)
+        subprocess.run(["docker", "network", "rm", NETWORK], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
