@@ -56,7 +56,8 @@ impl Leadership {
                 .unwrap_or(false)
     }
 
-    fn set(&self, leader: bool, valid_for: Duration) {
+    /// Records the outcome of a lease attempt (the leadership loop; tests).
+    pub fn set(&self, leader: bool, valid_for: Duration) {
         if let Ok(mut v) = self.valid_until.lock() {
             *v = leader.then(|| Instant::now() + valid_for);
         }
