@@ -58,6 +58,12 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+pub fn redis_ok() -> bool {
+    std::net::TcpStream::connect("127.0.0.1:6379").is_ok()
+}
+
 pub fn docker_ok() -> bool {
     Command::new("docker")
         .args(["version", "--format", "{{.Server.Version}}"])
@@ -170,6 +176,10 @@ pub struct Platform {
     pub auth_key: String,
     /// Lifecycle's `DATABASE_URL` (SQLite in `dir`).
     pub database_url: String,
+    /// Lifecycle's internal gRPC API (for PUB).
+    pub lifecycle_grpc_url: String,
+    /// Where [`Platform::start_pub`] listens; fatmen get `PUB_URL` pointing there.
+    pub pub_port: u16,
 }
 
 impl Platform {
@@ -179,6 +189,8 @@ impl Platform {
         let ib_grpc = free_port();
         let ib_http = free_port();
         let lc_http = free_port();
+        let lc_grpc = free_port();
+        let pub_port = free_port();
         let s = |v: &str| v.to_string();
         let builder_env = vec![
             (s("GRPC_ADDR"), format!("127.0.0.1:{ib_grpc}")),
@@ -208,6 +220,12 @@ impl Platform {
             (s("HTTP_ADDR"), format!("127.0.0.1:{lc_http}")),
             (s("DATABASE_URL"), database_url.clone()),
             (s("AUTH_KEY"), auth_key.clone()),
+            (s("GRPC_ADDR"), format!("127.0.0.1:{lc_grpc}")),
+            (s("REDIS_URL"), s(REDIS_URL)),
+            (
+                s("INTERNAL_PUB_URL"),
+                format!("http://host.docker.internal:{pub_port}/pub"),
+            ),
             (s("ADMIN_PASSWORD"), s(ADMIN_PASSWORD)),
             (
                 s("IMAGE_BUILDER_URL"),
@@ -251,7 +269,53 @@ impl Platform {
             services: vec![builder, lifecycle],
             auth_key,
             database_url,
+            lifecycle_grpc_url: format!("http://127.0.0.1:{lc_grpc}"),
+            pub_port,
         }
+    }
+
+    /// An internal token for a Racetrack service, made by `lifecycle generate-auth` as an operator would.
+    pub fn internal_token(&self, service: &str) -> String {
+        let out = Command::new(binary("lifecycle"))
+            .args(["generate-auth", service])
+            .env_clear()
+            .env("DATABASE_URL", &self.database_url)
+            .env("AUTH_KEY", &self.auth_key)
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// Starts PUB in front of this platform's fatmen; returns its base URL (`…/pub`).
+    pub async fn start_pub(&mut self, extra_env: &[(&str, &str)]) -> String {
+        let port = self.pub_port;
+        let s = |v: &str| v.to_string();
+        let mut env = vec![
+            // All interfaces: fatmen call PUB from their containers through the host gateway.
+            (s("PUB_ADDR"), format!("0.0.0.0:{port}")),
+            (s("LIFECYCLE_GRPC_URL"), self.lifecycle_grpc_url.clone()),
+            (s("LIFECYCLE_AUTH_TOKEN"), self.internal_token("pub")),
+            (s("REDIS_URL"), s(REDIS_URL)),
+        ];
+        for (k, v) in extra_env {
+            env.push((k.to_string(), v.to_string()));
+        }
+        let service = Service::spawn("pub", &binary("pub"), &[], &env);
+        let url = format!("http://127.0.0.1:{port}/pub");
+        wait_http_ok(&format!("{url}/live"), Duration::from_secs(20)).await;
+        self.services.push(service);
+        url
     }
 
     pub async fn call(
