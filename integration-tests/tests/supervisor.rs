@@ -90,6 +90,18 @@ async fn lost_fatman_is_reported_and_reconciled_and_restarts_lose_nothing() {
         health["last_sync"]["health_checked"].as_u64().unwrap_or(0) >= 1,
         "{health}"
     );
+    let seen = sup
+        .fatman(&name, version)
+        .await
+        .expect("listed by the supervisor");
+    let first_check = seen["last_check_time"].as_i64().expect("checked");
+    assert_eq!(seen["status"], "running", "{seen}");
+    sup.wait_syncs(1, Duration::from_secs(10)).await;
+    let seen = sup.fatman(&name, version).await.unwrap();
+    assert!(
+        seen["last_check_time"].as_i64().unwrap() >= first_check,
+        "{seen}"
+    );
 
     // 1. The container disappears: lost within one sync interval (plus one sync's own time).
     let (ok, out) = docker(&["rm", "-f", &resource]);

@@ -68,6 +68,20 @@ impl SupervisorProc {
             .expect("/health is JSON")
     }
 
+    /// The supervisor's view of one fatman (`/fatmen`): status and `last_check_time`.
+    pub async fn fatman(&self, name: &str, version: &str) -> Option<Value> {
+        let list: Value = reqwest::get(format!("{}/fatmen", self.url))
+            .await
+            .expect("supervisor /fatmen")
+            .json()
+            .await
+            .expect("/fatmen is JSON");
+        list.as_array()?
+            .iter()
+            .find(|f| f["name"] == name && f["version"] == version)
+            .cloned()
+    }
+
     pub async fn metrics(&self) -> String {
         reqwest::get(format!("{}/metrics", self.url))
             .await

@@ -1,5 +1,6 @@
-//! `/live`, `/ready`, `/health` (JSON: leadership, last sync and reconcile, statuses, orphans)
-//! and `/metrics` — served by every replica, leader or not.
+//! `/live`, `/ready`, `/health` (JSON: leadership, last sync and reconcile, statuses, orphans),
+//! `/fatmen` (each fatman's status and last check time) and `/metrics` — served by every replica,
+//! leader or not.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -69,6 +70,33 @@ async fn health(sup: Data) -> HttpResponse {
     }
 }
 
+/// Every registered fatman as the supervisor last saw it: status, error and `last_check_time`
+/// (unix seconds; `null` = never checked, e.g. while a deployment of it runs).
+async fn fatmen(sup: Data) -> HttpResponse {
+    let rows = sup
+        .blocking(racetrack_db::repo::supervisor::list_with_check_time)
+        .await;
+    match rows {
+        Ok(rows) => HttpResponse::Ok().json(
+            rows.into_iter()
+                .map(|(f, checked)| {
+                    json!({
+                        "name": f.name,
+                        "version": f.version,
+                        "status": f.status,
+                        "error": f.error,
+                        "internal_name": f.internal_name,
+                        "infrastructure_target": f.infrastructure_target,
+                        "update_time": crate::unix(f.update_time),
+                        "last_check_time": checked.map(crate::unix),
+                    })
+                })
+                .collect::<Vec<_>>(),
+        ),
+        Err(e) => HttpResponse::ServiceUnavailable().json(json!({"error": e})),
+    }
+}
+
 /// The probes server on an already bound listener (one worker: it only answers probes).
 pub fn server(sup: Arc<Supervisor>, listener: TcpListener) -> std::io::Result<Server> {
     let telemetry = sup.telemetry.clone();
@@ -81,6 +109,7 @@ pub fn server(sup: Arc<Supervisor>, listener: TcpListener) -> std::io::Result<Se
             .route("/live", web::get().to(live))
             .route("/ready", web::get().to(ready))
             .route("/health", web::get().to(health))
+            .route("/fatmen", web::get().to(fatmen))
             .route("/metrics", web::get().to(metrics_handler))
     })
     .workers(1)
