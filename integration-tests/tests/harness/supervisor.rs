@@ -37,6 +37,8 @@ pub fn platform_env(p: &Platform) -> Vec<(String, String)> {
     env.push(("DOCKER_NETWORK_ONLY".into(), "true".into()));
     env.push(("AUTH_KEY".into(), p.auth_key.clone()));
     env.push(("LIFECYCLE_URL".into(), p.lifecycle_url.clone()));
+    // Status changes are published for PUB's cache, as in production.
+    env.push(("REDIS_URL".into(), super::REDIS_URL.to_string()));
     env
 }
 
@@ -256,7 +258,17 @@ pub async fn restart_lifecycle(p: &mut Platform) {
         .expect("lifecycle port");
     let env: Vec<(String, String)> = [
         ("HTTP_ADDR", format!("127.0.0.1:{port}")),
-        ("GRPC_ADDR", format!("127.0.0.1:{}", free_port())),
+        (
+            "GRPC_ADDR",
+            p.lifecycle_grpc_url
+                .trim_start_matches("http://")
+                .to_string(),
+        ),
+        ("REDIS_URL", super::REDIS_URL.to_string()),
+        (
+            "INTERNAL_PUB_URL",
+            format!("http://host.docker.internal:{}/pub", p.pub_port),
+        ),
         ("DATABASE_URL", p.database_url.clone()),
         ("AUTH_KEY", p.auth_key.clone()),
         ("ADMIN_PASSWORD", super::ADMIN_PASSWORD.to_string()),
