@@ -133,9 +133,36 @@ fn events(db: &Database, name: &str) -> Vec<(String, Option<String>)> {
     .collect()
 }
 
-fn supervisor(vars: &[(&str, &str)]) -> (tempfile::TempDir, Database, Arc<FakeTarget>, Supervisor) {
+type Parts = (tempfile::TempDir, Database, Arc<FakeTarget>, Supervisor);
+
+fn supervisor(vars: &[(&str, &str)]) -> Parts {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("rt.db").display());
+    supervisor_on(&url, vars, dir)
+}
+
+/// A fresh Postgres database, or `None` (skip) when Postgres is unavailable outside CI.
+fn postgres_database() -> Option<String> {
+    let admin = std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://racetrack:racetrack@127.0.0.1:5432/postgres".into());
+    let name = format!("sup_sync_{}", uuid::Uuid::new_v4().simple());
+    let created = std::process::Command::new("psql")
+        .args([admin.as_str(), "-qc", &format!("CREATE DATABASE {name}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !created {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("Postgres (psql, TEST_POSTGRES_URL) is required under CI");
+        }
+        eprintln!("SKIPPED: Postgres unavailable");
+        return None;
+    }
+    let (base, _) = admin.rsplit_once('/')?;
+    Some(format!("{base}/{name}"))
+}
+
+fn supervisor_on(url: &str, vars: &[(&str, &str)], dir: tempfile::TempDir) -> Parts {
+    let url = url.to_string();
     let mut map: BTreeMap<String, String> = vars
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -159,6 +186,27 @@ fn supervisor(vars: &[(&str, &str)]) -> (tempfile::TempDir, Database, Arc<FakeTa
 #[tokio::test]
 async fn sync_sets_statuses_audits_lost_and_spares_busy_fatmen() {
     let (_dir, db, target, sup) = supervisor(&[]);
+    sync_scenario(db, target, sup).await;
+}
+
+#[tokio::test]
+async fn sync_sets_statuses_audits_lost_and_spares_busy_fatmen_postgres() {
+    let Some(url) = postgres_database() else {
+        return;
+    };
+    let (_dir, db, target, sup) = supervisor_on(&url, &[], tempfile::tempdir().unwrap());
+    sync_scenario(db, target, sup).await;
+    let (admin, name) = url.rsplit_once('/').unwrap();
+    let _ = std::process::Command::new("psql")
+        .args([
+            &format!("{admin}/postgres"),
+            "-qc",
+            &format!("DROP DATABASE {name} WITH (FORCE)"),
+        ])
+        .output();
+}
+
+async fn sync_scenario(db: Database, target: Arc<FakeTarget>, sup: Supervisor) {
     let address = healthy_fatman();
     register(&db, "healthy", "error");
     register(&db, "gone", "running");
