@@ -31,7 +31,9 @@ pids+=($!)
 DATABASE_URL="${DATABASE_URL:-sqlite://.data/racetrack.db}" IMAGE_BUILDER_URL=http://127.0.0.1:7101 \
   "$bin/lifecycle" serve &
 pids+=($!)
-# The supervisor shares lifecycle's database (and reads the AUTH_KEY lifecycle keeps beside it).
+# The supervisor shares lifecycle's database (and reads the AUTH_KEY lifecycle keeps beside it);
+# it starts once lifecycle has migrated a fresh database, so the two never migrate at once.
+for _ in $(seq 150); do curl -sf http://127.0.0.1:7102/ready >/dev/null 2>&1 && break; sleep 0.2; done
 DATABASE_URL="${DATABASE_URL:-sqlite://.data/racetrack.db}" LIFECYCLE_URL=http://127.0.0.1:7102 \
   HTTP_ADDR=127.0.0.1:7106 "$bin/lifecycle-supervisor" &
 pids+=($!)

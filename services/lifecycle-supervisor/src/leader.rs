@@ -2,8 +2,9 @@
 //!
 //! The lock itself (Postgres advisory lock or SQLite lease row) is `racetrack_db::lease`. This
 //! module keeps asking for it: the leader renews every third of the lease, a follower retries every
-//! `LEASE_RETRY_SECS`. A leader acts only while its last successful renewal is younger than the
-//! lease, so a replica cut off from the database stops acting before another can take over.
+//! `LEASE_RETRY_SECS`. A leader acts only while its last successful renewal is younger than two
+//! thirds of the lease, so a replica cut off from the database stops acting before another can
+//! take over.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -98,7 +99,10 @@ pub async fn run(sup: Arc<Supervisor>, lock: LeaderLock, stop: Arc<AtomicBool>) 
                 false
             }
         };
-        sup.leadership.set(leader, sup.config.lease);
+        // Valid for two thirds of the lease from now (after the database answered): an SQLite
+        // lease expires a full lease after the renewal started, so this replica stops acting
+        // before another one can take over, whatever happens to its renewals.
+        sup.leadership.set(leader, sup.config.lease * 2 / 3);
         sup.metrics.leader.set(leader as i64);
         if leader != was_leader {
             if leader {
