@@ -29,6 +29,7 @@ use std::path::PathBuf;
 /// | `FATMAN_READY_TIMEOUT` | `60` | seconds a new fatman has to answer `/ready` |
 /// | `REQUEST_TRACING_HEADER` | `X-Request-Tracing-Id` | tracing header name given to fatmen |
 /// | `GRPC_ADDR` | `0.0.0.0:7112` | internal gRPC API for PUB (fatman routes, call decisions) |
+/// | `TLS_CERT_FILE`, `TLS_KEY_FILE` | — | PEM certificate chain and key: serve the REST API over HTTPS |
 /// | `REDIS_URL` | — | `redis://[:password@]host[:port][/db]`: where token, permission and fatman changes are published for PUB replicas; unset = not published (PUB's cache TTL bounds staleness) |
 #[derive(Clone)]
 pub struct Config {
@@ -57,6 +58,7 @@ pub struct Config {
     pub request_tracing_header: String,
     pub grpc_addr: SocketAddr,
     pub redis_url: Option<String>,
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl std::fmt::Debug for Config {
@@ -181,6 +183,15 @@ impl Config {
                 ConfigError(format!("GRPC_ADDR must be host:port, got {grpc_addr:?}"))
             })?,
             redis_url: get("REDIS_URL"),
+            tls: match (get("TLS_CERT_FILE"), get("TLS_KEY_FILE")) {
+                (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
+                (None, None) => None,
+                _ => {
+                    return Err(ConfigError(
+                        "TLS_CERT_FILE and TLS_KEY_FILE go together".into(),
+                    ))
+                }
+            },
         })
     }
 

@@ -108,8 +108,14 @@ pub fn start(state: web::Data<AppState>) -> anyhow::Result<Running> {
             .wrap(RequestTelemetry::new(app_state.metrics.clone()))
             .configure(api::configure)
     })
-    .workers(workers)
-    .listen(listener)?
+    .workers(workers);
+    let server = match &state.config.tls {
+        Some((cert, key)) => {
+            let tls = racetrack_tls::server_config(cert, key, &[b"http/1.1"])?;
+            server.listen_rustls_0_23(listener, std::sync::Arc::unwrap_or_clone(tls))?
+        }
+        None => server.listen(listener)?,
+    }
     .run();
     tracing::info!(%addr, "lifecycle listening");
     let grpc_addr = grpc::spawn(state.clone(), state.config.grpc_addr)?;

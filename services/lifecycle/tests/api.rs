@@ -1084,3 +1084,98 @@ both_backends!(user_admin_and_passwords, |app: TestApp| async move {
         StatusCode::NOT_FOUND
     );
 });
+
+#[tokio::test]
+async fn large_build_contexts_reach_the_deploy_handler_and_oversized_ones_get_json_413() {
+    let Some(app) =
+        TestApp::spawn_with(Backend::Sqlite, &[("MAX_DEPLOY_BODY_BYTES", "3000000")]).await
+    else {
+        return;
+    };
+    let manifest = json!({"name": "big", "version": "0.0.1", "owner_email": "a@b.c", "lang": "python3:latest",
+        "git": {"remote": "https://github.com/x/y"}, "python": {"entrypoint_path": "a.py", "entrypoint_class": "A"}});
+    // 1 MB of base64 that is not a gzipped tar: refused for what it is, not for its size.
+    let context = "A".repeat(1_000_000);
+    let (status, body) = app
+        .post(
+            "/api/v1/deploy",
+            Some(&app.admin_token),
+            json!({"manifest": manifest, "build_context": context}),
+        )
+        .await;
+    assert_ne!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    let context = "A".repeat(3_100_000);
+    let (status, body) = app
+        .post(
+            "/api/v1/deploy",
+            Some(&app.admin_token),
+            json!({"manifest": manifest, "build_context": context}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("larger than")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn rest_api_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = racetrack_tls::testing::self_signed(dir.path());
+    let env = [
+        ("HTTP_ADDR", "127.0.0.1:0".to_string()),
+        ("GRPC_ADDR", "127.0.0.1:0".to_string()),
+        (
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("rt.db").display()),
+        ),
+        ("AUTH_KEY", "tls-test-key".to_string()),
+        ("TLS_CERT_FILE", cert.display().to_string()),
+        ("TLS_KEY_FILE", key.display().to_string()),
+    ];
+    let config = lifecycle::config::Config::from_lookup(|k| {
+        env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+    })
+    .unwrap();
+    let state = tokio::task::spawn_blocking(move || lifecycle::prepare(config))
+        .await
+        .unwrap()
+        .unwrap();
+    let running = lifecycle::start(state).expect("lifecycle starts with TLS");
+    let addr = running.addr;
+    tokio::spawn(running.server);
+    let request = "GET /api/v1/info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let resp = racetrack_tls::testing::https_raw(addr, &cert, request)
+        .await
+        .expect("TLS handshake");
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.contains("\"auth_required\":true"), "{resp}");
+    // A certificate that is not there: a clear start-up error, not a panic.
+    let env = [
+        ("HTTP_ADDR", "127.0.0.1:0".to_string()),
+        ("GRPC_ADDR", "127.0.0.1:0".to_string()),
+        (
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("rt2.db").display()),
+        ),
+        ("AUTH_KEY", "tls-test-key".to_string()),
+        ("TLS_CERT_FILE", "/nonexistent/cert.pem".to_string()),
+        ("TLS_KEY_FILE", key.display().to_string()),
+    ];
+    let config = lifecycle::config::Config::from_lookup(|k| {
+        env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+    })
+    .unwrap();
+    let state = tokio::task::spawn_blocking(move || lifecycle::prepare(config))
+        .await
+        .unwrap()
+        .unwrap();
+    let err = lifecycle::start(state)
+        .err()
+        .expect("missing certificate refused")
+        .to_string();
+    assert!(err.contains("/nonexistent/cert.pem"), "{err}");
+}

@@ -30,9 +30,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     if !config.auth_required {
         tracing::warn!("AUTH_REQUIRED is false: every caller may call every fatman");
     }
-    if config.tls.is_some() {
-        anyhow::bail!("TLS_CERT_FILE/TLS_KEY_FILE: TLS is not built into this PUB; terminate TLS in front of it");
-    }
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(tokio_rustls::TlsAcceptor::from(
+            racetrack_tls::server_config(cert, key, &[b"http/1.1"])?,
+        )),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     let addr = listener.local_addr()?;
     let metrics = Arc::new(PubMetrics::new());
@@ -59,6 +62,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tracing::warn!(ttl = ?app.config.cache_ttl, "REDIS_URL unset: cached decisions live until their TTL");
     }
     tracing::info!(%addr, config = ?app.config, "pub listening");
-    let task = tokio::spawn(server::serve(listener, app.clone()));
+    let task = tokio::spawn(server::serve(listener, app.clone(), tls));
     Ok(Running { addr, app, task })
 }

@@ -13,8 +13,12 @@ use tokio::sync::Semaphore;
 
 use crate::proxy::Pub;
 
-/// Serves until the listener fails.
-pub async fn serve(listener: TcpListener, app: Arc<Pub>) -> anyhow::Result<()> {
+/// Serves until the listener fails; with `tls`, every connection is a TLS handshake first.
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<Pub>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> anyhow::Result<()> {
     let slots = Arc::new(Semaphore::new(app.config.max_connections));
     loop {
         let permit = slots.clone().acquire_owned().await?;
@@ -29,8 +33,20 @@ pub async fn serve(listener: TcpListener, app: Arc<Pub>) -> anyhow::Result<()> {
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            serve_connection(stream, peer, app).await;
+            match tls {
+                None => serve_connection(stream, peer, app).await,
+                Some(acceptor) => {
+                    // A handshake gets the same deadline as a request head.
+                    let deadline = app.config.header_read_timeout;
+                    match tokio::time::timeout(deadline, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => serve_connection(tls_stream, peer, app).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
             drop(permit);
         });
     }

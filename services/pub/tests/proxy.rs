@@ -280,6 +280,17 @@ async fn harness(extra: &[(&str, &str)]) -> Harness {
 }
 
 impl Harness {
+    /// Like [`Harness::raw`], but a closed or silent connection gives "".
+    async fn raw_or_empty(&self, request: &str) -> String {
+        let mut s = TcpStream::connect(self.pub_addr).await.unwrap();
+        let _ = s.write_all(request.as_bytes()).await;
+        let mut buf = vec![0u8; 8192];
+        match tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf)).await {
+            Ok(Ok(n)) => String::from_utf8_lossy(&buf[..n]).to_string(),
+            _ => String::new(),
+        }
+    }
+
     /// Sends bytes as they are; returns what came back before PUB closed or went quiet.
     async fn raw(&self, request: &str) -> String {
         let mut s = TcpStream::connect(self.pub_addr).await.unwrap();
@@ -613,4 +624,38 @@ async fn own_routes_answer_without_lifecycle() {
     );
     assert!(metrics.contains("pub_auth_cache_misses"), "{metrics}");
     assert_eq!(h.lifecycle.resolves.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn tls_listener_serves_https_only() {
+    let dir = std::env::temp_dir().join(format!("pub-tls-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = racetrack_tls::testing::self_signed(&dir);
+    let h = harness(&[
+        ("TLS_CERT_FILE", cert.to_str().unwrap()),
+        ("TLS_KEY_FILE", key.to_str().unwrap()),
+    ])
+    .await;
+    let text = racetrack_tls::testing::https_raw(
+        h.pub_addr,
+        &cert,
+        "GET /pub/fatman/echo/latest/x HTTP/1.1\r\nHost: x\r\nX-Racetrack-Auth: good\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .expect("TLS handshake");
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("/pub/fatman/echo/latest/x"), "{text}");
+    // Plain HTTP on the TLS port gets nothing useful.
+    let plain = h
+        .raw_or_empty("GET /pub/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    assert!(!plain.starts_with("HTTP/1.1 200"), "{plain}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn uuid_like() -> String {
+    format!("{}-{:?}", std::process::id(), std::time::SystemTime::now())
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect()
 }

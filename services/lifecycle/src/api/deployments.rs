@@ -86,18 +86,31 @@ pub fn validate_payload(
     })
 }
 
+/// The whole body, refused with a JSON 413 as soon as it grows past `max` (deploy payloads carry
+/// build contexts far above actix's default body limit).
+async fn read_limited(mut payload: web::Payload, max: usize) -> Result<web::Bytes, ApiError> {
+    use futures_util::StreamExt;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::BadRequest(format!("cannot read the request body: {e}")))?;
+        if body.len() + chunk.len() > max {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "request body is larger than {max} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
 async fn start(
     state: State,
     token: AuthToken,
-    body: web::Bytes,
+    payload: web::Payload,
     mode: Mode,
 ) -> Result<HttpResponse, ApiError> {
-    if body.len() > state.config.max_deploy_body_bytes {
-        return Err(ApiError::PayloadTooLarge(format!(
-            "request body is larger than {} bytes",
-            state.config.max_deploy_body_bytes
-        )));
-    }
+    let body = read_limited(payload, state.config.max_deploy_body_bytes).await?;
     let payload: DeployPayload = serde_json::from_slice(&body).map_err(|e| {
         if e.is_data() {
             ApiError::validation("body", e.to_string())
@@ -143,17 +156,17 @@ async fn start(
 async fn start_deploy(
     state: State,
     token: AuthToken,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    start(state, token, body, Mode::Deploy).await
+    start(state, token, payload, Mode::Deploy).await
 }
 
 async fn start_build(
     state: State,
     token: AuthToken,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    start(state, token, body, Mode::BuildOnly).await
+    start(state, token, payload, Mode::BuildOnly).await
 }
 
 fn not_found(id: &str) -> ApiError {
