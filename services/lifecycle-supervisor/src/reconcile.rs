@@ -16,6 +16,22 @@ use serde_json::json;
 use crate::plan::LOST;
 use crate::{audit, Supervisor, EXECUTOR};
 
+/// Why one re-provisioning failed.
+enum Failure {
+    /// Lifecycle could not be reached: the rest of the round would fail alike.
+    Unreachable(String),
+    /// Lifecycle (or the token) refused or failed this fatman.
+    Refused(String),
+}
+
+impl Failure {
+    fn into_message(self) -> String {
+        match self {
+            Failure::Unreachable(m) | Failure::Refused(m) => m,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ReconcileReport {
     pub finished_at: i64,
@@ -87,14 +103,17 @@ impl Supervisor {
             report.attempted += 1;
             self.metrics.reconcile_attempts.inc();
             tracing::info!(fatman = %name, version = %version, "re-provisioning lost fatman");
-            match self.reprovision(&name, &version).await {
+            match self.reprovision(&name, &version).await.map_err(|e| {
+                let unreachable = matches!(e, Failure::Unreachable(_));
+                (unreachable, e.into_message())
+            }) {
                 Ok(()) => {
                     report.succeeded += 1;
                     tracing::info!(fatman = %name, version = %version, "lost fatman re-provisioned: running again");
                     self.events
                         .publish(racetrack_events::Event::Fatman { name: name.clone() });
                 }
-                Err(error) => {
+                Err((unreachable, error)) => {
                     self.metrics.reconcile_failures.inc();
                     tracing::error!(fatman = %name, version = %version, %error, "failed to reconcile fatman");
                     let (n, v, e) = (name.clone(), version.clone(), error.clone());
@@ -118,6 +137,11 @@ impl Supervisor {
                         version,
                         error,
                     });
+                    if unreachable {
+                        // The others would fail alike: try again at the next interval.
+                        tracing::warn!("reconcile round stopped: Lifecycle is unreachable");
+                        break;
+                    }
                 }
             }
         }
@@ -128,8 +152,8 @@ impl Supervisor {
     }
 
     /// Asks Lifecycle to run the fatman's last image again; waits for the outcome.
-    async fn reprovision(&self, name: &str, version: &str) -> Result<(), String> {
-        let token = self.lifecycle_token()?;
+    async fn reprovision(&self, name: &str, version: &str) -> Result<(), Failure> {
+        let token = self.lifecycle_token().map_err(Failure::Refused)?;
         let url = format!(
             "{}/api/v1/fatman/{name}/{version}/reprovision",
             self.config.lifecycle_url
@@ -141,10 +165,10 @@ impl Supervisor {
             .send()
             .await
             .map_err(|e| {
-                format!(
+                Failure::Unreachable(format!(
                     "Lifecycle at {} is unreachable: {e}",
                     self.config.lifecycle_url
-                )
+                ))
             })?;
         let status = response.status();
         if status.is_success() {
@@ -155,7 +179,9 @@ impl Supervisor {
             .ok()
             .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(String::from))
             .unwrap_or_else(|| body.chars().take(500).collect());
-        Err(format!("Lifecycle answered {status}: {message}"))
+        Err(Failure::Refused(format!(
+            "Lifecycle answered {status}: {message}"
+        )))
     }
 
     /// `LIFECYCLE_AUTH_TOKEN`, or an internal token signed with `AUTH_KEY` (with SQLite, the key

@@ -340,17 +340,24 @@ async fn reconcile_reports_lifecycle_failures_and_audits_them() {
         supervisor(&[("LIFECYCLE_URL", "http://127.0.0.1:9"), ("AUTH_KEY", "k")]);
     sup.leadership.set(true, Duration::from_secs(60));
     register(&db, "lost-one", "lost");
+    register(&db, "lost-two", "lost");
+    let mut no_manifest = register(&db, "lost-bare", "lost");
+    no_manifest.manifest = None;
+    fatmen::update(&mut db.get().unwrap(), &no_manifest).unwrap();
     let report = sup.reconcile_once().await;
-    assert_eq!(report.attempted, 1);
+    // One attempt: with Lifecycle unreachable the round stops; without a manifest no attempt.
+    assert_eq!(report.attempted, 1, "{report:?}");
     assert_eq!(report.failed.len(), 1);
     assert!(report.failed[0].error.contains("unreachable"), "{report:?}");
+    let failed = &report.failed[0].name;
     assert_eq!(
-        events(&db, "lost-one"),
+        events(&db, failed),
         [(
             "fatman_reconcile_failed".to_string(),
             Some("alice".to_string())
         )]
     );
+    assert!(events(&db, "lost-bare").is_empty());
 }
 
 #[test]
