@@ -18,7 +18,7 @@ use std::time::Duration;
 /// | `DOCKER_NETWORK_ONLY` | `false` | watch only containers on `DOCKER_NETWORK` (several installations on one engine) |
 /// | `SYNC_INTERVAL_SECS` | `60` | registry ↔ infrastructure sync and health checks |
 /// | `RECONCILE_INTERVAL_SECS` | `600` | re-provisioning of lost fatmen |
-/// | `ORPHAN_GRACE_SECS` | `600` | an orphan's container is removed this long after it was registered |
+/// | `ORPHAN_GRACE_SECS` | `600` | an orphan's container is removed this long after it was registered (`0`: at once) |
 /// | `ORPHAN_DRY_RUN` | `false` | report orphans due for removal instead of removing them |
 /// | `LEASE_SECS` | `15` | leadership lease (SQLite lease row expiry; renewal every third of it) |
 /// | `LEASE_RETRY_SECS` | `5` | how often a replica that does not lead tries to |
