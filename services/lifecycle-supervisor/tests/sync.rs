@@ -384,3 +384,61 @@ fn token_comes_from_the_key_lifecycle_keeps_beside_sqlite() {
     assert_eq!(claims.subject, "racetrack");
     assert_eq!(claims.subject_type, "internal");
 }
+
+#[tokio::test]
+async fn status_changes_are_published_for_pub_caches() {
+    let redis = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let redis_up = std::net::TcpStream::connect_timeout(
+        &racetrack_events::RedisAddr::parse(&redis)
+            .unwrap()
+            .socket()
+            .parse()
+            .unwrap(),
+        Duration::from_secs(1),
+    )
+    .is_ok();
+    if !redis_up {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("Redis is required under CI");
+        }
+        eprintln!("SKIPPED: Redis unavailable at {redis}");
+        return;
+    }
+    let mut events = racetrack_events::subscribe(&redis).unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), events.recv()).await {
+            Ok(Some(racetrack_events::Notification::Connected)) => break,
+            Ok(Some(_)) => continue,
+            other => panic!("no subscription: {other:?}"),
+        }
+    }
+    let (_dir, db, _target, sup) = supervisor(&[]);
+    let sup = Supervisor::new(
+        sup.config.clone(),
+        db.clone(),
+        {
+            let mut targets: BTreeMap<String, Arc<dyn InfrastructureTarget>> = BTreeMap::new();
+            targets.insert("docker".into(), Arc::new(FakeTarget::default()));
+            targets
+        },
+        racetrack_events::Publisher::new(Some(&redis)).unwrap(),
+    );
+    sup.leadership.set(true, Duration::from_secs(60));
+    let name = format!("gone-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    register(&db, &name, "running");
+    sup.sync_once().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let next = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .expect("no event for the lost fatman within 5 s");
+        if let Some(racetrack_events::Notification::Event(racetrack_events::Event::Fatman {
+            name: got,
+        })) = next
+        {
+            if got == name {
+                break;
+            }
+        }
+    }
+}
