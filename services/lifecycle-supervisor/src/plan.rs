@@ -236,6 +236,10 @@ pub fn plan(input: &Inputs<'_>) -> Plan {
                     .checked_add_signed(grace)
                     .unwrap_or(NaiveDateTime::MAX),
             };
+            if present {
+                // Seen again: its check time moves like any other fatman's.
+                out.unchanged.push(row.id.clone());
+            }
             if !present {
                 out.vanished_orphans.push(orphan);
             } else if orphan.due <= input.now {

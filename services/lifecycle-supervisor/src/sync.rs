@@ -434,10 +434,11 @@ fn write_sync(
             .and_then(|image| image.rsplit_once(':'))
             .map(|(_, tag)| tag.to_string())
             .filter(|tag| !tag.contains('/'));
+        let id = racetrack_db::new_id();
         fatmen::insert(
             conn,
             &Fatman {
-                id: racetrack_db::new_id(),
+                id: id.clone(),
                 family_id: family.id,
                 name: found.name.clone(),
                 version: found.version.clone(),
@@ -454,6 +455,7 @@ fn write_sync(
                 infrastructure_target: Some(target.clone()),
             },
         )?;
+        repo::touch_checked(conn, std::slice::from_ref(&id), now)?;
         audit(
             conn,
             AuditLogEventType::FatmanOrphaned,

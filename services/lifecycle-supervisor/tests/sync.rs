@@ -304,6 +304,11 @@ async fn orphans_are_registered_then_removed_after_grace_or_kept_in_dry_run() {
     assert_eq!(row.status, "orphaned");
     assert!(row.manifest.is_none());
     assert_eq!(row.image_tag.as_deref(), Some("2026-01-01T000000"));
+    assert!(
+        repo::last_check_time(&mut db.get().unwrap(), "stray", "1.0.0")
+            .unwrap()
+            .is_some()
+    );
     assert_eq!(events(&db, "stray")[0].0, "fatman_orphaned");
     assert_eq!(sup.report().orphans[0].state, "waiting");
 
