@@ -475,3 +475,37 @@ async fn a_container_the_engine_cannot_start_is_an_error() {
     let listed = target.get(&name, VERSION).await.unwrap().unwrap();
     assert_eq!(listed.status, InfraStatus::Error);
 }
+
+#[tokio::test]
+async fn list_network_only_sees_just_its_network() {
+    require_docker!("list_network_only_sees_just_its_network");
+    let name = unique_name("itest-net");
+    let resource = resource_name(&name, VERSION);
+    let _guard = ContainerGuard::new([resource.clone()]);
+    let deployed = target()
+        .deploy(&spec(&name, None, 1000))
+        .await
+        .expect("deploy");
+    assert_eq!(deployed.status, InfraStatus::Running, "{deployed:?}");
+    let scoped = |network: &str| {
+        DockerTarget::connect(DockerTargetConfig {
+            network: network.into(),
+            pull: false,
+            list_network_only: true,
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let names = |list: Vec<racetrack_infra::DeployedFatman>| -> Vec<String> {
+        list.into_iter().map(|f| f.resource_name).collect()
+    };
+    let own = names(scoped(NETWORK).list().await.unwrap());
+    assert!(own.contains(&resource), "{own:?}");
+    let other = names(scoped("racetrack-infra-test-other").list().await.unwrap());
+    assert!(!other.contains(&resource), "{other:?}");
+    let all = names(target().list().await.unwrap());
+    assert!(
+        all.contains(&resource),
+        "unscoped listing sees every network: {all:?}"
+    );
+}
