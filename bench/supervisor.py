@@ -10,7 +10,8 @@ same run: the same 200 x (/live, /ready, /metrics) requests made one after anoth
 Targets (issue 5): one check of 200 fatmen <= 2 s, idle RSS <= 20 MB.
 
 Needs Docker and busybox-static (`scripts/test-services.sh` installs it). Binary:
-target/release/lifecycle-supervisor (BENCH_PROFILE=debug for target/debug).
+target/release/lifecycle-supervisor (BENCH_PROFILE=debug for target/debug). BENCH_FATMEN,
+BENCH_SYNCS and BENCH_CONCURRENCY (the supervisor's CHECK_CONCURRENCY, default 32) vary the run.
 """
 import json
 import os
@@ -185,7 +186,8 @@ def main():
         # 2. 200 registered fatmen, synced every 3 s.
         register(db_path)
         port = free_port()
-        sup = start_supervisor(db_url, port, {"SYNC_INTERVAL_SECS": "3", "CHECK_CONCURRENCY": "32"})
+        concurrency = os.environ.get("BENCH_CONCURRENCY", "32")
+        sup = start_supervisor(db_url, port, {"SYNC_INTERVAL_SECS": "3", "CHECK_CONCURRENCY": concurrency})
         procs.append(sup)
         durations, seen, first = [], 0, None
         deadline = time.time() + 30 + SYNCS * 5
