@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
 # Runs the whole platform on the embedded default: SQLite in .data/, the local Docker engine, a
 # local registry on 127.0.0.1:5000 and base images made by debootstrap (nothing is pulled).
-# Services so far: lifecycle (REST API :7102), image-builder (gRPC :7101, health :7111) and the
-# lifecycle supervisor (health/metrics :7106).
+# Services so far: lifecycle (REST API :7102, internal gRPC :7112), image-builder (gRPC :7101,
+# health :7111), the lifecycle supervisor (health/metrics :7106), PUB (:7105) and Redis (:6379,
+# permission-change events from lifecycle to PUB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=()
-for pkg in libpq-dev libsqlite3-dev git curl; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+for pkg in libpq-dev libsqlite3-dev git curl redis-server; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
 if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 bash scripts/registry.sh
+redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 \
+  || redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save '' --appendonly no >/dev/null
 bash scripts/base-images.sh
 
 mkdir -p .data/build-logs .data/workspaces
-cargo build --release -p lifecycle -p image-builder -p lifecycle-supervisor
+cargo build --release -p lifecycle -p image-builder -p lifecycle-supervisor -p pub
 bin="${CARGO_TARGET_DIR:-target}/release"
 
 pids=()
@@ -28,15 +31,20 @@ GRPC_ADDR=127.0.0.1:7101 HTTP_ADDR=127.0.0.1:7111 \
   PYTHON_BASE_IMAGE=racetrack/python-base:bookworm BASE_IMAGE=racetrack/debian-base:bookworm \
   EXTRA_CA_CERTS="$extra_ca" "$bin/image-builder" &
 pids+=($!)
-DATABASE_URL="${DATABASE_URL:-sqlite://.data/racetrack.db}" IMAGE_BUILDER_URL=http://127.0.0.1:7101 \
+export DATABASE_URL="${DATABASE_URL:-sqlite://.data/racetrack.db}"
+IMAGE_BUILDER_URL=http://127.0.0.1:7101 GRPC_ADDR=127.0.0.1:7112 REDIS_URL=redis://127.0.0.1:6379 \
   "$bin/lifecycle" serve &
 pids+=($!)
 # The supervisor shares lifecycle's database (and reads the AUTH_KEY lifecycle keeps beside it);
 # it starts once lifecycle has migrated a fresh database, so the two never migrate at once.
 for _ in $(seq 150); do curl -sf http://127.0.0.1:7102/ready >/dev/null 2>&1 && break; sleep 0.2; done
-DATABASE_URL="${DATABASE_URL:-sqlite://.data/racetrack.db}" LIFECYCLE_URL=http://127.0.0.1:7102 \
-  HTTP_ADDR=127.0.0.1:7106 "$bin/lifecycle-supervisor" &
+LIFECYCLE_URL=http://127.0.0.1:7102 HTTP_ADDR=127.0.0.1:7106 "$bin/lifecycle-supervisor" &
 pids+=($!)
-echo "lifecycle: http://localhost:7102/api/v1/info   image-builder: http://localhost:7111/health   supervisor: http://localhost:7106/health"
+# PUB listens on all interfaces: fatmen call it from their containers (host.docker.internal:7105).
+LIFECYCLE_AUTH_TOKEN="$("$bin/lifecycle" generate-auth pub | tail -n1)" \
+  LIFECYCLE_GRPC_URL=http://127.0.0.1:7112 REDIS_URL=redis://127.0.0.1:6379 PUB_ADDR=0.0.0.0:7105 \
+  "$bin/pub" &
+pids+=($!)
+echo "lifecycle: http://localhost:7102/api/v1/info   image-builder: http://localhost:7111/health   supervisor: http://localhost:7106/health   pub: http://localhost:7105/pub/health"
 echo "(data in .data/; the admin password is printed once on first start)"
 wait -n "${pids[@]}"
