@@ -33,3 +33,4 @@ bench:
 	python3 bench/lifecycle.py
 	python3 bench/deploy.py
 	python3 bench/supervisor.py
+	python3 bench/pub.py
