@@ -335,7 +335,14 @@ mod tests {
         assert!(b.try_acquire().unwrap());
         b.release();
         let mut c = LeaderLock::new(&db, &url, &name, "c", Duration::from_secs(1));
-        assert!(c.try_acquire().unwrap());
+        let start = std::time::Instant::now();
+        while !c.try_acquire().unwrap() {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "lock not freed on release"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         assert_eq!(c.mechanism(), "postgres advisory lock");
     }
 }
