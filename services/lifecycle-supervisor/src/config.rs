@@ -12,7 +12,7 @@ use std::time::Duration;
 /// | `DATABASE_MAX_CONNECTIONS` | `4` | pool size (Postgres leadership uses one more, outside the pool) |
 /// | `AUTH_KEY` | — | signs the supervisor's internal token for Lifecycle; with SQLite read from `<db>.auth_key` when unset |
 /// | `LIFECYCLE_AUTH_TOKEN` | — | a ready internal token instead of signing one |
-/// | `LIFECYCLE_URL` | `http://127.0.0.1:7102` | where reconcile asks Lifecycle to re-provision |
+/// | `LIFECYCLE_URL` | `http://127.0.0.1:7102` | where reconcile asks Lifecycle to re-provision (plain HTTP) |
 /// | `INFRASTRUCTURE_TARGET` | `docker` | targets to watch (comma-separated; `none` = no target) |
 /// | `DOCKER_NETWORK` | `racetrack` | network of fatman containers (as Lifecycle's) |
 /// | `DOCKER_NETWORK_ONLY` | `false` | watch only containers on `DOCKER_NETWORK` (several installations on one engine) |
@@ -126,9 +126,11 @@ impl Config {
             .unwrap_or_else(|| "http://127.0.0.1:7102".into())
             .trim_end_matches('/')
             .to_string();
-        if !(lifecycle_url.starts_with("http://") || lifecycle_url.starts_with("https://")) {
+        // Plain HTTP to Lifecycle's internal address (as the original's in-cluster traffic); no
+        // TLS client is linked in, so https:// is refused here rather than failing every call.
+        if !lifecycle_url.starts_with("http://") {
             return Err(ConfigError(format!(
-                "LIFECYCLE_URL must start with http:// or https://, got {lifecycle_url:?}"
+                "LIFECYCLE_URL must be Lifecycle's internal http:// address, got {lifecycle_url:?}"
             )));
         }
         let infrastructure_targets = match get("INFRASTRUCTURE_TARGET").as_deref() {
@@ -253,6 +255,7 @@ mod tests {
             ("HTTP_ADDR", "nope"),
             ("CHECK_CONCURRENCY", "0"),
             ("LIFECYCLE_URL", "ftp://x"),
+            ("LIFECYCLE_URL", "https://lifecycle:7102"),
             ("INFRASTRUCTURE_TARGET", "kubernetes"),
         ] {
             let err = cfg(&[(k, v)]).unwrap_err().to_string();
