@@ -155,11 +155,12 @@ def main():
                     "git": {"remote": "https://github.com/TheRacetrack/racetrack"}, "docker": {"dockerfile_path": "Dockerfile"}}
         status, d = jhttp("POST", f"{base}/api/v1/deploy", {"manifest": manifest, "build_context": ctx}, admin)
         assert status == 200, d
-        while d["status"] == "in_progress" or "fatman" not in d:
-            time.sleep(0.2)
-            _, d = jhttp("GET", f"{base}/api/v1/deploy/{d['id']}", None, admin)
+        deployment = d["id"]
+        while True:
+            _, d = jhttp("GET", f"{base}/api/v1/deploy/{deployment}", None, admin)
             if d["status"] != "in_progress":
                 break
+            time.sleep(0.2)
         assert d["status"] == "done", d
         _, fatmen = jhttp("GET", f"{base}/api/v1/fatman", None, admin)
         internal = next(f["internal_name"] for f in fatmen if f["name"] == name)
@@ -203,6 +204,11 @@ http {{
         wait_ok(f"http://127.0.0.1:{nginx_port}/pub/fatman/{name}/latest/ready")
 
         path = f"/pub/fatman/{name}/latest/api/v1/perform"
+        if os.environ.get("BENCH_HOLD"):
+            # For profiling by hand: everything stays up until interrupted.
+            print(f"direct http://{internal}{path}\npub http://127.0.0.1:{pub_port}{path} (pid {procs[2].pid})\n"
+                  f"nginx http://127.0.0.1:{nginx_port}{path} (pid {procs[3].pid})\ntoken {token}", flush=True)
+            time.sleep(3600)
         targets = [("direct", f"http://{internal}{path}", None),
                    ("pub", f"http://127.0.0.1:{pub_port}{path}", token),
                    ("nginx", f"http://127.0.0.1:{nginx_port}{path}", None)]
@@ -215,7 +221,19 @@ http {{
         calls_before = lifecycle_calls(pub_base)
         results = {}
         for label, url, tok_ in targets:
+            perf = None
+            if label == "pub" and os.environ.get("BENCH_PERF"):
+                # Profile PUB under load: BENCH_PERF=1 prints where its CPU time goes.
+                perf = subprocess.Popen(["perf", "record", "-F", "999", "-g", "-o", f"{tmp}/perf.data",
+                                         "-p", str(procs[2].pid), "--", "sleep", "8"],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             rps, _, _ = wrk(url, tok_, 32, DURATION)
+            if perf:
+                perf.wait()
+                report = subprocess.run(["perf", "report", "-i", f"{tmp}/perf.data", "--stdio", "--no-children",
+                                         "--percent-limit", "0.7", "-g", "none", "--sort", "dso,symbol"],
+                                        capture_output=True, text=True).stdout
+                print("\n".join(line for line in report.splitlines() if line and not line.startswith("#")))
             _, p50, p99 = wrk(url, tok_, 1, "5s")
             results[label] = (rps, p50, p99)
         calls_during = lifecycle_calls(pub_base) - calls_before

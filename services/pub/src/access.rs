@@ -28,6 +28,25 @@ pub struct Route {
     pub status: String,
     pub internal_name: String,
     pub public_endpoints: Vec<String>,
+    /// This fatman version's metric series, looked up once per route instead of per call.
+    pub metrics: RouteMetrics,
+}
+
+#[derive(Debug)]
+pub struct RouteMetrics {
+    pub requests: prometheus::IntCounter,
+    pub call_time: prometheus::Histogram,
+    pub ok_responses: prometheus::IntCounter,
+}
+
+impl RouteMetrics {
+    fn new(m: &PubMetrics, name: &str, version: &str) -> RouteMetrics {
+        RouteMetrics {
+            requests: m.proxy_requests.with_label_values(&[name, version]),
+            call_time: m.call_time.with_label_values(&[name, version]),
+            ok_responses: m.response_codes.with_label_values(&[name, version, "200"]),
+        }
+    }
 }
 
 /// Lifecycle's answer about one caller token.
@@ -163,6 +182,7 @@ impl Access {
         {
             Ok(r) => {
                 let route = Arc::new(Route {
+                    metrics: RouteMetrics::new(&self.metrics, &r.name, &r.version),
                     name: r.name,
                     version: r.version,
                     status: r.status,

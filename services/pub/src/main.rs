@@ -9,17 +9,6 @@ fn main() {
 
 fn run() -> anyhow::Result<()> {
     let config = Config::from_env()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.workers)
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let _telemetry = racetrack_telemetry::init("pub")?;
-        let running = racetrack_pub::start(config).await?;
-        tokio::select! {
-            r = running.task => r??,
-            _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
-        }
-        Ok(())
-    })
+    let _telemetry = racetrack_telemetry::init("pub")?;
+    racetrack_pub::run(config)
 }

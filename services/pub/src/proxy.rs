@@ -48,34 +48,62 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
 ];
 
-pub struct Pub {
+/// What every worker shares: configuration, PUB's memory of routes and decisions, metrics.
+pub struct Core {
     pub config: Config,
     pub access: Access,
     pub metrics: Arc<PubMetrics>,
-    client: Client<HttpConnector, Incoming>,
     tracing_header: HeaderName,
     pub redis_connected: AtomicBool,
+    request_ids: RequestIds,
+}
+
+impl Core {
+    /// Needs a Tokio runtime: the Lifecycle channel's background task starts on it.
+    pub fn new(config: Config, metrics: Arc<PubMetrics>) -> anyhow::Result<Core> {
+        let tracing_header = HeaderName::try_from(config.request_tracing_header.as_str())
+            .map_err(|_| anyhow::anyhow!("REQUEST_TRACING_HEADER is not a valid header name"))?;
+        Ok(Core {
+            access: Access::new(&config, metrics.clone())?,
+            metrics,
+            tracing_header,
+            config,
+            redis_connected: AtomicBool::new(false),
+            request_ids: RequestIds::new(),
+        })
+    }
+}
+
+/// One worker's proxy: the shared core plus its own upstream connection pool, so a worker's
+/// connections are driven by the thread that uses them.
+pub struct Pub {
+    core: Arc<Core>,
+    client: Client<HttpConnector, Incoming>,
+}
+
+impl std::ops::Deref for Pub {
+    type Target = Core;
+
+    fn deref(&self) -> &Core {
+        &self.core
+    }
 }
 
 impl Pub {
-    pub fn new(config: Config, metrics: Arc<PubMetrics>) -> anyhow::Result<Pub> {
+    /// Must be created on the runtime that will serve its connections.
+    pub fn new(core: Arc<Core>) -> Pub {
         let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.upstream_connect_timeout));
+        connector.set_connect_timeout(Some(core.config.upstream_connect_timeout));
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(std::time::Duration::from_secs(60))
             .pool_max_idle_per_host(1024)
             .build(connector);
-        let tracing_header = HeaderName::try_from(config.request_tracing_header.as_str())
-            .map_err(|_| anyhow::anyhow!("REQUEST_TRACING_HEADER is not a valid header name"))?;
-        Ok(Pub {
-            access: Access::new(&config, metrics.clone())?,
-            metrics,
-            client,
-            tracing_header,
-            config,
-            redis_connected: AtomicBool::new(false),
-        })
+        Pub { core, client }
+    }
+
+    pub fn core(&self) -> &Arc<Core> {
+        &self.core
     }
 
     /// Entry point for every request; never fails (errors become JSON responses).
@@ -90,7 +118,7 @@ impl Pub {
             .and_then(|v| v.to_str().ok())
             .filter(|v| racetrack_telemetry::is_valid_request_id(v))
             .map(String::from)
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            .unwrap_or_else(|| self.request_ids.next());
         let mut resp = match path::route(req.uri().path()) {
             Ok(path::Route::Live) => own(json!({"live": true})),
             Ok(path::Route::Ready) => own(json!({"ready": true})),
@@ -190,10 +218,7 @@ impl Pub {
             version: Some(&route.version),
             status: Some(&route.status),
         };
-        self.metrics
-            .proxy_requests
-            .with_label_values(&[&route.name, &route.version])
-            .inc();
+        route.metrics.requests.inc();
         let caller = match self.authorize(&req, &call, &route).await {
             Ok(c) => c,
             Err(e) => return self.refuse(e, request_id, &ctx),
@@ -210,10 +235,14 @@ impl Pub {
             .await
         {
             Ok(resp) => {
-                self.metrics
-                    .response_codes
-                    .with_label_values(&[&route.name, &route.version, resp.status().as_str()])
-                    .inc();
+                if resp.status() == StatusCode::OK {
+                    route.metrics.ok_responses.inc();
+                } else {
+                    self.metrics
+                        .response_codes
+                        .with_label_values(&[&route.name, &route.version, resp.status().as_str()])
+                        .inc();
+                }
                 resp.map(Either::Left)
             }
             Err(e) => self.refuse(e, request_id, &ctx),
@@ -298,9 +327,9 @@ impl Pub {
         let start = Instant::now();
         let result =
             tokio::time::timeout(self.config.upstream_timeout, self.client.request(req)).await;
-        self.metrics
+        route
+            .metrics
             .call_time
-            .with_label_values(&[&route.name, &route.version])
             .observe(start.elapsed().as_secs_f64());
         let mut resp = match result {
             Err(_) => return Err(ProxyError::Timeout(self.config.upstream_timeout.as_secs())),
@@ -331,6 +360,26 @@ impl Pub {
         }
         relativize_location(resp.headers_mut());
         Ok(resp)
+    }
+}
+
+/// Request ids without a syscall per request: a random per-process prefix and a counter.
+struct RequestIds {
+    prefix: String,
+    counter: std::sync::atomic::AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> RequestIds {
+        RequestIds {
+            prefix: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
+            counter: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn next(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n:x}", self.prefix)
     }
 }
 
