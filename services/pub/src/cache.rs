@@ -1,7 +1,8 @@
 //! A bounded, sharded map whose entries expire: PUB's memory of routes and decisions.
 
-use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ struct Entry<V> {
 }
 
 pub struct TtlCache<K, V> {
-    shards: Vec<Mutex<HashMap<K, Entry<V>>>>,
+    shards: Vec<Mutex<HashMap<K, Entry<V>, RandomState>>>,
     hasher: RandomState,
     per_shard: usize,
     ttl: Duration,
@@ -23,14 +24,16 @@ pub struct TtlCache<K, V> {
 impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
     pub fn new(capacity: usize, ttl: Duration) -> Self {
         TtlCache {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            hasher: RandomState::new(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(HashMap::with_hasher(RandomState::default())))
+                .collect(),
+            hasher: RandomState::default(),
             per_shard: capacity.div_ceil(SHARDS).max(1),
             ttl,
         }
     }
 
-    fn shard(&self, key: &K) -> std::sync::MutexGuard<'_, HashMap<K, Entry<V>>> {
+    fn shard(&self, key: &K) -> std::sync::MutexGuard<'_, HashMap<K, Entry<V>, RandomState>> {
         let i = (self.hasher.hash_one(key) as usize) % SHARDS;
         // A poisoned shard only means a panic elsewhere mid-insert; the map itself is intact.
         self.shards[i].lock().unwrap_or_else(|e| e.into_inner())

@@ -476,21 +476,42 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
             })
 }
 
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Headers the Connection header names are hop-by-hop too.
-    let named: Vec<HeaderName> = headers
+fn is_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP.contains(&name)
+}
+
+/// Names the `Connection` header lists are hop-by-hop too.
+fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|t| HeaderName::try_from(t.trim()).ok())
+        .collect()
+}
+
+/// Removes hop-by-hop headers and whatever else `also` marks, deciding in one pass over the
+/// headers that are there (most calls carry a handful) instead of one lookup per candidate.
+fn strip(headers: &mut HeaderMap, also: impl Fn(&str) -> bool) {
+    let mut doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| is_hop_by_hop(n.as_str()) || also(n.as_str()))
+        .cloned()
         .collect();
-    for n in named {
-        headers.remove(n);
+    if doomed.is_empty() {
+        return;
     }
-    for n in HOP_BY_HOP {
-        headers.remove(n);
+    if doomed.contains(&header::CONNECTION) {
+        doomed.extend(connection_listed(headers));
     }
+    for name in doomed {
+        headers.remove(name);
+    }
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    strip(headers, |_| false);
 }
 
 fn prepare_request_headers(
@@ -499,19 +520,21 @@ fn prepare_request_headers(
     caller: Option<&Decision>,
     peer: SocketAddr,
 ) {
-    let upgrade_value = headers.get(header::UPGRADE).cloned();
-    strip_hop_by_hop(headers);
-    if let (true, Some(v)) = (upgrade, upgrade_value) {
+    let upgrade_value = if upgrade {
+        headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    };
+    // Credentials stay with PUB (a fatman gets who is calling, never the caller's token), and
+    // identity headers a client sends are never believed.
+    strip(headers, |n| {
+        TOKEN_HEADERS.contains(&n) || n == CALLER_HEADER || n == CALLER_TYPE_HEADER
+    });
+    if let Some(v) = upgrade_value {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, v);
     }
-    // Credentials stay with PUB: a fatman gets who is calling, never the caller's token.
-    for name in TOKEN_HEADERS {
-        headers.remove(name);
-    }
     strip_token_cookies(headers);
-    headers.remove(CALLER_HEADER);
-    headers.remove(CALLER_TYPE_HEADER);
     if let Some(d) = caller {
         if let Ok(v) = HeaderValue::from_str(&d.subject_name) {
             headers.insert(CALLER_HEADER, v);
@@ -534,6 +557,14 @@ fn prepare_request_headers(
 }
 
 fn strip_token_cookies(headers: &mut HeaderMap) {
+    let has_token_cookie = headers.get_all(header::COOKIE).iter().any(|v| {
+        v.as_bytes()
+            .windows(10)
+            .any(|w| w.eq_ignore_ascii_case(b"x-racetrac"))
+    });
+    if !has_token_cookie {
+        return;
+    }
     let cookies: Vec<String> = headers
         .get_all(header::COOKIE)
         .iter()
