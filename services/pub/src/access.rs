@@ -96,6 +96,11 @@ pub struct Access {
     routes: TtlCache<RouteKey, Option<Arc<Route>>>,
     decisions: TtlCache<DecisionKey, Arc<Decision>>,
     metrics: Arc<PubMetrics>,
+    /// Hit/miss series resolved once: they are counted on every call.
+    route_hits: prometheus::IntCounter,
+    route_misses: prometheus::IntCounter,
+    decision_hits: prometheus::IntCounter,
+    decision_misses: prometheus::IntCounter,
 }
 
 impl Access {
@@ -116,6 +121,10 @@ impl Access {
             timeout: config.lifecycle_timeout,
             routes: TtlCache::new((config.cache_capacity / 10).max(16), config.cache_ttl),
             decisions: TtlCache::new(config.cache_capacity, config.cache_ttl),
+            route_hits: metrics.cache_hits.with_label_values(&["route"]),
+            route_misses: metrics.cache_misses.with_label_values(&["route"]),
+            decision_hits: metrics.cache_hits.with_label_values(&["decision"]),
+            decision_misses: metrics.cache_misses.with_label_values(&["decision"]),
             metrics,
         })
     }
@@ -164,13 +173,10 @@ impl Access {
         };
         let not_found = || AccessError::NotFound(format!("fatman {name} {version} was not found"));
         if let Some(hit) = self.routes.get(&key) {
-            self.metrics.cache_hits.with_label_values(&["route"]).inc();
+            self.route_hits.inc();
             return hit.ok_or_else(not_found);
         }
-        self.metrics
-            .cache_misses
-            .with_label_values(&["route"])
-            .inc();
+        self.route_misses.inc();
         let mut client = self.client.clone();
         let req = self.request(ResolveFatmanRequest {
             name: name.to_string(),
@@ -214,16 +220,10 @@ impl Access {
             endpoint: endpoint.to_string(),
         };
         if let Some(hit) = self.decisions.get(&key) {
-            self.metrics
-                .cache_hits
-                .with_label_values(&["decision"])
-                .inc();
+            self.decision_hits.inc();
             return Ok(hit);
         }
-        self.metrics
-            .cache_misses
-            .with_label_values(&["decision"])
-            .inc();
+        self.decision_misses.inc();
         let mut client = self.client.clone();
         let req = self.request(AuthorizeCallRequest {
             token: token.to_string(),
