@@ -9,18 +9,13 @@ the local Docker engine and registry (make test-services), then measures:
 and, as the floor measured in the same run, `docker run` of the built image until /ready answers.
 Targets (issue 3): warm <= 10 s, redeploy of an unchanged image <= 3 s.
 """
-import base64
-import io
-import json
 import os
-import socket
 import subprocess
-import sys
-import tarfile
 import tempfile
 import time
-import urllib.request
 import uuid
+
+from common import free_port, request_json as http, tar_context, wait_ok
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROFILE = os.environ.get("BENCH_PROFILE", "debug")
@@ -28,43 +23,12 @@ TARGET = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "tar
 ADMIN_PASSWORD = "Bench-Admin-Passw0rd"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def http(method, url, body=None, token=None, timeout=600):
-    req = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body is not None else None)
-    req.add_header("Content-Type", "application/json")
-    if token:
-        req.add_header("X-Racetrack-Auth", token)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
 
 
-def wait_ok(url, timeout=60):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    sys.exit(f"{url} not ready")
 
 
-def context(path):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for entry in os.listdir(path):
-            tar.add(os.path.join(path, entry), arcname=entry)
-    return base64.b64encode(buf.getvalue()).decode()
 
 
 def main():
@@ -87,7 +51,8 @@ def main():
         wait_ok(f"http://127.0.0.1:{ib_http}/live")
         _, login = http("POST", f"{base}/api/v1/users/login", {"username": "admin", "password": ADMIN_PASSWORD})
         token = login["token"]
-        ctx = context(os.path.join(ROOT, "sample/python-class"))
+        sample = os.path.join(ROOT, "sample/python-class")
+        ctx = tar_context({e: os.path.join(sample, e) for e in os.listdir(sample)})
         # The yaml module is not needed: lifecycle accepts the manifest as JSON built from the sample.
         def deploy(version):
             m = {"name": name, "version": version, "owner_email": "sample@example.com", "lang": "python3:latest",

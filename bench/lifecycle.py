@@ -17,6 +17,8 @@ import tempfile
 import time
 import uuid
 
+from common import rss_mb
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 BIN = os.path.join(TARGET, "release", "lifecycle")
@@ -27,12 +29,6 @@ PG_ADMIN = os.environ.get("TEST_POSTGRES_URL", "postgres://racetrack:racetrack@1
 ADMIN_PASSWORD = "Bench-Admin-Passw0rd"
 
 
-def rss_mb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def seed_sql(now="2026-01-01 00:00:00"):

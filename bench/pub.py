@@ -14,20 +14,16 @@ Throughput: wrk -t1 -c32 for 10 s. Latency: wrk -t1 -c1 for 5 s (no queueing), p
 Targets (issue 4): pub/nginx >= 1.0 (stretch 1.5), pub/direct >= 0.5, added p50 <= 0.5 ms,
 added p99 <= 2 ms, no Lifecycle call per request on a warm cache.
 """
-import base64
-import io
-import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
-import urllib.request
 import uuid
+
+from common import free_port, request as http, request_json as jhttp, tar_context as context, wait_ok
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET_DIR = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
@@ -36,43 +32,12 @@ WORKERS = int(os.environ.get("BENCH_WORKERS", os.cpu_count() or 2))
 DURATION = os.environ.get("BENCH_DURATION", "10s")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def http(method, url, body=None, token=None, timeout=600):
-    req = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body is not None else None)
-    req.add_header("Content-Type", "application/json")
-    if token:
-        req.add_header("X-Racetrack-Auth", token)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
 
 
-def jhttp(*args, **kw):
-    status, body = http(*args, **kw)
-    try:
-        return status, json.loads(body or b"null")
-    except ValueError:
-        sys.exit(f"{args[0]} {args[1]}: {status} {body[:500]!r}")
 
 
-def wait_ok(url, timeout=60):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    sys.exit(f"{url} not ready")
 
 
 def ensure_tools():
@@ -90,12 +55,6 @@ def build():
                    cwd=ROOT, check=True)
 
 
-def context(files):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, path in files.items():
-            tar.add(path, arcname=name)
-    return base64.b64encode(buf.getvalue()).decode()
 
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}

@@ -16,7 +16,6 @@ BENCH_SYNCS and BENCH_CONCURRENCY (the supervisor's CHECK_CONCURRENCY, default 3
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -26,6 +25,8 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+
+from common import free_port, rss_mb
 from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -84,12 +85,6 @@ def start_container(i):
        "--label", "racetrack.fatman.version=1.0.0", IMAGE)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def get_json(url, timeout=5):
@@ -97,12 +92,6 @@ def get_json(url, timeout=5):
         return json.loads(r.read())
 
 
-def rss_mb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def start_supervisor(db_url, port, extra):

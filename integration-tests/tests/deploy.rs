@@ -9,22 +9,6 @@ use harness::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-fn prerequisites() -> bool {
-    require("the Docker engine", docker_ok())
-        && require("the local registry at 127.0.0.1:5000", registry_ok())
-        && require(
-            "the base image racetrack/python-base:bookworm",
-            image_exists("racetrack/python-base:bookworm"),
-        )
-}
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    )
-}
-
 async fn perform(internal_name: &str, body: Value) -> (u16, Value) {
     let resp = reqwest::Client::new()
         .post(format!("http://{internal_name}/api/v1/perform"))
@@ -51,7 +35,7 @@ async fn fatman(p: &Platform, name: &str, version: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adder_from_local_context_and_from_git() {
-    if !prerequisites() {
+    if !deploy_prerequisites() {
         return;
     }
     let p = Platform::start().await;
@@ -223,7 +207,7 @@ async fn adder_from_local_context_and_from_git() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_build_and_crash_at_start_explain_themselves() {
-    if !prerequisites() {
+    if !deploy_prerequisites() {
         return;
     }
     let p = Platform::start().await;

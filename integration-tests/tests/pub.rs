@@ -9,20 +9,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 fn prerequisites() -> bool {
-    require("the Docker engine", docker_ok())
-        && require("the local registry at 127.0.0.1:5000", registry_ok())
-        && require("Redis at 127.0.0.1:6379", redis_ok())
-        && require(
-            "the base image racetrack/python-base:bookworm",
-            image_exists("racetrack/python-base:bookworm"),
-        )
-}
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    )
+    deploy_prerequisites() && require("Redis at 127.0.0.1:6379", redis_ok())
 }
 
 /// POSTs `body` to a fatman endpoint through PUB.

@@ -17,13 +17,6 @@ fn docker_prerequisites() -> bool {
         )
 }
 
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    )
-}
-
 async fn status_of(p: &Platform, name: &str, version: &str) -> Option<String> {
     listed_fatman(p, name, version)
         .await

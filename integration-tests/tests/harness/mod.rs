@@ -64,6 +64,24 @@ pub fn redis_ok() -> bool {
     std::net::TcpStream::connect("127.0.0.1:6379").is_ok()
 }
 
+/// A name no other test (or earlier run) uses: `prefix-<8 hex>`.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+/// What deploying a python3 fatman needs: the engine, the local registry and the base image.
+pub fn deploy_prerequisites() -> bool {
+    require("the Docker engine", docker_ok())
+        && require("the local registry at 127.0.0.1:5000", registry_ok())
+        && require(
+            "the base image racetrack/python-base:bookworm",
+            image_exists("racetrack/python-base:bookworm"),
+        )
+}
+
 pub fn docker_ok() -> bool {
     Command::new("docker")
         .args(["version", "--format", "{{.Server.Version}}"])

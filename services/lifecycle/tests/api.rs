@@ -1121,16 +1121,19 @@ async fn large_build_contexts_reach_the_deploy_handler_and_oversized_ones_get_js
     );
 }
 
-#[tokio::test]
-async fn rest_api_over_tls() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = racetrack_tls::testing::self_signed(dir.path());
+/// Lifecycle prepared on SQLite in `dir` with the given TLS files (not yet listening).
+async fn tls_lifecycle(
+    dir: &std::path::Path,
+    db: &str,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> actix_web::web::Data<lifecycle::state::AppState> {
     let env = [
         ("HTTP_ADDR", "127.0.0.1:0".to_string()),
         ("GRPC_ADDR", "127.0.0.1:0".to_string()),
         (
             "DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("rt.db").display()),
+            format!("sqlite://{}", dir.join(db).display()),
         ),
         ("AUTH_KEY", "tls-test-key".to_string()),
         ("TLS_CERT_FILE", cert.display().to_string()),
@@ -1140,10 +1143,17 @@ async fn rest_api_over_tls() {
         env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
     })
     .unwrap();
-    let state = tokio::task::spawn_blocking(move || lifecycle::prepare(config))
+    tokio::task::spawn_blocking(move || lifecycle::prepare(config))
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn rest_api_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = racetrack_tls::testing::self_signed(dir.path());
+    let state = tls_lifecycle(dir.path(), "rt.db", &cert, &key).await;
     let running = lifecycle::start(state).expect("lifecycle starts with TLS");
     let addr = running.addr;
     tokio::spawn(running.server);
@@ -1154,25 +1164,8 @@ async fn rest_api_over_tls() {
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     assert!(resp.contains("\"auth_required\":true"), "{resp}");
     // A certificate that is not there: a clear start-up error, not a panic.
-    let env = [
-        ("HTTP_ADDR", "127.0.0.1:0".to_string()),
-        ("GRPC_ADDR", "127.0.0.1:0".to_string()),
-        (
-            "DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("rt2.db").display()),
-        ),
-        ("AUTH_KEY", "tls-test-key".to_string()),
-        ("TLS_CERT_FILE", "/nonexistent/cert.pem".to_string()),
-        ("TLS_KEY_FILE", key.display().to_string()),
-    ];
-    let config = lifecycle::config::Config::from_lookup(|k| {
-        env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
-    })
-    .unwrap();
-    let state = tokio::task::spawn_blocking(move || lifecycle::prepare(config))
-        .await
-        .unwrap()
-        .unwrap();
+    let missing = std::path::Path::new("/nonexistent/cert.pem");
+    let state = tls_lifecycle(dir.path(), "rt2.db", missing, &key).await;
     let err = lifecycle::start(state)
         .err()
         .expect("missing certificate refused")
