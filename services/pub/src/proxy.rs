@@ -525,16 +525,13 @@ fn prepare_request_headers(
     } else {
         None
     };
-    // Credentials stay with PUB (a fatman gets who is calling, never the caller's token), and
-    // identity headers a client sends are never believed.
-    strip(headers, |n| {
-        TOKEN_HEADERS.contains(&n) || n == CALLER_HEADER || n == CALLER_TYPE_HEADER
-    });
+    // The caller's token passes on as in the original (fatmen may rely on it); identity headers a
+    // client sends are never believed: PUB sets them from the verified token.
+    strip(headers, |n| n == CALLER_HEADER || n == CALLER_TYPE_HEADER);
     if let Some(v) = upgrade_value {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, v);
     }
-    strip_token_cookies(headers);
     if let Some(d) = caller {
         if let Ok(v) = HeaderValue::from_str(&d.subject_name) {
             headers.insert(CALLER_HEADER, v);
@@ -553,35 +550,6 @@ fn prepare_request_headers(
     };
     if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
         headers.insert("x-forwarded-for", v);
-    }
-}
-
-fn strip_token_cookies(headers: &mut HeaderMap) {
-    let has_token_cookie = headers.get_all(header::COOKIE).iter().any(|v| {
-        v.as_bytes()
-            .windows(10)
-            .any(|w| w.eq_ignore_ascii_case(b"x-racetrac"))
-    });
-    if !has_token_cookie {
-        return;
-    }
-    let cookies: Vec<String> = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .map(str::trim)
-        .filter(|pair| {
-            let name = pair.split_once('=').map_or(*pair, |(k, _)| k);
-            !pair.is_empty() && !TOKEN_HEADERS.iter().any(|t| t.eq_ignore_ascii_case(name))
-        })
-        .map(String::from)
-        .collect();
-    headers.remove(header::COOKIE);
-    if !cookies.is_empty() {
-        if let Ok(v) = HeaderValue::from_str(&cookies.join("; ")) {
-            headers.insert(header::COOKIE, v);
-        }
     }
 }
 
@@ -621,7 +589,7 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_headers_carry_identity_not_credentials() {
+    fn forwarded_headers_keep_the_token_and_replace_identity() {
         let mut h = HeaderMap::new();
         h.insert("x-racetrack-auth", HeaderValue::from_static("secret"));
         h.insert(
@@ -646,10 +614,13 @@ mod tests {
             subject_id: "s1".into(),
         };
         prepare_request_headers(&mut h, false, Some(&d), "10.0.0.7:5555".parse().unwrap());
-        assert!(h.get("x-racetrack-auth").is_none());
+        assert_eq!(h.get("x-racetrack-auth").unwrap(), "secret");
         assert_eq!(h.get("x-racetrack-caller").unwrap(), "consumer");
         assert_eq!(h.get("x-racetrack-caller-type").unwrap(), "esc");
-        assert_eq!(h.get(header::COOKIE).unwrap(), "theme=dark");
+        assert_eq!(
+            h.get(header::COOKIE).unwrap(),
+            "X-Racetrack-Auth=secret; theme=dark"
+        );
         assert!(h.get("x-drop").is_none() && h.get(header::CONNECTION).is_none());
         assert_eq!(h.get("x-forwarded-host").unwrap(), "pub.example");
         assert_eq!(h.get("x-forwarded-for").unwrap(), "10.0.0.7");

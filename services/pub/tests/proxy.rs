@@ -315,7 +315,7 @@ impl Harness {
 }
 
 #[tokio::test]
-async fn allowed_calls_reach_the_fatman_with_identity_but_without_credentials() {
+async fn allowed_calls_reach_the_fatman_with_the_verified_identity() {
     let h = harness(&[]).await;
     let resp = h
         .client
@@ -340,7 +340,10 @@ async fn allowed_calls_reach_the_fatman_with_identity_but_without_credentials() 
     assert_eq!(headers["x-racetrack-caller"], "consumer-s-good");
     assert_eq!(headers["x-racetrack-caller-type"], "esc");
     assert_eq!(headers["x-request-tracing-id"], "trace-123");
-    assert!(headers.get("x-racetrack-auth").is_none(), "{headers}");
+    assert_eq!(
+        headers["x-racetrack-auth"], "good",
+        "forwarded as the original does"
+    );
     // The same path without the /pub prefix, and the token as a cookie (dashboard sessions).
     let resp = h
         .client
