@@ -25,7 +25,8 @@
 //! | `GIT_VERSION` | `unknown` | this service's own git version, shown by `/health` |
 //!
 //! Sizes accept plain bytes or a binary suffix (`Ki`, `Mi`, `Gi`, optionally followed by `B`).
-//! Booleans accept `true/false`, `1/0`, `yes/no`, `on/off`. Empty values count as unset.
+//! Booleans accept `true/false`, `1/0`, `yes/no`, `on/off`, `t/f`, `y/n` (any case). Empty values
+//! count as unset.
 //! The Docker engine is found the usual way (`DOCKER_HOST`, default the local socket).
 
 use std::net::SocketAddr;
@@ -70,50 +71,13 @@ pub const DEFAULT_BUILD_TIMEOUT_SECS: u64 = 3600;
 pub const DEFAULT_FINISHED_BUILDS_KEPT: usize = 200;
 pub const DEFAULT_FINISHED_BUILD_TTL_SECS: u64 = 24 * 3600;
 
-/// A variable with a value that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {var}: {reason}")]
-pub struct ConfigError {
-    pub var: &'static str,
-    pub reason: String,
-}
-
-fn err(var: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        var,
-        reason: reason.into(),
-    }
-}
+pub use racetrack_config::{parse_bool, parse_size, ConfigError};
 
 /// Default `WORKSPACES_DIR`: a folder under the system temp dir.
 pub fn default_workspaces_dir() -> PathBuf {
     std::env::temp_dir()
         .join("racetrack-image-builder")
         .join("workspaces")
-}
-
-/// Parses `256Mi`, `1GiB`, `1048576`...
-pub fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let s = s.strip_suffix('B').unwrap_or(s);
-    let (digits, multiplier) = if let Some(d) = s.strip_suffix("Ki") {
-        (d, 1u64 << 10)
-    } else if let Some(d) = s.strip_suffix("Mi") {
-        (d, 1 << 20)
-    } else if let Some(d) = s.strip_suffix("Gi") {
-        (d, 1 << 30)
-    } else {
-        (s, 1)
-    };
-    digits.trim().parse::<u64>().ok()?.checked_mul(multiplier)
-}
-
-pub fn parse_bool(s: &str) -> Option<bool> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Some(true),
-        "false" | "0" | "no" | "off" => Some(false),
-        _ => None,
-    }
 }
 
 impl Config {
@@ -124,58 +88,24 @@ impl Config {
 
     /// Reads the configuration through `get` (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
-        let addr = |var: &'static str, default: &str| -> Result<SocketAddr, ConfigError> {
-            let value = get(var).unwrap_or_else(|| default.to_string());
-            value.trim().parse().map_err(|_| {
-                err(
-                    var,
-                    format!("`{value}` is not a socket address (host:port)"),
-                )
-            })
-        };
-        let size = |var: &'static str, default: u64| -> Result<u64, ConfigError> {
-            match get(var) {
-                None => Ok(default),
-                Some(v) => parse_size(&v)
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| err(var, format!("`{v}` is not a positive size"))),
-            }
-        };
-        let number = |var: &'static str, default: u64| -> Result<u64, ConfigError> {
-            match get(var) {
-                None => Ok(default),
-                Some(v) => v
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| err(var, format!("`{v}` is not a positive integer"))),
-            }
-        };
-        let flag = |var: &'static str, default: bool| -> Result<bool, ConfigError> {
-            match get(var) {
-                None => Ok(default),
-                Some(v) => {
-                    parse_bool(&v).ok_or_else(|| err(var, format!("`{v}` is not a boolean")))
-                }
-            }
-        };
+        // Set values are taken as given; typed values are trimmed before parsing.
+        let env = racetrack_config::Env::untrimmed(&lookup);
+        // Whole seconds, at least one.
+        let secs = |var: &str, default: u64| env.positive(var, default).map(Duration::from_secs);
 
         let max_build_context_bytes =
-            size("MAX_BUILD_CONTEXT_BYTES", DEFAULT_MAX_BUILD_CONTEXT_BYTES)?;
-        let max_build_context_unpacked_bytes = size(
+            env.size("MAX_BUILD_CONTEXT_BYTES", DEFAULT_MAX_BUILD_CONTEXT_BYTES)?;
+        let max_build_context_unpacked_bytes = env.size(
             "MAX_BUILD_CONTEXT_UNPACKED_BYTES",
             max_build_context_bytes.saturating_mul(4),
         )?;
-        let max_concurrent_builds = number(
-            "MAX_CONCURRENT_BUILDS",
-            DEFAULT_MAX_CONCURRENT_BUILDS as u64,
-        )?;
+        let max_concurrent_builds =
+            env.positive("MAX_CONCURRENT_BUILDS", DEFAULT_MAX_CONCURRENT_BUILDS)?;
         if max_concurrent_builds > 1024 {
-            return Err(err("MAX_CONCURRENT_BUILDS", "at most 1024"));
+            return Err(ConfigError::new("MAX_CONCURRENT_BUILDS", "at most 1024"));
         }
-        let namespace = get("DOCKER_REGISTRY_NAMESPACE")
+        let namespace = env
+            .string("DOCKER_REGISTRY_NAMESPACE")
             .unwrap_or_else(|| DEFAULT_DOCKER_REGISTRY_NAMESPACE.into())
             .trim()
             .trim_matches('/')
@@ -184,7 +114,7 @@ impl Config {
             .split('/')
             .all(crate::naming::is_valid_path_component)
         {
-            return Err(err(
+            return Err(ConfigError::new(
                 "DOCKER_REGISTRY_NAMESPACE",
                 format!("`{namespace}` is not a valid image path (lowercase letters, digits, separators)"),
             ));
@@ -196,46 +126,43 @@ impl Config {
         };
 
         Ok(Config {
-            grpc_addr: addr("GRPC_ADDR", DEFAULT_GRPC_ADDR)?,
-            http_addr: addr("HTTP_ADDR", DEFAULT_HTTP_ADDR)?,
+            grpc_addr: env.addr("GRPC_ADDR", DEFAULT_GRPC_ADDR)?,
+            http_addr: env.addr("HTTP_ADDR", DEFAULT_HTTP_ADDR)?,
             docker_registry,
             docker_registry_namespace: namespace,
-            build_logs_dir: get("BUILD_LOGS_DIR")
+            build_logs_dir: env
+                .string("BUILD_LOGS_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_BUILD_LOGS_DIR)),
-            workspaces_dir: get("WORKSPACES_DIR")
+            workspaces_dir: env
+                .string("WORKSPACES_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(default_workspaces_dir),
-            job_types_dir: get("JOB_TYPES_DIR")
+            job_types_dir: env
+                .string("JOB_TYPES_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_JOB_TYPES_DIR)),
-            python_base_image: get("PYTHON_BASE_IMAGE").map(|v| v.trim().to_string()),
-            base_image: get("BASE_IMAGE").map(|v| v.trim().to_string()),
-            max_concurrent_builds: max_concurrent_builds as usize,
+            python_base_image: env
+                .string("PYTHON_BASE_IMAGE")
+                .map(|v| v.trim().to_string()),
+            base_image: env.string("BASE_IMAGE").map(|v| v.trim().to_string()),
+            max_concurrent_builds,
             max_build_context_bytes,
             max_build_context_unpacked_bytes,
-            extra_ca_certs: get("EXTRA_CA_CERTS").map(PathBuf::from),
-            allow_file_git_remotes: flag("ALLOW_FILE_GIT_REMOTES", false)?,
-            push_images: flag("PUSH_IMAGES", true)?,
-            build_timeout: Duration::from_secs(number(
-                "BUILD_TIMEOUT_SECS",
-                DEFAULT_BUILD_TIMEOUT_SECS,
-            )?),
+            extra_ca_certs: env.string("EXTRA_CA_CERTS").map(PathBuf::from),
+            allow_file_git_remotes: env.flag("ALLOW_FILE_GIT_REMOTES", false)?,
+            push_images: env.flag("PUSH_IMAGES", true)?,
+            build_timeout: secs("BUILD_TIMEOUT_SECS", DEFAULT_BUILD_TIMEOUT_SECS)?,
             build_network_mode: match lookup("BUILD_NETWORK_MODE") {
                 Some(v) if v.trim().is_empty() => None,
                 Some(v) => Some(v.trim().to_string()),
                 None => Some("host".to_string()),
             },
-            finished_builds_kept: number(
-                "FINISHED_BUILDS_KEPT",
-                DEFAULT_FINISHED_BUILDS_KEPT as u64,
-            )? as usize,
-            finished_build_ttl: Duration::from_secs(number(
-                "FINISHED_BUILD_TTL_SECS",
-                DEFAULT_FINISHED_BUILD_TTL_SECS,
-            )?),
-            racetrack_version: get("DOCKER_TAG").unwrap_or_else(|| "latest".into()),
-            git_version: get("GIT_VERSION").unwrap_or_else(|| "unknown".into()),
+            finished_builds_kept: env
+                .positive("FINISHED_BUILDS_KEPT", DEFAULT_FINISHED_BUILDS_KEPT)?,
+            finished_build_ttl: secs("FINISHED_BUILD_TTL_SECS", DEFAULT_FINISHED_BUILD_TTL_SECS)?,
+            racetrack_version: env.string_or("DOCKER_TAG", "latest"),
+            git_version: env.string_or("GIT_VERSION", "unknown"),
         })
     }
 
@@ -247,10 +174,11 @@ impl Config {
     /// Checks what can only be checked on the machine (readable CA bundle).
     pub fn check_files(&self) -> Result<(), ConfigError> {
         if let Some(path) = &self.extra_ca_certs {
-            let meta = std::fs::metadata(path)
-                .map_err(|e| err("EXTRA_CA_CERTS", format!("{}: {e}", path.display())))?;
+            let meta = std::fs::metadata(path).map_err(|e| {
+                ConfigError::new("EXTRA_CA_CERTS", format!("{}: {e}", path.display()))
+            })?;
             if !meta.is_file() {
-                return Err(err(
+                return Err(ConfigError::new(
                     "EXTRA_CA_CERTS",
                     format!("{} is not a file", path.display()),
                 ));
@@ -263,14 +191,9 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(move |k| map.get(k).cloned())
+        Config::from_lookup(racetrack_config::lookup_in(pairs))
     }
 
     #[test]
@@ -335,14 +258,5 @@ mod tests {
                 .var,
             "DOCKER_REGISTRY_NAMESPACE"
         );
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("10"), Some(10));
-        assert_eq!(parse_size("2Ki"), Some(2048));
-        assert_eq!(parse_size("3MiB"), Some(3 << 20));
-        assert_eq!(parse_size("1Gi"), Some(1 << 30));
-        assert_eq!(parse_size("x"), None);
     }
 }

@@ -74,9 +74,7 @@ impl std::fmt::Debug for Config {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("invalid configuration: {0}")]
-pub struct ConfigError(pub String);
+pub use racetrack_config::ConfigError;
 
 impl Config {
     pub fn from_env() -> Result<Config, ConfigError> {
@@ -84,56 +82,21 @@ impl Config {
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |k: &str| {
-            get(k)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let parse_bool = |k: &str, default: bool| -> Result<bool, ConfigError> {
-            match get(k) {
-                None => Ok(default),
-                Some(v) => match v.to_ascii_lowercase().as_str() {
-                    "1" | "true" | "t" | "yes" | "y" => Ok(true),
-                    "0" | "false" | "f" | "no" | "n" => Ok(false),
-                    _ => Err(ConfigError(format!("{k} must be true or false, got {v:?}"))),
-                },
-            }
-        };
-        let secs = |k: &str, default: f64| -> Result<Duration, ConfigError> {
-            let Some(v) = get(k) else {
-                return Ok(Duration::from_secs_f64(default));
-            };
-            match v.parse::<f64>() {
-                Ok(n) if n.is_finite() && n > 0.0 && n < 1e9 => Ok(Duration::from_secs_f64(n)),
-                _ => Err(ConfigError(format!(
-                    "{k} must be a positive number of seconds, got {v:?}"
-                ))),
-            }
-        };
-        let count = |k: &str, default: u64| -> Result<u64, ConfigError> {
-            match get(k) {
-                None => Ok(default),
-                Some(v) => match v.parse::<u64>() {
-                    Ok(n) if n > 0 => Ok(n),
-                    _ => Err(ConfigError(format!(
-                        "{k} must be a positive whole number, got {v:?}"
-                    ))),
-                },
-            }
-        };
-        let http_addr = get("HTTP_ADDR").unwrap_or_else(|| "0.0.0.0:7106".into());
-        let lifecycle_url = get("LIFECYCLE_URL")
-            .unwrap_or_else(|| "http://127.0.0.1:7102".into())
+        let env = racetrack_config::Env::new(get);
+        let secs = |k: &str, default: u64| env.secs(k, Duration::from_secs(default));
+        let lifecycle_url = env
+            .string_or("LIFECYCLE_URL", "http://127.0.0.1:7102")
             .trim_end_matches('/')
             .to_string();
         // Plain HTTP to Lifecycle's internal address (as the original's in-cluster traffic); no
         // TLS client is linked in, so https:// is refused here rather than failing every call.
         if !lifecycle_url.starts_with("http://") {
-            return Err(ConfigError(format!(
-                "LIFECYCLE_URL must be Lifecycle's internal http:// address, got {lifecycle_url:?}"
-            )));
+            return Err(ConfigError::new(
+                "LIFECYCLE_URL",
+                format!("must be Lifecycle's internal http:// address, got {lifecycle_url:?}"),
+            ));
         }
-        let infrastructure_targets = match get("INFRASTRUCTURE_TARGET").as_deref() {
+        let infrastructure_targets = match env.string("INFRASTRUCTURE_TARGET").as_deref() {
             None => vec!["docker".to_string()],
             Some("none") => vec![],
             Some(list) => {
@@ -144,44 +107,42 @@ impl Config {
                     .collect();
                 for name in &names {
                     if name != "docker" {
-                        return Err(ConfigError(format!(
-                            "INFRASTRUCTURE_TARGET {name:?} is not supported (available: docker, none)"
-                        )));
+                        return Err(ConfigError::new(
+                            "INFRASTRUCTURE_TARGET",
+                            format!("{name:?} is not supported (available: docker, none)"),
+                        ));
                     }
                 }
                 names
             }
         };
-        let lease = secs("LEASE_SECS", 15.0)?;
-        let lease_retry = secs("LEASE_RETRY_SECS", 5.0)?;
+        let lease = secs("LEASE_SECS", 15)?;
+        let lease_retry = secs("LEASE_RETRY_SECS", 5)?;
         Ok(Config {
-            http_addr: http_addr.parse().map_err(|_| {
-                ConfigError(format!("HTTP_ADDR must be host:port, got {http_addr:?}"))
-            })?,
-            database_url: get("DATABASE_URL").unwrap_or_else(|| "sqlite://racetrack.db".into()),
-            database_max_connections: u32::try_from(count("DATABASE_MAX_CONNECTIONS", 4)?)
-                .map_err(|_| ConfigError("DATABASE_MAX_CONNECTIONS is too large".into()))?,
-            auth_key: get("AUTH_KEY"),
-            lifecycle_auth_token: get("LIFECYCLE_AUTH_TOKEN"),
+            http_addr: env.addr("HTTP_ADDR", "0.0.0.0:7106")?,
+            database_url: env.string_or("DATABASE_URL", "sqlite://racetrack.db"),
+            database_max_connections: env.positive("DATABASE_MAX_CONNECTIONS", 4)?,
+            auth_key: env.string("AUTH_KEY"),
+            lifecycle_auth_token: env.string("LIFECYCLE_AUTH_TOKEN"),
             lifecycle_url,
             infrastructure_targets,
-            docker_network: get("DOCKER_NETWORK").unwrap_or_else(|| "racetrack".into()),
-            docker_network_only: parse_bool("DOCKER_NETWORK_ONLY", false)?,
-            sync_interval: secs("SYNC_INTERVAL_SECS", 60.0)?,
-            reconcile_interval: secs("RECONCILE_INTERVAL_SECS", 600.0)?,
-            orphan_grace: match get("ORPHAN_GRACE_SECS").as_deref() {
+            docker_network: env.string_or("DOCKER_NETWORK", "racetrack"),
+            docker_network_only: env.flag("DOCKER_NETWORK_ONLY", false)?,
+            sync_interval: secs("SYNC_INTERVAL_SECS", 60)?,
+            reconcile_interval: secs("RECONCILE_INTERVAL_SECS", 600)?,
+            orphan_grace: match env.string("ORPHAN_GRACE_SECS").as_deref() {
                 // Zero is allowed here: remove orphans at the first sync that sees them.
                 Some("0") => Duration::ZERO,
-                _ => secs("ORPHAN_GRACE_SECS", 600.0)?,
+                _ => secs("ORPHAN_GRACE_SECS", 600)?,
             },
-            orphan_dry_run: parse_bool("ORPHAN_DRY_RUN", false)?,
+            orphan_dry_run: env.flag("ORPHAN_DRY_RUN", false)?,
             lease,
             lease_retry,
-            check_concurrency: count("CHECK_CONCURRENCY", 32)?.min(1024) as usize,
-            deployment_stale: secs("DEPLOYMENT_STALE_SECS", 3600.0)?,
-            reconcile_timeout: secs("RECONCILE_TIMEOUT_SECS", 300.0)?,
-            redis_url: get("REDIS_URL"),
-            git_version: get("GIT_VERSION").unwrap_or_else(|| "dev".into()),
+            check_concurrency: env.positive("CHECK_CONCURRENCY", 32usize)?.min(1024),
+            deployment_stale: secs("DEPLOYMENT_STALE_SECS", 3600)?,
+            reconcile_timeout: secs("RECONCILE_TIMEOUT_SECS", 300)?,
+            redis_url: env.string("REDIS_URL"),
+            git_version: env.string_or("GIT_VERSION", "dev"),
         })
     }
 
@@ -203,14 +164,9 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn cfg(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|k| map.get(k).cloned())
+        Config::from_lookup(racetrack_config::lookup_in(vars))
     }
 
     #[test]

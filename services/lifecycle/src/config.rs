@@ -82,9 +82,7 @@ impl std::fmt::Debug for Config {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("invalid configuration: {0}")]
-pub struct ConfigError(pub String);
+pub use racetrack_config::ConfigError;
 
 impl Config {
     pub fn from_env() -> Result<Config, ConfigError> {
@@ -92,106 +90,51 @@ impl Config {
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |k: &str| get(k).filter(|v| !v.is_empty());
-        let parse_bool = |k: &str, default: bool| -> Result<bool, ConfigError> {
-            match get(k) {
-                None => Ok(default),
-                Some(v) => match v.to_ascii_lowercase().as_str() {
-                    "1" | "true" | "t" | "yes" | "y" => Ok(true),
-                    "0" | "false" | "f" | "no" | "n" => Ok(false),
-                    _ => Err(ConfigError(format!("{k} must be true or false, got {v:?}"))),
-                },
-            }
-        };
-        fn parse_num<T: std::str::FromStr>(
-            k: &str,
-            v: Option<String>,
-            default: T,
-        ) -> Result<T, ConfigError> {
-            match v {
-                None => Ok(default),
-                Some(v) => v
-                    .parse()
-                    .map_err(|_| ConfigError(format!("{k} must be a number, got {v:?}"))),
-            }
-        }
-        let http_addr = get("HTTP_ADDR").unwrap_or_else(|| "0.0.0.0:7102".into());
-        let grpc_addr = get("GRPC_ADDR").unwrap_or_else(|| "0.0.0.0:7112".into());
-        let external_pub_url = match get("CLUSTER_FQDN") {
+        // Set values are taken as given (a key or password may hold surrounding whitespace).
+        let env = racetrack_config::Env::untrimmed(get);
+        let external_pub_url = match env.string("CLUSTER_FQDN") {
             Some(fqdn) => format!(
                 "https://{}.{fqdn}/pub",
-                get("RACETRACK_SUBDOMAIN").unwrap_or_else(|| "racetrack".into())
+                env.string_or("RACETRACK_SUBDOMAIN", "racetrack")
             ),
-            None => get("EXTERNAL_PUB_URL").unwrap_or_else(|| "http://localhost:7105/pub".into()),
+            None => env.string_or("EXTERNAL_PUB_URL", "http://localhost:7105/pub"),
         };
         Ok(Config {
-            http_addr: http_addr.parse().map_err(|_| {
-                ConfigError(format!("HTTP_ADDR must be host:port, got {http_addr:?}"))
-            })?,
-            http_workers: parse_num("HTTP_WORKERS", get("HTTP_WORKERS"), 2)?,
-            database_url: get("DATABASE_URL").unwrap_or_else(|| "sqlite://racetrack.db".into()),
-            database_max_connections: parse_num(
-                "DATABASE_MAX_CONNECTIONS",
-                get("DATABASE_MAX_CONNECTIONS"),
-                10,
-            )?,
-            auth_key: get("AUTH_KEY"),
-            auth_debug: parse_bool("AUTH_DEBUG", false)?,
-            auth_required: parse_bool("AUTH_REQUIRED", true)?,
+            http_addr: env.addr("HTTP_ADDR", "0.0.0.0:7102")?,
+            http_workers: env.number("HTTP_WORKERS", 2)?,
+            database_url: env.string_or("DATABASE_URL", "sqlite://racetrack.db"),
+            database_max_connections: env.number("DATABASE_MAX_CONNECTIONS", 10)?,
+            auth_key: env.string("AUTH_KEY"),
+            auth_debug: env.flag("AUTH_DEBUG", false)?,
+            auth_required: env.flag("AUTH_REQUIRED", true)?,
             external_pub_url: external_pub_url.trim_end_matches('/').to_string(),
-            git_version: get("GIT_VERSION").unwrap_or_else(|| "dev".into()),
-            docker_tag: get("DOCKER_TAG").unwrap_or_default(),
-            max_body_bytes: parse_num("MAX_BODY_BYTES", get("MAX_BODY_BYTES"), 1024 * 1024)?,
-            login_max_failures_per_user: parse_num(
-                "LOGIN_MAX_FAILURES_PER_USER",
-                get("LOGIN_MAX_FAILURES_PER_USER"),
-                5,
-            )?,
-            login_max_failures_per_address: parse_num(
-                "LOGIN_MAX_FAILURES_PER_ADDRESS",
-                get("LOGIN_MAX_FAILURES_PER_ADDRESS"),
-                20,
-            )?,
-            admin_password: get("ADMIN_PASSWORD"),
-            auto_activate_users: parse_bool("AUTO_ACTIVATE_USERS", false)?,
-            image_builder_url: get("IMAGE_BUILDER_URL")
-                .unwrap_or_else(|| "http://127.0.0.1:7101".into()),
-            infrastructure_target: match get("INFRASTRUCTURE_TARGET").as_deref() {
+            git_version: env.string_or("GIT_VERSION", "dev"),
+            docker_tag: env.string_or("DOCKER_TAG", ""),
+            max_body_bytes: env.number("MAX_BODY_BYTES", 1024 * 1024)?,
+            login_max_failures_per_user: env.number("LOGIN_MAX_FAILURES_PER_USER", 5)?,
+            login_max_failures_per_address: env.number("LOGIN_MAX_FAILURES_PER_ADDRESS", 20)?,
+            admin_password: env.string("ADMIN_PASSWORD"),
+            auto_activate_users: env.flag("AUTO_ACTIVATE_USERS", false)?,
+            image_builder_url: env.string_or("IMAGE_BUILDER_URL", "http://127.0.0.1:7101"),
+            infrastructure_target: match env.string("INFRASTRUCTURE_TARGET").as_deref() {
                 Some("none") => None,
                 Some(other) => Some(other.to_string()),
                 None => Some("docker".into()),
             },
-            internal_pub_url: get("INTERNAL_PUB_URL")
-                .unwrap_or_else(|| "http://host.docker.internal:7105/pub".into())
+            internal_pub_url: env
+                .string_or("INTERNAL_PUB_URL", "http://host.docker.internal:7105/pub")
                 .trim_end_matches('/')
                 .to_string(),
-            docker_network: get("DOCKER_NETWORK").unwrap_or_else(|| "racetrack".into()),
-            docker_pull: parse_bool("DOCKER_PULL", true)?,
-            max_deploy_body_bytes: parse_num(
-                "MAX_DEPLOY_BODY_BYTES",
-                get("MAX_DEPLOY_BODY_BYTES"),
-                128 * 1024 * 1024,
-            )?,
-            fatman_ready_timeout_secs: parse_num(
-                "FATMAN_READY_TIMEOUT",
-                get("FATMAN_READY_TIMEOUT"),
-                60,
-            )?,
-            request_tracing_header: get("REQUEST_TRACING_HEADER")
-                .unwrap_or_else(|| "X-Request-Tracing-Id".into()),
-            grpc_addr: grpc_addr.parse().map_err(|_| {
-                ConfigError(format!("GRPC_ADDR must be host:port, got {grpc_addr:?}"))
-            })?,
-            redis_url: get("REDIS_URL"),
-            tls: match (get("TLS_CERT_FILE"), get("TLS_KEY_FILE")) {
-                (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
-                (None, None) => None,
-                _ => {
-                    return Err(ConfigError(
-                        "TLS_CERT_FILE and TLS_KEY_FILE go together".into(),
-                    ))
-                }
-            },
+            docker_network: env.string_or("DOCKER_NETWORK", "racetrack"),
+            docker_pull: env.flag("DOCKER_PULL", true)?,
+            max_deploy_body_bytes: env.number("MAX_DEPLOY_BODY_BYTES", 128 * 1024 * 1024)?,
+            fatman_ready_timeout_secs: env.number("FATMAN_READY_TIMEOUT", 60)?,
+            request_tracing_header: env.string_or("REQUEST_TRACING_HEADER", "X-Request-Tracing-Id"),
+            grpc_addr: env.addr("GRPC_ADDR", "0.0.0.0:7112")?,
+            redis_url: env.string("REDIS_URL"),
+            tls: env
+                .pair("TLS_CERT_FILE", "TLS_KEY_FILE")?
+                .map(|(c, k)| (PathBuf::from(c), PathBuf::from(k))),
         })
     }
 
@@ -208,14 +151,9 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn cfg(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|k| map.get(k).cloned())
+        Config::from_lookup(racetrack_config::lookup_in(vars))
     }
 
     #[test]

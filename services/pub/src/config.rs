@@ -67,9 +67,7 @@ impl std::fmt::Debug for Config {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("invalid configuration: {0}")]
-pub struct ConfigError(pub String);
+pub use racetrack_config::ConfigError;
 
 impl Config {
     pub fn from_env() -> Result<Config, ConfigError> {
@@ -77,86 +75,56 @@ impl Config {
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |k: &str| {
-            get(k)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
+        let env = racetrack_config::Env::new(get);
+        // Whole seconds, at least one.
+        let secs = |k: &str, default: u64| env.positive(k, default).map(Duration::from_secs);
+        let default_addr = match env.string("PUB_PORT") {
+            Some(port) => format!("0.0.0.0:{port}"),
+            None => "0.0.0.0:7105".into(),
         };
-        let flag = |k: &str, default: bool| -> Result<bool, ConfigError> {
-            match get(k).map(|v| v.to_ascii_lowercase()) {
-                None => Ok(default),
-                Some(v) if ["1", "true", "yes", "y", "t"].contains(&v.as_str()) => Ok(true),
-                Some(v) if ["0", "false", "no", "n", "f"].contains(&v.as_str()) => Ok(false),
-                Some(v) => Err(ConfigError(format!("{k} must be true or false, got {v:?}"))),
-            }
-        };
-        let num = |k: &str, default: u64| -> Result<u64, ConfigError> {
-            get(k).map_or(Ok(default), |v| {
-                v.parse()
-                    .map_err(|_| ConfigError(format!("{k} must be a whole number, got {v:?}")))
-            })
-        };
-        let secs = |k: &str, default: u64| -> Result<Duration, ConfigError> {
-            match num(k, default)? {
-                0 => Err(ConfigError(format!("{k} must be at least 1 second"))),
-                n => Ok(Duration::from_secs(n)),
-            }
-        };
-        let addr = match (get("PUB_ADDR"), get("PUB_PORT")) {
-            (Some(a), _) => a,
-            (None, Some(port)) => format!("0.0.0.0:{port}"),
-            (None, None) => "0.0.0.0:7105".into(),
-        };
-        let auth_required = flag("AUTH_REQUIRED", true)?;
-        let lifecycle_auth_token = get("LIFECYCLE_AUTH_TOKEN");
+        let auth_required = env.flag("AUTH_REQUIRED", true)?;
+        let lifecycle_auth_token = env.string("LIFECYCLE_AUTH_TOKEN");
         if auth_required && lifecycle_auth_token.is_none() {
-            return Err(ConfigError(
-                "LIFECYCLE_AUTH_TOKEN is required when AUTH_REQUIRED is true (create one with `lifecycle generate-auth pub`)".into(),
+            return Err(ConfigError::new(
+                "LIFECYCLE_AUTH_TOKEN",
+                "must be set when AUTH_REQUIRED is true (create one with `lifecycle generate-auth pub`)",
             ));
         }
-        let tls = match (get("TLS_CERT_FILE"), get("TLS_KEY_FILE")) {
-            (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
-            (None, None) => None,
-            _ => {
-                return Err(ConfigError(
-                    "TLS_CERT_FILE and TLS_KEY_FILE go together".into(),
-                ))
-            }
-        };
-        let forward_to_protocol = get("FORWARD_TO_PROTOCOL").unwrap_or_else(|| "http".into());
+        let tls = env
+            .pair("TLS_CERT_FILE", "TLS_KEY_FILE")?
+            .map(|(c, k)| (PathBuf::from(c), PathBuf::from(k)));
+        let forward_to_protocol = env.string_or("FORWARD_TO_PROTOCOL", "http");
         if forward_to_protocol != "http" {
-            return Err(ConfigError(format!(
-                "FORWARD_TO_PROTOCOL {forward_to_protocol:?} is not supported (only http)"
-            )));
+            return Err(ConfigError::new(
+                "FORWARD_TO_PROTOCOL",
+                format!("must be http (the only one supported), got {forward_to_protocol:?}"),
+            ));
         }
         Ok(Config {
-            addr: addr
-                .parse()
-                .map_err(|_| ConfigError(format!("PUB_ADDR must be host:port, got {addr:?}")))?,
-            workers: num(
-                "WORKERS",
-                std::thread::available_parallelism().map_or(2, |n| n.get() as u64),
-            )?
-            .max(1) as usize,
-            lifecycle_grpc_url: get("LIFECYCLE_GRPC_URL")
-                .unwrap_or_else(|| "http://127.0.0.1:7112".into()),
+            addr: env.addr("PUB_ADDR", &default_addr)?,
+            workers: env
+                .number(
+                    "WORKERS",
+                    std::thread::available_parallelism().map_or(2, |n| n.get()),
+                )?
+                .max(1),
+            lifecycle_grpc_url: env.string_or("LIFECYCLE_GRPC_URL", "http://127.0.0.1:7112"),
             lifecycle_auth_token,
             lifecycle_timeout: secs("LIFECYCLE_TIMEOUT", 5)?,
             auth_required,
-            auth_debug: flag("AUTH_DEBUG", false)?,
+            auth_debug: env.flag("AUTH_DEBUG", false)?,
             cache_ttl: secs("AUTH_CACHE_TTL", 10)?,
-            cache_capacity: num("AUTH_CACHE_CAPACITY", 100_000)?.max(16) as usize,
-            redis_url: get("REDIS_URL"),
+            cache_capacity: env.number("AUTH_CACHE_CAPACITY", 100_000usize)?.max(16),
+            redis_url: env.string("REDIS_URL"),
             upstream_connect_timeout: secs("UPSTREAM_CONNECT_TIMEOUT", 5)?,
             upstream_timeout: secs("UPSTREAM_TIMEOUT", 300)?,
             header_read_timeout: secs("HEADER_READ_TIMEOUT", 10)?,
-            max_header_bytes: num("MAX_HEADER_BYTES", 64 * 1024)?.max(8192) as usize,
-            max_connections: num("MAX_CONNECTIONS", 10_000)?.max(1) as usize,
+            max_header_bytes: env.number("MAX_HEADER_BYTES", 64 * 1024usize)?.max(8192),
+            max_connections: env.number("MAX_CONNECTIONS", 10_000usize)?.max(1),
             forward_to_protocol,
-            request_tracing_header: get("REQUEST_TRACING_HEADER")
-                .unwrap_or_else(|| "X-Request-Tracing-Id".into()),
+            request_tracing_header: env.string_or("REQUEST_TRACING_HEADER", "X-Request-Tracing-Id"),
             tls,
-            git_version: get("GIT_VERSION").unwrap_or_else(|| "dev".into()),
+            git_version: env.string_or("GIT_VERSION", "dev"),
         })
     }
 }
@@ -166,11 +134,7 @@ mod tests {
     use super::*;
 
     fn cfg(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: Vec<(String, String)> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+        Config::from_lookup(racetrack_config::lookup_in(vars))
     }
 
     #[test]
