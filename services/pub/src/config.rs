@@ -7,7 +7,7 @@ use std::time::Duration;
 /// | env var | default | meaning |
 /// |---|---|---|
 /// | `PUB_ADDR` | `0.0.0.0:7105` | listen address (`PUB_PORT` alone sets the port) |
-/// | `WORKERS` | CPU count | proxy worker threads, each a single-threaded runtime accepting on the shared socket |
+/// | `WORKERS` | CPU count | proxy worker threads, each a single-threaded runtime; connections are dealt to them in turn |
 /// | `LIFECYCLE_GRPC_URL` | `http://127.0.0.1:7112` | Lifecycle's internal gRPC API |
 /// | `LIFECYCLE_AUTH_TOKEN` | — | PUB's internal token (`lifecycle generate-auth pub`); required when `AUTH_REQUIRED` |
 /// | `LIFECYCLE_TIMEOUT` | `5` | seconds to wait for a Lifecycle answer (then 503) |

@@ -78,16 +78,15 @@ fn listen_for_invalidations(core: &Arc<Core>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How the binary serves: `WORKERS` single-threaded runtimes accepting on one shared listening
-/// socket, like nginx's worker processes: a proxied call never hops threads (on a multi-threaded
-/// runtime the wake-ups between workers cost more than the proxying itself), and a busy worker
-/// simply accepts fewer new connections (per-worker `SO_REUSEPORT` sockets would pin connections
-/// by hash, leaving one worker saturated while another idles). A control runtime owns the
-/// Lifecycle channel and the Redis subscription.
+/// How the binary serves: `WORKERS` single-threaded runtimes, like nginx's worker processes, so a
+/// proxied call never hops threads (on a multi-threaded runtime the wake-ups between workers cost
+/// more than the proxying itself). A control runtime accepts and deals connections to the workers
+/// in turn (a shared socket let one worker take most of a burst of connections while another
+/// idled), and owns the Lifecycle channel and the Redis subscription.
 pub fn run(config: Config) -> anyhow::Result<()> {
     let tls = tls_acceptor(&config)?;
-    let listeners = bind_shared(config.addr, config.workers)?;
-    let addr = listeners[0].local_addr()?;
+    let listener = bind(config.addr)?;
+    let addr = listener.local_addr()?;
     let control = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -96,9 +95,17 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         listen_for_invalidations(&core)?;
         Ok::<_, anyhow::Error>(core)
     })?;
-    tracing::info!(%addr, workers = listeners.len(), config = ?core.config, "pub listening");
+    let workers = core.config.workers;
+    tracing::info!(%addr, workers, config = ?core.config, "pub listening");
     let (exited_tx, mut exited) = tokio::sync::mpsc::unbounded_channel();
-    for (i, listener) in listeners.into_iter().enumerate() {
+    let mut queues = Vec::with_capacity(workers);
+    for i in 0..workers {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(
+            std::net::TcpStream,
+            SocketAddr,
+            tokio::sync::OwnedSemaphorePermit,
+        )>();
+        queues.push(tx);
         let core = core.clone();
         let tls = tls.clone();
         let exited_tx = exited_tx.clone();
@@ -110,16 +117,44 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                         .enable_all()
                         .build()?;
                     runtime.block_on(async move {
-                        listener.set_nonblocking(true)?;
-                        let listener = tokio::net::TcpListener::from_std(listener)?;
-                        server::serve(listener, Arc::new(Pub::new(core)), tls).await
+                        let app = Arc::new(Pub::new(core));
+                        while let Some((stream, peer, permit)) = rx.recv().await {
+                            match tokio::net::TcpStream::from_std(stream) {
+                                Ok(stream) => server::spawn_connection(
+                                    stream,
+                                    peer,
+                                    permit,
+                                    app.clone(),
+                                    tls.clone(),
+                                ),
+                                Err(e) => {
+                                    tracing::warn!(%peer, error = %e, "cannot adopt a connection")
+                                }
+                            }
+                        }
+                        Ok::<_, anyhow::Error>(())
                     })
                 })();
                 let _ = exited_tx.send((i, result));
             })?;
     }
-    control.block_on(async {
+    control.block_on(async move {
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let mut next = 0usize;
+        let max = core.config.max_connections;
+        let accepting =
+            server::accept_loop(listener, max, move |stream, peer, permit| {
+                match stream.into_std() {
+                    Ok(std_stream) => {
+                        let _ = queues[next % queues.len()].send((std_stream, peer, permit));
+                        next = next.wrapping_add(1);
+                    }
+                    Err(e) => tracing::warn!(%peer, error = %e, "cannot hand a connection over"),
+                }
+            });
         tokio::select! {
+            r = accepting => r,
             Some((i, result)) = exited.recv() => {
                 result?;
                 anyhow::bail!("worker {i} stopped")
@@ -132,8 +167,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     })
 }
 
-/// One listening socket, `n` handles on it (one per worker runtime).
-fn bind_shared(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<std::net::TcpListener>> {
+fn bind(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
@@ -141,11 +175,5 @@ fn bind_shared(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<std::net::TcpLi
         .bind(&addr.into())
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     socket.listen(1024)?;
-    let first: std::net::TcpListener = socket.into();
-    let mut out = Vec::with_capacity(n.max(1));
-    for _ in 1..n.max(1) {
-        out.push(first.try_clone()?);
-    }
-    out.insert(0, first);
-    Ok(out)
+    Ok(socket.into())
 }

@@ -8,48 +8,71 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::proxy::Pub;
 
-/// Serves until the listener fails; with `tls`, every connection is a TLS handshake first.
+/// Accepts until the listener fails, handing each connection to `hand_off` (a semaphore permit
+/// travels with it: at most `max_connections` at once).
+pub async fn accept_loop(
+    listener: TcpListener,
+    max_connections: usize,
+    mut hand_off: impl FnMut(TcpStream, SocketAddr, OwnedSemaphorePermit),
+) -> anyhow::Result<()> {
+    let slots = Arc::new(Semaphore::new(max_connections));
+    loop {
+        let permit = slots.clone().acquire_owned().await?;
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                hand_off(stream, peer, permit);
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: wait a moment instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Serves one accepted connection on the current runtime; with `tls`, a TLS handshake first.
+pub fn spawn_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
+    app: Arc<Pub>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
+    tokio::spawn(async move {
+        match tls {
+            None => serve_connection(stream, peer, app).await,
+            Some(acceptor) => {
+                // A handshake gets the same deadline as a request head.
+                let deadline = app.config.header_read_timeout;
+                match tokio::time::timeout(deadline, acceptor.accept(stream)).await {
+                    Ok(Ok(tls_stream)) => serve_connection(tls_stream, peer, app).await,
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                }
+            }
+        }
+        drop(permit);
+    });
+}
+
+/// Accepts and serves on the current runtime (one worker).
 pub async fn serve(
     listener: TcpListener,
     app: Arc<Pub>,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> anyhow::Result<()> {
-    let slots = Arc::new(Semaphore::new(app.config.max_connections));
-    loop {
-        let permit = slots.clone().acquire_owned().await?;
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                // Out of file descriptors and the like: wait a moment instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            match tls {
-                None => serve_connection(stream, peer, app).await,
-                Some(acceptor) => {
-                    // A handshake gets the same deadline as a request head.
-                    let deadline = app.config.header_read_timeout;
-                    match tokio::time::timeout(deadline, acceptor.accept(stream)).await {
-                        Ok(Ok(tls_stream)) => serve_connection(tls_stream, peer, app).await,
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                }
-            }
-            drop(permit);
-        });
-    }
+    let max = app.config.max_connections;
+    accept_loop(listener, max, move |stream, peer, permit| {
+        spawn_connection(stream, peer, permit, app.clone(), tls.clone())
+    })
+    .await
 }
 
 pub async fn serve_connection<I>(io: I, peer: SocketAddr, app: Arc<Pub>)
