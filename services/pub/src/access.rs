@@ -23,6 +23,7 @@ const AUTH_METADATA: &str = "x-racetrack-auth";
 /// Where a fatman version runs.
 #[derive(Debug)]
 pub struct Route {
+    pub id: u64,
     pub name: String,
     pub version: String,
     pub status: String,
@@ -52,6 +53,8 @@ impl RouteMetrics {
 /// Lifecycle's answer about one caller token.
 #[derive(Debug)]
 pub struct Decision {
+    /// The fatman decided about (for invalidation).
+    pub fatman: String,
     pub outcome: Outcome,
     pub reason: String,
     pub subject_type: String,
@@ -73,28 +76,37 @@ pub enum AccessError {
     Lifecycle(String),
 }
 
-#[derive(Hash, PartialEq, Eq)]
-struct RouteKey {
-    name: String,
-    version: String,
+/// Cache keys are bytes built in a per-thread buffer, so a hit allocates nothing:
+/// routes: `name NUL version`; decisions: SHA-256 of the token (raw tokens are not kept beyond
+/// a request), the route's id, the endpoint.
+type Key = Vec<u8>;
+
+thread_local! {
+    static KEY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-#[derive(Hash, PartialEq, Eq)]
-struct DecisionKey {
-    /// SHA-256 of the token: raw tokens are not kept around longer than a request.
-    token: [u8; 32],
-    name: String,
-    version: String,
-    endpoint: String,
+fn with_key<T>(parts: &[&[u8]], f: impl FnOnce(&[u8]) -> T) -> T {
+    KEY.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        buf.clear();
+        for p in parts {
+            buf.extend_from_slice(p);
+        }
+        f(&buf)
+    })
 }
+
+/// Identifies one fetched route: decisions made for it die with it (a re-fetched route gets a
+/// new id), and ids are never reused, unlike addresses.
+static ROUTE_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 pub struct Access {
     client: LifecycleClient<Channel>,
     token: Option<MetadataValue<tonic::metadata::Ascii>>,
     timeout: Duration,
     /// `None` remembers "no such fatman" too, so a flood of bad names does not reach Lifecycle.
-    routes: TtlCache<RouteKey, Option<Arc<Route>>>,
-    decisions: TtlCache<DecisionKey, Arc<Decision>>,
+    routes: TtlCache<Key, Option<Arc<Route>>>,
+    decisions: TtlCache<Key, Arc<Decision>>,
     metrics: Arc<PubMetrics>,
     /// Hit/miss series resolved once: they are counted on every call.
     route_hits: prometheus::IntCounter,
@@ -167,12 +179,9 @@ impl Access {
 
     /// The fatman a version query means, from the cache or Lifecycle.
     pub async fn route(&self, name: &str, version: &str) -> Result<Arc<Route>, AccessError> {
-        let key = RouteKey {
-            name: name.to_string(),
-            version: version.to_string(),
-        };
         let not_found = || AccessError::NotFound(format!("fatman {name} {version} was not found"));
-        if let Some(hit) = self.routes.get(&key) {
+        let parts: [&[u8]; 3] = [name.as_bytes(), b"\0", version.as_bytes()];
+        if let Some(hit) = with_key(&parts, |k| self.routes.get(k)) {
             self.route_hits.inc();
             return hit.ok_or_else(not_found);
         }
@@ -188,6 +197,7 @@ impl Access {
         {
             Ok(r) => {
                 let route = Arc::new(Route {
+                    id: ROUTE_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                     metrics: RouteMetrics::new(&self.metrics, &r.name, &r.version),
                     name: r.name,
                     version: r.version,
@@ -195,11 +205,11 @@ impl Access {
                     internal_name: r.internal_name,
                     public_endpoints: r.public_endpoints,
                 });
-                self.routes.insert(key, Some(route.clone()));
+                self.routes.insert(parts.concat(), Some(route.clone()));
                 Ok(route)
             }
             Err(s) if s.code() == tonic::Code::NotFound => {
-                self.routes.insert(key, None);
+                self.routes.insert(parts.concat(), None);
                 Err(not_found())
             }
             Err(s) => Err(lifecycle_error(s)),
@@ -213,13 +223,10 @@ impl Access {
         route: &Route,
         endpoint: &str,
     ) -> Result<Arc<Decision>, AccessError> {
-        let key = DecisionKey {
-            token: Sha256::digest(token.as_bytes()).into(),
-            name: route.name.clone(),
-            version: route.version.clone(),
-            endpoint: endpoint.to_string(),
-        };
-        if let Some(hit) = self.decisions.get(&key) {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let route_id = route.id.to_le_bytes();
+        let parts: [&[u8]; 3] = [&digest, &route_id, endpoint.as_bytes()];
+        if let Some(hit) = with_key(&parts, |k| self.decisions.get(k)) {
             self.decision_hits.inc();
             return Ok(hit);
         }
@@ -236,6 +243,7 @@ impl Access {
             .await
             .map_err(lifecycle_error)?;
         let decision = Arc::new(Decision {
+            fatman: route.name.clone(),
             outcome: d.outcome(),
             reason: d.reason,
             subject_type: d.subject_type,
@@ -245,7 +253,7 @@ impl Access {
         if decision.outcome == Outcome::Unspecified {
             return Err(AccessError::Lifecycle("lifecycle gave no decision".into()));
         }
-        self.decisions.insert(key, decision.clone());
+        self.decisions.insert(parts.concat(), decision.clone());
         Ok(decision)
     }
 
@@ -270,8 +278,9 @@ impl Access {
                 "subject"
             }
             Notification::Event(Event::Fatman { name }) => {
-                self.routes.retain(|k, _| k.name != *name);
-                self.decisions.retain(|k, _| k.name != *name);
+                let prefix = [name.as_bytes(), b"\0"].concat();
+                self.routes.retain(|k, _| !k.starts_with(&prefix));
+                self.decisions.retain(|_, d| d.fatman != *name);
                 "fatman"
             }
         };

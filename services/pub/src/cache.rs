@@ -1,5 +1,6 @@
 //! A bounded, sharded map whose entries expire: PUB's memory of routes and decisions.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 
 use foldhash::fast::RandomState;
@@ -33,13 +34,22 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
         }
     }
 
-    fn shard(&self, key: &K) -> std::sync::MutexGuard<'_, HashMap<K, Entry<V>, RandomState>> {
+    /// `K` and its borrowed form hash alike (std's `Borrow` contract), so both find one shard.
+    fn shard<Q: Hash + ?Sized>(
+        &self,
+        key: &Q,
+    ) -> std::sync::MutexGuard<'_, HashMap<K, Entry<V>, RandomState>> {
         let i = (self.hasher.hash_one(key) as usize) % SHARDS;
         // A poisoned shard only means a panic elsewhere mid-insert; the map itself is intact.
         self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn get(&self, key: &K) -> Option<V> {
+    /// Looks up by a borrowed form of the key (e.g. `&[u8]` for `Vec<u8>` keys): no allocation.
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let mut shard = self.shard(key);
         match shard.get(key) {
             Some(e) if e.expires > Instant::now() => Some(e.value.clone()),

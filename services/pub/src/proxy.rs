@@ -107,11 +107,7 @@ impl Pub {
     }
 
     /// Entry point for every request; never fails (errors become JSON responses).
-    pub async fn handle(
-        self: Arc<Self>,
-        req: Request<Incoming>,
-        peer: SocketAddr,
-    ) -> Response<Body> {
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: &Peer) -> Response<Body> {
         let request_id = req
             .headers()
             .get(&self.tracing_header)
@@ -193,7 +189,7 @@ impl Pub {
         req: Request<Incoming>,
         call: FatmanCall,
         request_id: &str,
-        peer: SocketAddr,
+        peer: &Peer,
     ) -> Response<Body> {
         if req.method() != Method::GET && req.method() != Method::POST {
             return self.refuse(
@@ -300,7 +296,7 @@ impl Pub {
         route: &Route,
         caller: Option<&Decision>,
         request_id: &str,
-        peer: SocketAddr,
+        peer: &Peer,
     ) -> Result<Response<Incoming>, ProxyError> {
         let upgrade = is_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -360,6 +356,22 @@ impl Pub {
         }
         relativize_location(resp.headers_mut());
         Ok(resp)
+    }
+}
+
+/// The client end of a connection, with its address already rendered for `X-Forwarded-For`.
+pub struct Peer {
+    pub addr: SocketAddr,
+    ip_header: HeaderValue,
+}
+
+impl Peer {
+    pub fn new(addr: SocketAddr) -> Peer {
+        Peer {
+            addr,
+            ip_header: HeaderValue::from_str(&addr.ip().to_string())
+                .expect("an IP address is a valid header value"),
+        }
     }
 }
 
@@ -518,7 +530,7 @@ fn prepare_request_headers(
     headers: &mut HeaderMap,
     upgrade: bool,
     caller: Option<&Decision>,
-    peer: SocketAddr,
+    peer: &Peer,
 ) {
     let upgrade_value = if upgrade {
         headers.get(header::UPGRADE).cloned()
@@ -543,12 +555,11 @@ fn prepare_request_headers(
     if let Some(host) = headers.get(header::HOST).cloned() {
         headers.insert("x-forwarded-host", host);
     }
-    let ip = peer.ip().to_string();
     let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {ip}"),
-        None => ip,
+        Some(prev) => HeaderValue::from_str(&format!("{prev}, {}", peer.addr.ip())).ok(),
+        None => Some(peer.ip_header.clone()),
     };
-    if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
+    if let Some(v) = forwarded_for {
         headers.insert("x-forwarded-for", v);
     }
 }
@@ -607,13 +618,15 @@ mod tests {
         h.insert("x-drop", HeaderValue::from_static("1"));
         h.insert(header::HOST, HeaderValue::from_static("pub.example"));
         let d = Decision {
+            fatman: "echo".into(),
             outcome: Outcome::Allowed,
             reason: String::new(),
             subject_type: "esc".into(),
             subject_name: "consumer".into(),
             subject_id: "s1".into(),
         };
-        prepare_request_headers(&mut h, false, Some(&d), "10.0.0.7:5555".parse().unwrap());
+        let peer = Peer::new("10.0.0.7:5555".parse().unwrap());
+        prepare_request_headers(&mut h, false, Some(&d), &peer);
         assert_eq!(h.get("x-racetrack-auth").unwrap(), "secret");
         assert_eq!(h.get("x-racetrack-caller").unwrap(), "consumer");
         assert_eq!(h.get("x-racetrack-caller-type").unwrap(), "esc");

@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::proxy::Pub;
+use crate::proxy::{Peer, Pub};
 
 /// Accepts until the listener fails, handing each connection to `hand_off` (a semaphore permit
 /// travels with it: at most `max_connections` at once).
@@ -81,9 +81,11 @@ where
 {
     let service = {
         let app = app.clone();
+        let client = Arc::new(Peer::new(peer));
         service_fn(move |req| {
             let app = app.clone();
-            async move { Ok::<_, std::convert::Infallible>(app.handle(req, peer).await) }
+            let client = client.clone();
+            async move { Ok::<_, std::convert::Infallible>(app.handle(req, &client).await) }
         })
     };
     let conn = http1::Builder::new()
