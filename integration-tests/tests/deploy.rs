@@ -9,19 +9,6 @@ use harness::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-async fn perform(internal_name: &str, body: Value) -> (u16, Value) {
-    let resp = reqwest::Client::new()
-        .post(format!("http://{internal_name}/api/v1/perform"))
-        .json(&body)
-        .send()
-        .await
-        .expect("fatman reachable");
-    (
-        resp.status().as_u16(),
-        resp.json().await.unwrap_or(Value::Null),
-    )
-}
-
 async fn fatman(p: &Platform, name: &str, version: &str) -> Value {
     let (status, list) = p.call(Method::GET, "/api/v1/fatman", None).await;
     assert_eq!(status, 200);

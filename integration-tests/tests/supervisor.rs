@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use harness::supervisor::*;
 use harness::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 fn docker_prerequisites() -> bool {
     require("the Docker engine", docker_ok())
@@ -21,19 +21,6 @@ async fn status_of(p: &Platform, name: &str, version: &str) -> Option<String> {
     listed_fatman(p, name, version)
         .await
         .map(|f| f["status"].as_str().unwrap_or("").to_string())
-}
-
-async fn perform(internal_name: &str, body: Value) -> (u16, Value) {
-    let resp = reqwest::Client::new()
-        .post(format!("http://{internal_name}/api/v1/perform"))
-        .json(&body)
-        .send()
-        .await
-        .expect("fatman reachable");
-    (
-        resp.status().as_u16(),
-        resp.json().await.unwrap_or(Value::Null),
-    )
 }
 
 /// Lost → reported within one sync → reconciled back to running; then restarts of Lifecycle and

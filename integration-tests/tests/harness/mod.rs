@@ -58,6 +58,20 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Calls a fatman's perform directly at its internal address (no PUB).
+pub async fn perform(internal_name: &str, body: Value) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("http://{internal_name}/api/v1/perform"))
+        .json(&body)
+        .send()
+        .await
+        .expect("fatman reachable");
+    (
+        resp.status().as_u16(),
+        resp.json().await.unwrap_or(Value::Null),
+    )
+}
+
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 pub fn redis_ok() -> bool {

@@ -73,6 +73,7 @@ mod init;
 mod metrics;
 mod middleware;
 mod request_id;
+mod shutdown;
 
 pub use error::TelemetryError;
 pub use init::{
@@ -82,3 +83,4 @@ pub use init::{
 pub use metrics::{method_label, metrics_handler, Metrics, METRICS_CONTENT_TYPE, UNMATCHED_ROUTE};
 pub use middleware::{RequestTelemetry, RequestTelemetryMiddleware};
 pub use request_id::{is_valid_request_id, RequestId, MAX_REQUEST_ID_LEN, REQUEST_ID_HEADER};
+pub use shutdown::shutdown_signal;

@@ -39,29 +39,6 @@ fn run() -> Result<(), String> {
     runtime.block_on(serve(config))
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-}
-
 async fn serve(config: Config) -> Result<(), String> {
     let app = App::new(config);
     app.prepare_dirs()?;
@@ -96,7 +73,7 @@ async fn serve(config: Config) -> Result<(), String> {
     let http_task = tokio::spawn(http);
     let early_end = tokio::select! {
         result = &mut grpc_task => Some(result),
-        _ = shutdown_signal() => None,
+        _ = racetrack_telemetry::shutdown_signal() => None,
     };
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);

@@ -47,29 +47,6 @@ fn run() -> Result<(), String> {
     runtime.block_on(serve(config))
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-}
-
 async fn serve(config: Config) -> Result<(), String> {
     tracing::info!(?config, "starting the lifecycle supervisor");
     let listener = std::net::TcpListener::bind(config.http_addr)
@@ -97,7 +74,7 @@ async fn serve(config: Config) -> Result<(), String> {
     let sync_task = tokio::spawn(sup.clone().sync_loop(stop.clone()));
     let reconcile_task = tokio::spawn(sup.clone().reconcile_loop(stop.clone()));
 
-    shutdown_signal().await;
+    racetrack_telemetry::shutdown_signal().await;
     tracing::info!("stopping");
     stop.store(true, Ordering::SeqCst);
     sup.stopping.notify_waiters();

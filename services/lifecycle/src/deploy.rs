@@ -22,6 +22,9 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::subjects;
 
+/// Environment variables by name.
+type EnvVars = BTreeMap<String, String>;
+
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct GitCredentials {
     pub username: String,
@@ -398,13 +401,14 @@ async fn connect_builder(
 
 /// Runtime env of a fatman: its manifest env and secret env, build-only keys blanked (so build
 /// secrets don't reach the running container), and the platform's reserved variables.
+/// Returns (plain, secret) variables.
 fn runtime_env(
     state: &AppState,
     manifest: &Manifest,
     secrets: &SecretVars,
     family_token: &str,
     deployment_timestamp: i64,
-) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>), ApiError> {
+) -> Result<(EnvVars, EnvVars), ApiError> {
     let mut env = manifest.runtime_env.clone().unwrap_or_default();
     let secret_env = secrets.runtime_env.clone().unwrap_or_default();
     let build_keys = manifest

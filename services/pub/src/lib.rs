@@ -159,7 +159,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 result?;
                 anyhow::bail!("worker {i} stopped")
             }
-            _ = tokio::signal::ctrl_c() => {
+            _ = racetrack_telemetry::shutdown_signal() => {
                 tracing::info!("shutting down");
                 Ok(())
             }

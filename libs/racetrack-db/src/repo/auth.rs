@@ -232,12 +232,14 @@ fn load_views(conn: &mut DbConnection, which: Select<'_>) -> Result<Vec<Permissi
         Select::Subject(id) => q.filter(perm::auth_subject_id.eq(id)),
         Select::Id(id) => q.filter(perm::id.eq(id)),
     };
-    let rows: Vec<(
+    // A permission with its family name and its fatman's name and version, when it has them.
+    type Row = (
         AuthPermission,
         Option<String>,
         Option<String>,
         Option<String>,
-    )> = q.order(perm::id.asc()).load(conn)?;
+    );
+    let rows: Vec<Row> = q.order(perm::id.asc()).load(conn)?;
     Ok(rows
         .into_iter()
         .map(
