@@ -12,6 +12,7 @@ use racetrack_proto::lifecycle::{
 };
 use tonic::{Request, Response, Status};
 
+use crate::api::with_db;
 use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -52,22 +53,6 @@ impl LifecycleApi {
         }
         Ok(())
     }
-
-    async fn db<T, F>(&self, f: F) -> Result<T, ApiError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut racetrack_db::DbConnection, &AppState) -> Result<T, ApiError>
-            + Send
-            + 'static,
-    {
-        let state = self.state.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = state.db.get()?;
-            f(&mut conn, &state)
-        })
-        .await
-        .map_err(ApiError::internal)?
-    }
 }
 
 fn status_of(err: ApiError) -> Status {
@@ -92,24 +77,23 @@ impl Lifecycle for LifecycleApi {
     ) -> Result<Response<FatmanRoute>, Status> {
         self.require_service(&req)?;
         let ResolveFatmanRequest { name, version } = req.into_inner();
-        let route = self
-            .db(move |conn, _| {
-                let f = crate::registry::resolve_fatman(conn, &name, &version)?;
-                let public_endpoints = fatmen::active_public_endpoints(conn, &f.id)?
-                    .into_iter()
-                    .map(|e| racetrack_auth::permission::normalize_endpoint(&e.endpoint))
-                    .collect();
-                Ok(FatmanRoute {
-                    id: f.id,
-                    name: f.name,
-                    version: f.version,
-                    status: f.status,
-                    internal_name: f.internal_name.unwrap_or_default(),
-                    public_endpoints,
-                })
+        let route = with_db(self.state.clone(), move |conn, _| {
+            let f = crate::registry::resolve_fatman(conn, &name, &version)?;
+            let public_endpoints = fatmen::active_public_endpoints(conn, &f.id)?
+                .into_iter()
+                .map(|e| racetrack_auth::permission::normalize_endpoint(&e.endpoint))
+                .collect();
+            Ok(FatmanRoute {
+                id: f.id,
+                name: f.name,
+                version: f.version,
+                status: f.status,
+                internal_name: f.internal_name.unwrap_or_default(),
+                public_endpoints,
             })
-            .await
-            .map_err(status_of)?;
+        })
+        .await
+        .map_err(status_of)?;
         Ok(Response::new(route))
     }
 
@@ -123,19 +107,18 @@ impl Lifecycle for LifecycleApi {
         let debug = self.state.config.auth_debug;
         let token = Some(r.token).filter(|t| !t.is_empty());
         let endpoint = racetrack_auth::permission::normalize_endpoint(&r.endpoint);
-        let result = self
-            .db(move |conn, state| {
-                crate::calls::check_allowed(
-                    conn,
-                    state,
-                    token.as_deref(),
-                    &r.fatman_name,
-                    &r.fatman_version,
-                    "call_fatman",
-                    Some(&endpoint),
-                )
-            })
-            .await;
+        let result = with_db(self.state.clone(), move |conn, state| {
+            crate::calls::check_allowed(
+                conn,
+                state,
+                token.as_deref(),
+                &r.fatman_name,
+                &r.fatman_version,
+                "call_fatman",
+                Some(&endpoint),
+            )
+        })
+        .await;
         let decision = match result {
             Ok(caller) => {
                 let (subject_id, subject_name) = match &caller {

@@ -62,12 +62,6 @@ pub struct Decision {
     pub subject_id: String,
 }
 
-impl Decision {
-    pub fn allowed(&self) -> bool {
-        self.outcome == Outcome::Allowed
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
     #[error("{0}")]

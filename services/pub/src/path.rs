@@ -157,7 +157,7 @@ fn normalise(tail: &str) -> Result<String, PathError> {
     Ok(out)
 }
 
-fn percent_decode(seg: &str) -> Result<Vec<u8>, PathError> {
+pub(crate) fn percent_decode(seg: &str) -> Result<Vec<u8>, PathError> {
     let bytes = seg.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

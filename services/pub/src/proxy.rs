@@ -102,10 +102,6 @@ impl Pub {
         Pub { core, client }
     }
 
-    pub fn core(&self) -> &Arc<Core> {
-        &self.core
-    }
-
     /// Entry point for every request; never fails (errors become JSON responses).
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: &Peer) -> Response<Body> {
         let request_id = req
@@ -449,31 +445,12 @@ pub fn caller_token(headers: &HeaderMap) -> Option<String> {
     None
 }
 
+/// Cookie values are URL-escaped by browsers; a value that does not decode is taken as sent.
 fn url_unescape(v: &str) -> String {
-    let b = v.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                match std::str::from_utf8(&b[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                {
-                    Some(c) => {
-                        out.push(c);
-                        i += 3;
-                        continue;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
+    match path::percent_decode(v) {
+        Ok(bytes) => String::from_utf8(bytes).unwrap_or_else(|_| v.to_string()),
+        Err(_) => v.to_string(),
     }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn is_upgrade(headers: &HeaderMap) -> bool {

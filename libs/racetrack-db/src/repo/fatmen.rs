@@ -176,6 +176,18 @@ pub fn list_public_endpoint_requests(
         .load(conn)?)
 }
 
+/// Every public endpoint one fatman requested, approved or not.
+pub fn public_endpoint_requests_of(
+    conn: &mut DbConnection,
+    fatman_id: &str,
+) -> Result<Vec<PublicEndpointRequest>, DbError> {
+    Ok(endpoint::table
+        .filter(endpoint::fatman_id.eq(fatman_id))
+        .order(endpoint::endpoint.asc())
+        .select(PublicEndpointRequest::as_select())
+        .load(conn)?)
+}
+
 /// Records a request for a public endpoint (inactive until an admin approves it); idempotent.
 pub fn request_public_endpoint(
     conn: &mut DbConnection,

@@ -495,10 +495,8 @@ async fn public_endpoints(
     let list = with_caller(state, token, move |conn, _, caller| {
         let fatman = authorized_fatman(conn, caller, "read_fatman", &name, &version)?;
         Ok(fatmen::active_public_endpoints(conn, &fatman.id)?
-            .into_iter()
-            .map(|e| {
-                json!({"fatman_name": fatman.name, "fatman_version": fatman.version, "endpoint": e.endpoint, "active": e.active})
-            })
+            .iter()
+            .map(|e| endpoint_request_dto(&fatman, e))
             .collect::<Vec<_>>())
     })
     .await?;
@@ -522,9 +520,8 @@ async fn public_endpoint_requests(
     let list = with_caller(state, token, move |conn, _, caller| {
         require_scope(caller, "call_admin_api")?;
         let fatman = crate::registry::exact_fatman(conn, &name, &version)?;
-        Ok(fatmen::list_public_endpoint_requests(conn)?
+        Ok(fatmen::public_endpoint_requests_of(conn, &fatman.id)?
             .iter()
-            .filter(|e| e.fatman_id == fatman.id)
             .map(|e| endpoint_request_dto(&fatman, e))
             .collect::<Vec<_>>())
     })
@@ -553,9 +550,9 @@ async fn approve_public_endpoint(
         require_scope(caller, "call_admin_api")?;
         let fatman = crate::registry::exact_fatman(conn, &name, &version)?;
         let wanted = permission::normalize_endpoint(&body.endpoint);
-        let mut request = fatmen::list_public_endpoint_requests(conn)?
+        let mut request = fatmen::public_endpoint_requests_of(conn, &fatman.id)?
             .into_iter()
-            .find(|e| e.fatman_id == fatman.id && permission::normalize_endpoint(&e.endpoint) == wanted)
+            .find(|e| permission::normalize_endpoint(&e.endpoint) == wanted)
             .ok_or_else(|| {
                 ApiError::NotFound(format!(
                     "fatman {name} {version} did not request public endpoint {wanted}"
