@@ -1,8 +1,6 @@
 //! Every way a call can fail, mapped once to a status and a JSON body that says which hop failed.
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::{header, Response, StatusCode};
+use http::StatusCode;
 use serde_json::json;
 
 use crate::access::AccessError;
@@ -81,8 +79,8 @@ impl ProxyError {
         }
     }
 
-    pub fn response(&self, request_id: &str, fatman: &FatmanContext<'_>) -> Response<Full<Bytes>> {
-        let status = self.status();
+    /// The JSON body of the refusal.
+    pub fn body(&self, request_id: &str, fatman: &FatmanContext<'_>) -> String {
         // The original's prefixes: "Reverse proxy error" once the fatman was reached for.
         let prefix = match self.hop() {
             "fatman" => "Reverse proxy error",
@@ -90,7 +88,7 @@ impl ProxyError {
         };
         let mut body = json!({
             "error": format!("{prefix}: {self}"),
-            "status": status.canonical_reason().unwrap_or(""),
+            "status": self.status().canonical_reason().unwrap_or(""),
             "hop": self.hop(),
             "requestId": request_id,
         });
@@ -103,21 +101,6 @@ impl ProxyError {
         if let Some(s) = fatman.status {
             body["fatmanStatus"] = json!(s);
         }
-        let mut resp = json_response(status, &body);
-        if matches!(self, ProxyError::MethodNotAllowed) {
-            resp.headers_mut()
-                .insert(header::ALLOW, header::HeaderValue::from_static("GET, POST"));
-        }
-        resp
+        body.to_string()
     }
-}
-
-pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
-    resp
 }

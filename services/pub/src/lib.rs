@@ -8,6 +8,8 @@ pub mod metrics;
 pub mod path;
 pub mod proxy;
 pub mod server;
+pub mod upstream;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;

@@ -1,29 +1,26 @@
 //! One call through PUB: route → permission → forward, streaming both bodies.
 
+use std::borrow::Cow;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
-use http_body_util::{Either, Full};
-use hyper::body::Incoming;
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode, Uri, Version};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use bytes::{Buf, BytesMut};
+use http::StatusCode;
 use racetrack_proto::lifecycle::call_decision::Outcome;
 use serde_json::json;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tracing::Instrument;
 
 use crate::access::{Access, Decision, Route};
 use crate::config::Config;
-use crate::error::{json_response, FatmanContext, ProxyError};
+use crate::error::{FatmanContext, ProxyError};
 use crate::metrics::PubMetrics;
 use crate::path::{self, FatmanCall};
-
-pub type Body = Either<Incoming, Full<Bytes>>;
+use crate::upstream::{Upstream, Upstreams};
+use crate::wire::{self, CopyError, Framing, Head};
 
 /// Caller token headers in the order PUB reads them (each also as a cookie of the same name).
 pub const TOKEN_HEADERS: [&str; 4] = [
@@ -37,6 +34,8 @@ pub const TOKEN_HEADERS: [&str; 4] = [
 const CALLER_HEADER: &str = "x-racetrack-caller";
 const CALLER_TYPE_HEADER: &str = "x-racetrack-caller-type";
 
+/// Hop-by-hop headers (RFC 9110 §7.6.1) are the connection's, not the message's. Framing headers
+/// (`Transfer-Encoding`, `Content-Length`) pass: bodies are forwarded as framed.
 const HOP_BY_HOP: [&str; 8] = [
     "connection",
     "keep-alive",
@@ -48,12 +47,16 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
 ];
 
+/// A response head from a fatman larger than this is refused as broken (502).
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
 /// What every worker shares: configuration, PUB's memory of routes and decisions, metrics.
 pub struct Core {
     pub config: Config,
     pub access: Access,
     pub metrics: Arc<PubMetrics>,
-    tracing_header: HeaderName,
+    /// `REQUEST_TRACING_HEADER`, lower-cased.
+    tracing_header: String,
     pub redis_connected: AtomicBool,
     request_ids: RequestIds,
 }
@@ -61,8 +64,10 @@ pub struct Core {
 impl Core {
     /// Needs a Tokio runtime: the Lifecycle channel's background task starts on it.
     pub fn new(config: Config, metrics: Arc<PubMetrics>) -> anyhow::Result<Core> {
-        let tracing_header = HeaderName::try_from(config.request_tracing_header.as_str())
-            .map_err(|_| anyhow::anyhow!("REQUEST_TRACING_HEADER is not a valid header name"))?;
+        let tracing_header = http::HeaderName::try_from(config.request_tracing_header.as_str())
+            .map_err(|_| anyhow::anyhow!("REQUEST_TRACING_HEADER is not a valid header name"))?
+            .as_str()
+            .to_string();
         Ok(Core {
             access: Access::new(&config, metrics.clone())?,
             metrics,
@@ -74,11 +79,11 @@ impl Core {
     }
 }
 
-/// One worker's proxy: the shared core plus its own upstream connection pool, so a worker's
+/// One worker's proxy: the shared core plus its own upstream connections, so a worker's
 /// connections are driven by the thread that uses them.
 pub struct Pub {
     core: Arc<Core>,
-    client: Client<HttpConnector, Incoming>,
+    upstreams: Upstreams,
 }
 
 impl std::ops::Deref for Pub {
@@ -89,76 +94,190 @@ impl std::ops::Deref for Pub {
     }
 }
 
+/// A client connection: its stream, the bytes read but not yet used, and who it is.
+pub struct Conn<I> {
+    pub io: I,
+    pub buf: BytesMut,
+    pub peer: Peer,
+}
+
+/// What becomes of a client connection after a request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    KeepAlive,
+    Close,
+}
+
+/// One request as PUB sees it before deciding anything.
+struct Call<'a> {
+    head: &'a Head,
+    framing: Framing,
+    query: Option<&'a str>,
+    request_id: &'a str,
+    /// Whether the client connection can serve another request after an answer that leaves the
+    /// request body unread: only when there is no body.
+    reusable: bool,
+}
+
 impl Pub {
     /// Must be created on the runtime that will serve its connections.
     pub fn new(core: Arc<Core>) -> Pub {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(core.config.upstream_connect_timeout));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(std::time::Duration::from_secs(60))
-            .pool_max_idle_per_host(1024)
-            .build(connector);
-        Pub { core, client }
+        let upstreams = Upstreams::new(core.config.upstream_connect_timeout);
+        Pub { core, upstreams }
     }
 
-    /// Entry point for every request; never fails (errors become JSON responses).
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: &Peer) -> Response<Body> {
-        let request_id = req
-            .headers()
+    /// Answers one request; never fails (errors become JSON responses).
+    pub async fn handle<I>(&self, conn: &mut Conn<I>, head: Head) -> Next
+    where
+        I: AsyncRead + AsyncWrite + Unpin,
+    {
+        let request_id: Cow<'_, str> = match head
             .get(&self.tracing_header)
-            .and_then(|v| v.to_str().ok())
+            .and_then(|v| std::str::from_utf8(v).ok())
             .filter(|v| racetrack_telemetry::is_valid_request_id(v))
-            .map(String::from)
-            .unwrap_or_else(|| self.request_ids.next());
-        let mut resp = match path::route(req.uri().path()) {
-            Ok(path::Route::Live) => own(json!({"live": true})),
-            Ok(path::Route::Ready) => own(json!({"ready": true})),
+        {
+            Some(id) => Cow::Borrowed(id),
+            None => Cow::Owned(self.request_ids.next()),
+        };
+        let framing = match wire::request_framing(&head) {
+            Ok(f) => f,
+            Err(e) => {
+                let err = ProxyError::BadRequest(e.to_string());
+                return self
+                    .refuse(conn, err, &request_id, &FatmanContext::default(), false)
+                    .await;
+            }
+        };
+        let Some((raw_path, query)) = split_target(head.target()) else {
+            let err = ProxyError::BadRequest("invalid request target".into());
+            return self
+                .refuse(conn, err, &request_id, &FatmanContext::default(), false)
+                .await;
+        };
+        let call = Call {
+            head: &head,
+            framing,
+            query,
+            request_id: &request_id,
+            reusable: framing == Framing::Empty && head.keep_alive(),
+        };
+        match path::route(raw_path) {
+            Ok(path::Route::Live) => self.own(conn, &call, json!({"live": true})).await,
+            Ok(path::Route::Ready) => self.own(conn, &call, json!({"ready": true})).await,
             Ok(path::Route::Health) => {
                 self.metrics.health_requests.inc();
-                own(json!({
+                let health = json!({
                     "service": "pub",
                     "version": self.config.git_version,
                     "status": "pass",
                     "auth_required": self.config.auth_required,
                     "redis_connected": self.redis_connected.load(Ordering::Relaxed),
-                }))
+                });
+                self.own(conn, &call, health).await
             }
             Ok(path::Route::Metrics) => {
-                let mut r = Response::new(Either::Right(Full::new(Bytes::from(
-                    self.metrics.registry.render(),
-                ))));
-                r.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; version=0.0.4"),
-                );
-                r
-            }
-            Ok(path::Route::Fatman(call)) => {
-                let span = tracing::info_span!("proxy", request_id = %request_id, fatman = %call.name, version = %call.version);
-                self.clone()
-                    .proxy(req, call, &request_id, peer)
-                    .instrument(span)
+                let text = self.metrics.registry.render();
+                let reply = Reply {
+                    status: StatusCode::OK,
+                    content_type: "text/plain; version=0.0.4",
+                    body: text.as_bytes(),
+                    allow: false,
+                };
+                self.reply(conn, reply, call.request_id, call.reusable)
                     .await
             }
-            Err(path::PathError::NotFound) => self.refuse(
-                ProxyError::NotFound("no such route".into()),
-                &request_id,
-                &FatmanContext::default(),
-            ),
-            Err(e) => self.refuse(
-                ProxyError::BadRequest(e.to_string()),
-                &request_id,
-                &FatmanContext::default(),
-            ),
-        };
-        if let Ok(v) = HeaderValue::from_str(&request_id) {
-            resp.headers_mut().insert(self.tracing_header.clone(), v);
+            Ok(path::Route::Fatman(fatman)) => {
+                let span = tracing::info_span!("proxy", request_id = %request_id, fatman = %fatman.name, version = %fatman.version);
+                self.proxy(conn, &call, &fatman).instrument(span).await
+            }
+            Err(path::PathError::NotFound) => {
+                let err = ProxyError::NotFound("no such route".into());
+                self.refuse(
+                    conn,
+                    err,
+                    &request_id,
+                    &FatmanContext::default(),
+                    call.reusable,
+                )
+                .await
+            }
+            Err(e) => {
+                let err = ProxyError::BadRequest(e.to_string());
+                self.refuse(
+                    conn,
+                    err,
+                    &request_id,
+                    &FatmanContext::default(),
+                    call.reusable,
+                )
+                .await
+            }
         }
-        resp
     }
 
-    fn refuse(&self, err: ProxyError, request_id: &str, ctx: &FatmanContext<'_>) -> Response<Body> {
+    async fn own<I>(&self, conn: &mut Conn<I>, call: &Call<'_>, body: serde_json::Value) -> Next
+    where
+        I: AsyncRead + AsyncWrite + Unpin,
+    {
+        let body = body.to_string();
+        let reply = Reply {
+            status: StatusCode::OK,
+            content_type: "application/json",
+            body: body.as_bytes(),
+            allow: false,
+        };
+        self.reply(conn, reply, call.request_id, call.reusable)
+            .await
+    }
+
+    /// Writes a whole response PUB makes itself.
+    async fn reply<I>(&self, conn: &mut Conn<I>, r: Reply<'_>, request_id: &str, keep: bool) -> Next
+    where
+        I: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut out = Vec::with_capacity(192 + r.body.len());
+        let _ = write!(
+            out,
+            "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\n",
+            r.status.as_str(),
+            r.status.canonical_reason().unwrap_or(""),
+            r.content_type,
+            r.body.len()
+        );
+        wire::put_header(
+            &mut out,
+            self.tracing_header.as_bytes(),
+            request_id.as_bytes(),
+        );
+        if r.allow {
+            out.extend_from_slice(b"allow: GET, POST\r\n");
+        }
+        if !keep {
+            out.extend_from_slice(b"connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(r.body);
+        let written = async {
+            conn.io.write_all(&out).await?;
+            conn.io.flush().await
+        };
+        match written.await {
+            Ok(()) if keep => Next::KeepAlive,
+            _ => Next::Close,
+        }
+    }
+
+    async fn refuse<I>(
+        &self,
+        conn: &mut Conn<I>,
+        err: ProxyError,
+        request_id: &str,
+        ctx: &FatmanContext<'_>,
+        keep: bool,
+    ) -> Next
+    where
+        I: AsyncRead + AsyncWrite + Unpin,
+    {
         let code = err.status();
         if matches!(err.hop(), "fatman") {
             self.metrics
@@ -177,32 +296,45 @@ impl Pub {
                 tracing::debug!(error = %err, status = code.as_u16(), "call refused");
             }
         }
-        err.response(request_id, ctx).map(Either::Right)
+        let body = err.body(request_id, ctx);
+        let reply = Reply {
+            status: code,
+            content_type: "application/json",
+            body: body.as_bytes(),
+            allow: matches!(err, ProxyError::MethodNotAllowed),
+        };
+        self.reply(conn, reply, request_id, keep).await
     }
 
-    async fn proxy(
-        self: Arc<Self>,
-        req: Request<Incoming>,
-        call: FatmanCall,
-        request_id: &str,
-        peer: &Peer,
-    ) -> Response<Body> {
-        if req.method() != Method::GET && req.method() != Method::POST {
-            return self.refuse(
-                ProxyError::MethodNotAllowed,
-                request_id,
-                &FatmanContext::default(),
-            );
+    async fn proxy<I>(&self, conn: &mut Conn<I>, call: &Call<'_>, fatman: &FatmanCall) -> Next
+    where
+        I: AsyncRead + AsyncWrite + Unpin,
+    {
+        let keep = call.reusable;
+        let method = call.head.method();
+        if method != b"GET" && method != b"POST" {
+            let ctx = FatmanContext::default();
+            return self
+                .refuse(
+                    conn,
+                    ProxyError::MethodNotAllowed,
+                    call.request_id,
+                    &ctx,
+                    keep,
+                )
+                .await;
         }
-        let route = match self.access.route(&call.name, &call.version).await {
+        let route = match self.access.route(&fatman.name, &fatman.version).await {
             Ok(r) => r,
             Err(e) => {
                 let ctx = FatmanContext {
-                    name: Some(&call.name),
-                    version: Some(&call.version),
+                    name: Some(&fatman.name),
+                    version: Some(&fatman.version),
                     status: None,
                 };
-                return self.refuse(e.into(), request_id, &ctx);
+                return self
+                    .refuse(conn, e.into(), call.request_id, &ctx, keep)
+                    .await;
             }
         };
         let ctx = FatmanContext {
@@ -211,40 +343,32 @@ impl Pub {
             status: Some(&route.status),
         };
         route.metrics.requests.inc();
-        let caller = match self.authorize(&req, &call, &route).await {
+        let caller = match self.authorize(call.head, fatman, &route).await {
             Ok(c) => c,
-            Err(e) => return self.refuse(e, request_id, &ctx),
+            Err(e) => return self.refuse(conn, e, call.request_id, &ctx, keep).await,
         };
         if route.internal_name.is_empty() {
             let err = ProxyError::FatmanUnavailable(format!(
                 "fatman {} {} has no running instance (status {})",
                 route.name, route.version, route.status
             ));
-            return self.refuse(err, request_id, &ctx);
+            return self.refuse(conn, err, call.request_id, &ctx, keep).await;
         }
         match self
-            .forward(req, &call, &route, caller.as_deref(), request_id, peer)
+            .forward(conn, call, fatman, &route, caller.as_deref())
             .await
         {
-            Ok(resp) => {
-                if resp.status() == StatusCode::OK {
-                    route.metrics.ok_responses.inc();
-                } else {
-                    self.metrics
-                        .response_codes
-                        .with_label_values(&[&route.name, &route.version, resp.status().as_str()])
-                        .inc();
-                }
-                resp.map(Either::Left)
-            }
-            Err(e) => self.refuse(e, request_id, &ctx),
+            Ok(next) => next,
+            // Nothing has been sent to the client yet: the refusal explains; the request body
+            // may be partly read, so the connection ends with it.
+            Err(e) => self.refuse(conn, e, call.request_id, &ctx, false).await,
         }
     }
 
     /// `None`: allowed without a caller (public endpoint, probe, auth off).
     async fn authorize(
         &self,
-        req: &Request<Incoming>,
+        head: &Head,
         call: &FatmanCall,
         route: &Route,
     ) -> Result<Option<Arc<Decision>>, ProxyError> {
@@ -254,7 +378,7 @@ impl Pub {
         {
             return Ok(None);
         }
-        let Some(token) = caller_token(req.headers()) else {
+        let Some(token) = caller_token(head) else {
             self.metrics.auth_failed.inc();
             return Err(ProxyError::Unauthenticated(if self.config.auth_debug {
                 "not logged in: empty header value of X-Racetrack-Auth".into()
@@ -285,88 +409,267 @@ impl Pub {
         }
     }
 
-    async fn forward(
+    /// Sends the call to the fatman and its response back. `Err` only while nothing has been
+    /// sent to the client; after that a failure can only end the connection.
+    async fn forward<I>(
         &self,
-        mut req: Request<Incoming>,
-        call: &FatmanCall,
+        conn: &mut Conn<I>,
+        call: &Call<'_>,
+        fatman: &FatmanCall,
         route: &Route,
         caller: Option<&Decision>,
-        request_id: &str,
-        peer: &Peer,
-    ) -> Result<Response<Incoming>, ProxyError> {
-        let upgrade = is_upgrade(req.headers());
-        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-        let query = req
-            .uri()
-            .query()
-            .map(|q| format!("?{q}"))
-            .unwrap_or_default();
-        let uri: Uri = format!(
-            "{}://{}{}{}",
-            self.config.forward_to_protocol,
-            route.internal_name,
-            call.forward_path(),
-            query
-        )
-        .parse()
-        .map_err(|e| ProxyError::Connect(format!("invalid fatman address: {e}")))?;
-        *req.uri_mut() = uri;
-        *req.version_mut() = Version::HTTP_11;
-        prepare_request_headers(req.headers_mut(), upgrade, caller, peer);
-        if let Ok(v) = HeaderValue::from_str(request_id) {
-            req.headers_mut().insert(self.tracing_header.clone(), v);
-        }
+    ) -> Result<Next, ProxyError>
+    where
+        I: AsyncRead + AsyncWrite + Unpin,
+    {
+        let head = call.head;
+        let upgrade = head.is_upgrade();
+        let expect_continue = head.has_token("expect", "100-continue");
+        let mut out = upstream_request_head(&RequestParts {
+            head,
+            fatman,
+            query: call.query,
+            caller,
+            peer: &conn.peer,
+            request_id: call.request_id,
+            tracing_header: &self.tracing_header,
+            fatman_address: &route.internal_name,
+            upgrade,
+        });
+        let addr = route.internal_name.as_str();
+        let timeout = self.config.upstream_timeout;
         let start = Instant::now();
-        let result =
-            tokio::time::timeout(self.config.upstream_timeout, self.client.request(req)).await;
+        // A body already read whole goes out with the head, and the call can be sent again on
+        // a new connection if a parked one turns out dead. A longer body is streamed.
+        let whole_body = match call.framing {
+            Framing::Empty => Some(0),
+            Framing::Length(n) if !expect_continue && n <= conn.buf.len() as u64 => {
+                Some(n as usize)
+            }
+            _ => None,
+        };
+        let (mut up, resp) = match whole_body {
+            Some(n) => {
+                out.extend_from_slice(&conn.buf[..n]);
+                let mut tries = 0;
+                loop {
+                    tries += 1;
+                    let mut up = if tries > 2 {
+                        self.upstreams.connect(addr).await
+                    } else {
+                        self.upstreams.get(addr).await
+                    }
+                    .map_err(|e| ProxyError::Connect(e.to_string()))?;
+                    let exchange = async {
+                        wire_send(&mut up.stream, &out).await?;
+                        response_head(&mut up).await
+                    };
+                    match tokio::time::timeout(timeout, exchange).await {
+                        Err(_) => return Err(ProxyError::Timeout(timeout.as_secs())),
+                        Ok(Ok(resp)) => {
+                            conn.buf.advance(n);
+                            break (up, resp);
+                        }
+                        Ok(Err(e)) if up.reused && e.nothing_received => continue,
+                        Ok(Err(e)) => return Err(ProxyError::Upstream(e.message)),
+                    }
+                }
+            }
+            None => {
+                let mut up = self
+                    .upstreams
+                    .get(addr)
+                    .await
+                    .map_err(|e| ProxyError::Connect(e.to_string()))?;
+                if expect_continue {
+                    // Permission is settled: now the client may send the body.
+                    let sent = async {
+                        conn.io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+                        conn.io.flush().await
+                    };
+                    if sent.await.is_err() {
+                        return Ok(Next::Close);
+                    }
+                }
+                match wire::forward(
+                    call.framing,
+                    out,
+                    &mut conn.io,
+                    &mut conn.buf,
+                    &mut up.stream,
+                )
+                .await
+                {
+                    Ok(()) => {}
+                    Err(CopyError::Read(_) | CopyError::Truncated) => return Ok(Next::Close),
+                    Err(CopyError::Malformed(e)) => {
+                        return Err(ProxyError::BadRequest(e.to_string()))
+                    }
+                    Err(CopyError::Write(e)) => {
+                        return Err(ProxyError::Upstream(format!("sending the request: {e}")))
+                    }
+                }
+                match tokio::time::timeout(timeout, response_head(&mut up)).await {
+                    Err(_) => return Err(ProxyError::Timeout(timeout.as_secs())),
+                    Ok(Err(e)) => return Err(ProxyError::Upstream(e.message)),
+                    Ok(Ok(resp)) => (up, resp),
+                }
+            }
+        };
         route
             .metrics
             .call_time
             .observe(start.elapsed().as_secs_f64());
-        let mut resp = match result {
-            Err(_) => return Err(ProxyError::Timeout(self.config.upstream_timeout.as_secs())),
-            Ok(Err(e)) if e.is_connect() => return Err(ProxyError::Connect(error_chain(&e))),
-            Ok(Err(e)) => return Err(ProxyError::Upstream(error_chain(&e))),
-            Ok(Ok(r)) => r,
-        };
-        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-            if let Some(client_upgrade) = client_upgrade {
-                let upstream_upgrade = hyper::upgrade::on(&mut resp);
-                tokio::spawn(
-                    async move {
-                        match tokio::try_join!(client_upgrade, upstream_upgrade) {
-                            Ok((client, upstream)) => {
-                                let mut client = TokioIo::new(client);
-                                let mut upstream = TokioIo::new(upstream);
-                                let _ =
-                                    tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-                            }
-                            Err(e) => tracing::debug!(error = %e, "upgrade failed"),
-                        }
-                    }
-                    .in_current_span(),
-                );
-            }
-        } else {
-            strip_hop_by_hop(resp.headers_mut());
+        let framing =
+            wire::response_framing(&resp).map_err(|e| ProxyError::Upstream(e.to_string()))?;
+        if resp.status == 101 && !upgrade {
+            return Err(ProxyError::Upstream(
+                "the fatman switched protocols unasked".into(),
+            ));
         }
-        relativize_location(resp.headers_mut());
-        Ok(resp)
+        if resp.status == 200 {
+            route.metrics.ok_responses.inc();
+        } else {
+            self.metrics
+                .response_codes
+                .with_label_values(&[&route.name, &route.version, &resp.status.to_string()])
+                .inc();
+        }
+        let switching = resp.status == 101;
+        let keep_client = !switching && head.keep_alive() && framing != Framing::UntilClose;
+        let out = client_response_head(&resp, call.request_id, &self.tracing_header, keep_client);
+        if switching {
+            return Ok(tunnel(conn, up, out).await);
+        }
+        match wire::forward(framing, out, &mut up.stream, &mut up.buf, &mut conn.io).await {
+            Ok(()) => {
+                if resp.keep_alive() && framing != Framing::UntilClose && up.buf.is_empty() {
+                    self.upstreams.put(addr, up);
+                }
+                Ok(if keep_client {
+                    Next::KeepAlive
+                } else {
+                    Next::Close
+                })
+            }
+            Err(e) => {
+                if !matches!(e, CopyError::Write(_)) {
+                    self.metrics
+                        .proxy_errors
+                        .with_label_values(&["response"])
+                        .inc();
+                    tracing::warn!(error = %e, "the fatman's response broke off");
+                }
+                Ok(Next::Close)
+            }
+        }
     }
+}
+
+/// After `101 Switching Protocols` the two connections are joined until either side closes.
+async fn tunnel<I>(conn: &mut Conn<I>, mut up: Upstream, mut head: Vec<u8>) -> Next
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+{
+    head.extend_from_slice(&up.buf);
+    up.buf.clear();
+    let joined = async {
+        wire_send(&mut conn.io, &head).await?;
+        if !conn.buf.is_empty() {
+            wire_send(&mut up.stream, &conn.buf).await?;
+            conn.buf.clear();
+        }
+        tokio::io::copy_bidirectional(&mut conn.io, &mut up.stream).await
+    };
+    if let Err(e) = joined.await {
+        tracing::debug!(error = %e, "upgraded connection ended");
+    }
+    Next::Close
+}
+
+async fn wire_send<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    w.write_all(bytes).await?;
+    w.flush().await
+}
+
+/// A fatman's response head could not be had.
+#[derive(Debug)]
+struct HeadError {
+    message: String,
+    /// The connection gave nothing back: a parked connection the fatman had closed.
+    nothing_received: bool,
+}
+
+impl From<std::io::Error> for HeadError {
+    fn from(e: std::io::Error) -> Self {
+        HeadError {
+            message: e.to_string(),
+            nothing_received: true,
+        }
+    }
+}
+
+/// Reads the fatman's final response head (interim `1xx` other than `101` are passed over).
+async fn response_head(up: &mut Upstream) -> Result<Head, HeadError> {
+    let mut received = false;
+    loop {
+        if !up.buf.is_empty() {
+            received = true;
+            match wire::parse_response(&mut up.buf) {
+                Ok(Some(h)) if (100..200).contains(&h.status) && h.status != 101 => continue,
+                Ok(Some(h)) => return Ok(h),
+                Ok(None) if up.buf.len() > MAX_RESPONSE_HEAD => {
+                    return Err(HeadError {
+                        message: "response head too large".into(),
+                        nothing_received: false,
+                    })
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(HeadError {
+                        message: e.to_string(),
+                        nothing_received: false,
+                    })
+                }
+            }
+        }
+        match wire::read_more(&mut up.stream, &mut up.buf).await {
+            Ok(0) => {
+                return Err(HeadError {
+                    message: "the fatman closed the connection without a response".into(),
+                    nothing_received: !received,
+                })
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Err(HeadError {
+                    message: e.to_string(),
+                    nothing_received: !received,
+                })
+            }
+        }
+    }
+}
+
+struct Reply<'a> {
+    status: StatusCode,
+    content_type: &'static str,
+    body: &'a [u8],
+    /// `Allow: GET, POST` (with 405).
+    allow: bool,
 }
 
 /// The client end of a connection, with its address already rendered for `X-Forwarded-For`.
 pub struct Peer {
     pub addr: SocketAddr,
-    ip_header: HeaderValue,
+    ip: String,
 }
 
 impl Peer {
     pub fn new(addr: SocketAddr) -> Peer {
         Peer {
             addr,
-            ip_header: HeaderValue::from_str(&addr.ip().to_string())
-                .expect("an IP address is a valid header value"),
+            ip: addr.ip().to_string(),
         }
     }
 }
@@ -391,10 +694,6 @@ impl RequestIds {
     }
 }
 
-fn own(body: serde_json::Value) -> Response<Body> {
-    json_response(StatusCode::OK, &body).map(Either::Right)
-}
-
 fn err_kind(e: &ProxyError) -> &'static str {
     match e {
         ProxyError::Connect(_) => "connect",
@@ -404,39 +703,46 @@ fn err_kind(e: &ProxyError) -> &'static str {
     }
 }
 
-/// The innermost causes too: "client error (Connect)" alone explains nothing.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
+/// The path and query of a request target; absolute-form targets are reduced to their path.
+fn split_target(target: &[u8]) -> Option<(&str, Option<&str>)> {
+    let t = std::str::from_utf8(target).ok()?;
+    let t = match t
+        .strip_prefix("http://")
+        .or_else(|| t.strip_prefix("https://"))
+    {
+        Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => t,
+    };
+    if !t.starts_with('/') {
+        return None;
     }
-    out
+    Some(match t.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (t, None),
+    })
 }
 
 /// First non-empty token among the headers, then cookies of the same names (URL-unescaped).
-pub fn caller_token(headers: &HeaderMap) -> Option<String> {
+pub fn caller_token(head: &Head) -> Option<Cow<'_, str>> {
     for name in TOKEN_HEADERS {
-        if let Some(v) = headers
+        if let Some(v) = head
             .get(name)
-            .and_then(|v| v.to_str().ok())
+            .and_then(|v| std::str::from_utf8(v).ok())
             .map(str::trim)
             .filter(|v| !v.is_empty())
         {
-            return Some(v.to_string());
+            return Some(Cow::Borrowed(v));
         }
     }
     for name in TOKEN_HEADERS {
-        for cookie in headers.get_all(header::COOKIE) {
-            let Ok(cookie) = cookie.to_str() else {
+        for cookie in head.get_all("cookie") {
+            let Ok(cookie) = std::str::from_utf8(cookie) else {
                 continue;
             };
             for pair in cookie.split(';') {
                 if let Some((k, v)) = pair.trim().split_once('=') {
                     if k.eq_ignore_ascii_case(name) && !v.is_empty() {
-                        return Some(url_unescape(v));
+                        return Some(Cow::Owned(url_unescape(v)));
                     }
                 }
             }
@@ -453,107 +759,168 @@ fn url_unescape(v: &str) -> String {
     }
 }
 
-fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| {
-                v.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-            })
-}
-
-fn is_hop_by_hop(name: &str) -> bool {
-    HOP_BY_HOP.contains(&name)
-}
-
-/// Names the `Connection` header lists are hop-by-hop too.
-fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
-    headers
-        .get_all(header::CONNECTION)
+fn is_hop_by_hop(name: &[u8]) -> bool {
+    HOP_BY_HOP
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::try_from(t.trim()).ok())
+        .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
+}
+
+/// Header names the `Connection` header lists: hop-by-hop too.
+fn connection_listed(head: &Head) -> Vec<&[u8]> {
+    head.get_all("connection")
+        .flat_map(|v| v.split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
         .collect()
 }
 
-/// Removes hop-by-hop headers and whatever else `also` marks, deciding in one pass over the
-/// headers that are there (most calls carry a handful) instead of one lookup per candidate.
-fn strip(headers: &mut HeaderMap, also: impl Fn(&str) -> bool) {
-    let mut doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| is_hop_by_hop(n.as_str()) || also(n.as_str()))
-        .cloned()
-        .collect();
-    if doomed.is_empty() {
-        return;
-    }
-    if doomed.contains(&header::CONNECTION) {
-        doomed.extend(connection_listed(headers));
-    }
-    for name in doomed {
-        headers.remove(name);
-    }
+fn listed(names: &[&[u8]], name: &[u8]) -> bool {
+    names.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
 
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    strip(headers, |_| false);
-}
-
-fn prepare_request_headers(
-    headers: &mut HeaderMap,
+struct RequestParts<'a> {
+    head: &'a Head,
+    fatman: &'a FatmanCall,
+    query: Option<&'a str>,
+    caller: Option<&'a Decision>,
+    peer: &'a Peer,
+    request_id: &'a str,
+    tracing_header: &'a str,
+    fatman_address: &'a str,
     upgrade: bool,
-    caller: Option<&Decision>,
-    peer: &Peer,
-) {
-    let upgrade_value = if upgrade {
-        headers.get(header::UPGRADE).cloned()
+}
+
+/// The head PUB sends to the fatman: the checked path, the client's headers minus hop-by-hop
+/// ones and any identity it claims, plus the verified identity and forwarding headers. The
+/// caller's token passes on as in the original (fatmen may rely on it).
+fn upstream_request_head(p: &RequestParts<'_>) -> Vec<u8> {
+    let head = p.head;
+    let mut out = Vec::with_capacity(head_len(head) + 256);
+    out.extend_from_slice(head.method());
+    out.extend_from_slice(b" /pub/fatman/");
+    out.extend_from_slice(p.fatman.name.as_bytes());
+    out.push(b'/');
+    out.extend_from_slice(p.fatman.version.as_bytes());
+    out.extend_from_slice(p.fatman.rest.as_bytes());
+    if let Some(q) = p.query {
+        out.push(b'?');
+        out.extend_from_slice(q.as_bytes());
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let listed_names = connection_listed(head);
+    let mut forwarded_for: Vec<&[u8]> = Vec::new();
+    let mut host = None;
+    for (name, value) in head.headers() {
+        if name.eq_ignore_ascii_case(b"x-forwarded-for") {
+            forwarded_for.push(value);
+            continue;
+        }
+        if name.eq_ignore_ascii_case(b"host") {
+            host = Some(value);
+        }
+        let dropped = is_hop_by_hop(name)
+            || name.eq_ignore_ascii_case(CALLER_HEADER.as_bytes())
+            || name.eq_ignore_ascii_case(CALLER_TYPE_HEADER.as_bytes())
+            || name.eq_ignore_ascii_case(b"expect")
+            || name.eq_ignore_ascii_case(b"x-forwarded-host")
+            || name.eq_ignore_ascii_case(p.tracing_header.as_bytes())
+            || listed(&listed_names, name);
+        if !dropped {
+            wire::put_header(&mut out, name, value);
+        }
+    }
+    if p.upgrade {
+        out.extend_from_slice(b"connection: upgrade\r\n");
+        if let Some(v) = head.get("upgrade") {
+            wire::put_header(&mut out, b"upgrade", v);
+        }
+    }
+    if let Some(d) = p.caller {
+        for (name, value) in [
+            (CALLER_HEADER, &d.subject_name),
+            (CALLER_TYPE_HEADER, &d.subject_type),
+        ] {
+            if wire::valid_value(value.as_bytes()) {
+                wire::put_header(&mut out, name.as_bytes(), value.as_bytes());
+            }
+        }
+    }
+    match host {
+        Some(h) => wire::put_header(&mut out, b"x-forwarded-host", h),
+        None => wire::put_header(&mut out, b"host", p.fatman_address.as_bytes()),
+    }
+    out.extend_from_slice(b"x-forwarded-for: ");
+    for prev in forwarded_for {
+        out.extend_from_slice(prev);
+        out.extend_from_slice(b", ");
+    }
+    out.extend_from_slice(p.peer.ip.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    wire::put_header(
+        &mut out,
+        p.tracing_header.as_bytes(),
+        p.request_id.as_bytes(),
+    );
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+fn head_len(head: &Head) -> usize {
+    head.headers()
+        .map(|(n, v)| n.len() + v.len() + 4)
+        .sum::<usize>()
+        + 64
+}
+
+/// The head PUB sends back to the client: the fatman's status and headers minus hop-by-hop ones
+/// (kept on `101`, they are the switch), redirects made relative, the request id.
+fn client_response_head(
+    resp: &Head,
+    request_id: &str,
+    tracing_header: &str,
+    keep: bool,
+) -> Vec<u8> {
+    let switching = resp.status == 101;
+    let mut out = Vec::with_capacity(head_len(resp) + 128);
+    let _ = write!(out, "HTTP/1.1 {} ", resp.status);
+    out.extend_from_slice(resp.reason());
+    out.extend_from_slice(b"\r\n");
+    let listed_names = if switching {
+        Vec::new()
     } else {
-        None
+        connection_listed(resp)
     };
-    // The caller's token passes on as in the original (fatmen may rely on it); identity headers a
-    // client sends are never believed: PUB sets them from the verified token.
-    strip(headers, |n| n == CALLER_HEADER || n == CALLER_TYPE_HEADER);
-    if let Some(v) = upgrade_value {
-        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        headers.insert(header::UPGRADE, v);
-    }
-    if let Some(d) = caller {
-        if let Ok(v) = HeaderValue::from_str(&d.subject_name) {
-            headers.insert(CALLER_HEADER, v);
+    for (name, value) in resp.headers() {
+        if (!switching && (is_hop_by_hop(name) || listed(&listed_names, name)))
+            || name.eq_ignore_ascii_case(tracing_header.as_bytes())
+        {
+            continue;
         }
-        if let Ok(v) = HeaderValue::from_str(&d.subject_type) {
-            headers.insert(CALLER_TYPE_HEADER, v);
+        if name.eq_ignore_ascii_case(b"location") {
+            wire::put_header(&mut out, name, relative_location(value));
+        } else {
+            wire::put_header(&mut out, name, value);
         }
     }
-    if let Some(host) = headers.get(header::HOST).cloned() {
-        headers.insert("x-forwarded-host", host);
+    wire::put_header(&mut out, tracing_header.as_bytes(), request_id.as_bytes());
+    if !keep && !switching {
+        out.extend_from_slice(b"connection: close\r\n");
     }
-    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) => HeaderValue::from_str(&format!("{prev}, {}", peer.addr.ip())).ok(),
-        None => Some(peer.ip_header.clone()),
-    };
-    if let Some(v) = forwarded_for {
-        headers.insert("x-forwarded-for", v);
-    }
+    out.extend_from_slice(b"\r\n");
+    out
 }
 
 /// Absolute redirects to the fatman's internal address would leak it and break: keep the path.
-fn relativize_location(headers: &mut HeaderMap) {
-    let Some(loc) = headers.get(header::LOCATION).and_then(|v| v.to_str().ok()) else {
-        return;
-    };
-    if let Some(rest) = loc
-        .strip_prefix("http://")
-        .or_else(|| loc.strip_prefix("https://"))
-    {
-        let path = rest.find('/').map_or("/", |i| &rest[i..]).to_string();
-        if let Ok(v) = HeaderValue::from_str(&path) {
-            headers.insert(header::LOCATION, v);
-        }
+fn relative_location(loc: &[u8]) -> &[u8] {
+    let rest = loc
+        .strip_prefix(b"http://")
+        .or_else(|| loc.strip_prefix(b"https://"));
+    match rest {
+        Some(rest) => match rest.iter().position(|b| *b == b'/') {
+            Some(i) => &rest[i..],
+            None => b"/",
+        },
+        None => loc,
     }
 }
 
@@ -561,39 +928,39 @@ fn relativize_location(headers: &mut HeaderMap) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn token_from_headers_then_cookies() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::COOKIE,
-            HeaderValue::from_static("a=1; X-Racetrack-Auth=abc%2Ed"),
-        );
-        assert_eq!(caller_token(&h).as_deref(), Some("abc.d"));
-        h.insert("x-racetrack-esc-auth", HeaderValue::from_static("esc"));
-        assert_eq!(caller_token(&h).as_deref(), Some("esc"));
-        h.insert("x-racetrack-auth", HeaderValue::from_static(" main "));
-        assert_eq!(caller_token(&h).as_deref(), Some("main"));
-        assert_eq!(caller_token(&HeaderMap::new()), None);
+    fn head(raw: &str) -> Head {
+        let mut buf = BytesMut::from(raw.as_bytes());
+        wire::parse_request(&mut buf).unwrap().unwrap()
     }
 
     #[test]
-    fn forwarded_headers_keep_the_token_and_replace_identity() {
-        let mut h = HeaderMap::new();
-        h.insert("x-racetrack-auth", HeaderValue::from_static("secret"));
-        h.insert(
-            "x-racetrack-caller",
-            HeaderValue::from_static("forged-admin"),
-        );
-        h.insert(
-            header::COOKIE,
-            HeaderValue::from_static("X-Racetrack-Auth=secret; theme=dark"),
-        );
-        h.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, x-drop"),
-        );
-        h.insert("x-drop", HeaderValue::from_static("1"));
-        h.insert(header::HOST, HeaderValue::from_static("pub.example"));
+    fn token_from_headers_then_cookies() {
+        let h = head("GET / HTTP/1.1\r\nCookie: a=1; X-Racetrack-Auth=abc%2Ed\r\n\r\n");
+        assert_eq!(caller_token(&h).as_deref(), Some("abc.d"));
+        let h = head("GET / HTTP/1.1\r\nCookie: a=1; X-Racetrack-Auth=abc%2Ed\r\nX-Racetrack-Esc-Auth: esc\r\n\r\n");
+        assert_eq!(caller_token(&h).as_deref(), Some("esc"));
+        let h =
+            head("GET / HTTP/1.1\r\nX-Racetrack-Esc-Auth: esc\r\nX-Racetrack-Auth:  main \r\n\r\n");
+        assert_eq!(caller_token(&h).as_deref(), Some("main"));
+        assert_eq!(caller_token(&head("GET / HTTP/1.1\r\n\r\n")), None);
+    }
+
+    #[test]
+    fn forwarded_heads_keep_the_token_and_replace_identity() {
+        let h = head(concat!(
+            "POST /pub/fatman/echo/latest/x?q=1 HTTP/1.1\r\n",
+            "X-Racetrack-Auth: secret\r\n",
+            "X-Racetrack-Caller: forged-admin\r\n",
+            "Cookie: X-Racetrack-Auth=secret; theme=dark\r\n",
+            "Connection: keep-alive, x-drop\r\n",
+            "X-Drop: 1\r\n",
+            "Host: pub.example\r\n",
+            "X-Forwarded-For: 1.2.3.4\r\n",
+            "X-Request-Tracing-Id: forged\r\n",
+            "Expect: 100-continue\r\n",
+            "Content-Length: 2\r\n",
+            "\r\n"
+        ));
         let d = Decision {
             fatman: "echo".into(),
             outcome: Outcome::Allowed,
@@ -602,28 +969,66 @@ mod tests {
             subject_name: "consumer".into(),
             subject_id: "s1".into(),
         };
+        let fatman = FatmanCall {
+            name: "echo".into(),
+            version: "latest".into(),
+            rest: "/x".into(),
+        };
         let peer = Peer::new("10.0.0.7:5555".parse().unwrap());
-        prepare_request_headers(&mut h, false, Some(&d), &peer);
-        assert_eq!(h.get("x-racetrack-auth").unwrap(), "secret");
-        assert_eq!(h.get("x-racetrack-caller").unwrap(), "consumer");
-        assert_eq!(h.get("x-racetrack-caller-type").unwrap(), "esc");
+        let out = upstream_request_head(&RequestParts {
+            head: &h,
+            fatman: &fatman,
+            query: Some("q=1"),
+            caller: Some(&d),
+            peer: &peer,
+            request_id: "rid-1",
+            tracing_header: "x-request-tracing-id",
+            fatman_address: "10.1.1.1:7000",
+            upgrade: false,
+        });
+        let mut buf = BytesMut::from(&out[..]);
+        let fwd = wire::parse_request(&mut buf).unwrap().unwrap();
+        assert!(buf.is_empty());
+        assert_eq!(fwd.target(), b"/pub/fatman/echo/latest/x?q=1");
+        let get = |n: &str| fwd.get(n).map(|v| String::from_utf8_lossy(v).to_string());
+        assert_eq!(get("x-racetrack-auth").as_deref(), Some("secret"));
+        assert_eq!(get("x-racetrack-caller").as_deref(), Some("consumer"));
+        assert_eq!(get("x-racetrack-caller-type").as_deref(), Some("esc"));
         assert_eq!(
-            h.get(header::COOKIE).unwrap(),
-            "X-Racetrack-Auth=secret; theme=dark"
+            get("cookie").as_deref(),
+            Some("X-Racetrack-Auth=secret; theme=dark")
         );
-        assert!(h.get("x-drop").is_none() && h.get(header::CONNECTION).is_none());
-        assert_eq!(h.get("x-forwarded-host").unwrap(), "pub.example");
-        assert_eq!(h.get("x-forwarded-for").unwrap(), "10.0.0.7");
+        assert_eq!(get("x-drop"), None);
+        assert_eq!(get("connection"), None);
+        assert_eq!(get("expect"), None);
+        assert_eq!(get("content-length").as_deref(), Some("2"));
+        assert_eq!(get("host").as_deref(), Some("pub.example"));
+        assert_eq!(get("x-forwarded-host").as_deref(), Some("pub.example"));
+        assert_eq!(get("x-forwarded-for").as_deref(), Some("1.2.3.4, 10.0.0.7"));
+        assert_eq!(get("x-request-tracing-id").as_deref(), Some("rid-1"));
+        assert_eq!(fwd.get_all("x-racetrack-caller").count(), 1);
     }
 
     #[test]
-    fn absolute_locations_become_paths() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::LOCATION,
-            HeaderValue::from_static("http://127.0.0.1:7000/pub/fatman/a/1/x?y=1"),
+    fn response_heads_lose_hop_by_hop_headers_and_absolute_redirects() {
+        let mut buf = BytesMut::from(
+            &b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:7000/pub/fatman/a/1/x?y=1\r\nConnection: keep-alive, x-hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
         );
-        relativize_location(&mut h);
-        assert_eq!(h.get(header::LOCATION).unwrap(), "/pub/fatman/a/1/x?y=1");
+        let resp = wire::parse_response(&mut buf).unwrap().unwrap();
+        let out = client_response_head(&resp, "rid", "x-request-tracing-id", false);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "HTTP/1.1 302 Found\r\nLocation: /pub/fatman/a/1/x?y=1\r\nTransfer-Encoding: chunked\r\nx-request-tracing-id: rid\r\nconnection: close\r\n\r\n"
+        );
+        assert_eq!(relative_location(b"https://host"), b"/");
+        assert_eq!(relative_location(b"/already"), b"/already");
+    }
+
+    #[test]
+    fn targets_split_into_path_and_query() {
+        assert_eq!(split_target(b"/a/b?c=1"), Some(("/a/b", Some("c=1"))));
+        assert_eq!(split_target(b"http://host/a"), Some(("/a", None)));
+        assert_eq!(split_target(b"*"), None);
     }
 }

@@ -1,17 +1,20 @@
-//! Accepting connections: HTTP/1.1 with bounded heads, a deadline on slow request heads, a cap on
-//! concurrent connections, upgrades allowed.
+//! Accepting connections and reading requests off them: HTTP/1.1 with bounded heads, a deadline
+//! on slow request heads, an idle limit between requests, a cap on concurrent connections.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
-use crate::proxy::{Peer, Pub};
+use crate::config::Config;
+use crate::proxy::{Conn, Next, Peer, Pub};
+use crate::wire::{self, Head, WireError};
 
 /// Accepts until the listener fails, handing each connection to `hand_off` (a semaphore permit
 /// travels with it: at most `max_connections` at once).
@@ -75,28 +78,100 @@ pub async fn serve(
     .await
 }
 
+/// Serves requests on one connection until either side ends it.
 pub async fn serve_connection<I>(io: I, peer: SocketAddr, app: Arc<Pub>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = {
-        let app = app.clone();
-        let client = Arc::new(Peer::new(peer));
-        service_fn(move |req| {
-            let app = app.clone();
-            let client = client.clone();
-            async move { Ok::<_, std::convert::Infallible>(app.handle(req, &client).await) }
-        })
+    let mut conn = Conn {
+        io,
+        buf: BytesMut::with_capacity(16 * 1024),
+        peer: Peer::new(peer),
     };
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(app.config.header_read_timeout)
-        .max_header_size(app.config.max_header_bytes)
-        .max_buf_size(app.config.max_header_bytes.max(64 * 1024) * 2)
-        .keep_alive(true)
-        .serve_connection(TokioIo::new(io), service)
-        .with_upgrades();
-    if let Err(e) = conn.await {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    // A new connection gets as long for its first head as any head gets; between requests a
+    // kept-alive connection may idle longer.
+    let mut idle = app.config.header_read_timeout;
+    loop {
+        let head = match read_head(&mut conn, idle, &app.config).await {
+            Ok(Some(head)) => head,
+            Ok(None) => break,
+            Err(refusal) => {
+                tracing::debug!(%peer, refusal, "bad request head");
+                let _ = conn.io.write_all(refusal.as_bytes()).await;
+                let _ = conn.io.flush().await;
+                break;
+            }
+        };
+        if app.handle(&mut conn, head).await == Next::Close {
+            break;
+        }
+        idle = KEEP_ALIVE_IDLE;
+    }
+    let _ = conn.io.shutdown().await;
+}
+
+/// How long a kept-alive connection may wait for its next request (nginx's default).
+const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(75);
+
+/// The next request head; `None` when the client closed or idled out between requests, `Err`
+/// with the response that refuses a head that is malformed, too large or too slow.
+async fn read_head<I>(
+    conn: &mut Conn<I>,
+    idle: Duration,
+    config: &Config,
+) -> Result<Option<Head>, &'static str>
+where
+    I: AsyncRead + Unpin,
+{
+    let mut deadline = Instant::now() + idle;
+    let mut started = !conn.buf.is_empty();
+    if started {
+        deadline = Instant::now() + config.header_read_timeout;
+    }
+    loop {
+        if !conn.buf.is_empty() {
+            match wire::parse_request(&mut conn.buf) {
+                Ok(Some(head)) if head.size() > config.max_header_bytes => return Err(TOO_LARGE),
+                Ok(Some(head)) => return Ok(Some(head)),
+                Ok(None) if conn.buf.len() > config.max_header_bytes => return Err(TOO_LARGE),
+                Ok(None) => {}
+                Err(WireError::TooManyHeaders) => return Err(TOO_LARGE),
+                Err(_) => return Err(BAD_REQUEST),
+            }
+        }
+        match tokio::time::timeout_at(deadline, wire::read_more(&mut conn.io, &mut conn.buf)).await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) => return Ok(None),
+            Ok(Ok(_)) => {
+                if !started {
+                    started = true;
+                    deadline = Instant::now() + config.header_read_timeout;
+                }
+            }
+            Err(_) if conn.buf.is_empty() => return Ok(None),
+            Err(_) => return Err(TIMEOUT),
+        }
+    }
+}
+
+const BAD_REQUEST: &str = "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 78\r\nconnection: close\r\n\r\n{\"error\":\"Proxy request error: malformed request head\",\"status\":\"Bad Request\"}";
+const TOO_LARGE: &str = "HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\ncontent-length: 98\r\nconnection: close\r\n\r\n{\"error\":\"Proxy request error: request head too large\",\"status\":\"Request Header Fields Too Large\"}";
+const TIMEOUT: &str = "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: 93\r\nconnection: close\r\n\r\n{\"error\":\"Proxy request error: request head not received in time\",\"status\":\"Request Timeout\"}";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn canned_refusals_have_exact_lengths() {
+        for r in [super::BAD_REQUEST, super::TOO_LARGE, super::TIMEOUT] {
+            let (head, body) = r.split_once("\r\n\r\n").unwrap();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert_eq!(len, body.len(), "{r}");
+            serde_json::from_str::<serde_json::Value>(body).unwrap();
+        }
     }
 }
