@@ -2,6 +2,7 @@
 //! query), decisions per (token, fatman version, endpoint). Stale entries are dropped on
 //! Lifecycle's invalidation events and expire after the TTL regardless.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,8 @@ pub struct Route {
     pub public_endpoints: Vec<String>,
     /// This fatman version's metric series, looked up once per route instead of per call.
     pub metrics: RouteMetrics,
+    /// When Lifecycle was asked: the cached entry expires a TTL after.
+    pub fetched: Instant,
 }
 
 #[derive(Debug)]
@@ -41,7 +44,7 @@ pub struct RouteMetrics {
 }
 
 impl RouteMetrics {
-    fn new(m: &PubMetrics, name: &str, version: &str) -> RouteMetrics {
+    pub(crate) fn new(m: &PubMetrics, name: &str, version: &str) -> RouteMetrics {
         RouteMetrics {
             requests: m.proxy_requests.with_label_values(&[name, version]),
             call_time: m.call_time.with_label_values(&[name, version]),
@@ -60,6 +63,8 @@ pub struct Decision {
     pub subject_type: String,
     pub subject_name: String,
     pub subject_id: String,
+    /// When Lifecycle was asked: the cached entry expires a TTL after.
+    pub fetched: Instant,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +112,10 @@ pub struct Access {
     route_misses: prometheus::IntCounter,
     decision_hits: prometheus::IntCounter,
     decision_misses: prometheus::IntCounter,
+    /// Bumped by every invalidation: what a connection remembers from an older generation
+    /// is not used.
+    generation: AtomicU64,
+    ttl: Duration,
 }
 
 impl Access {
@@ -132,6 +141,8 @@ impl Access {
             decision_hits: metrics.cache_hits.with_label_values(&["decision"]),
             decision_misses: metrics.cache_misses.with_label_values(&["decision"]),
             metrics,
+            generation: AtomicU64::new(0),
+            ttl: config.cache_ttl,
         })
     }
 
@@ -198,6 +209,7 @@ impl Access {
                     status: r.status,
                     internal_name: r.internal_name,
                     public_endpoints: r.public_endpoints,
+                    fetched: Instant::now(),
                 });
                 self.routes.insert(parts.concat(), Some(route.clone()));
                 Ok(route)
@@ -243,6 +255,7 @@ impl Access {
             subject_type: d.subject_type,
             subject_name: d.subject_name,
             subject_id: d.subject_id,
+            fetched: Instant::now(),
         });
         if decision.outcome == Outcome::Unspecified {
             return Err(AccessError::Lifecycle("lifecycle gave no decision".into()));
@@ -278,6 +291,9 @@ impl Access {
                 "fatman"
             }
         };
+        // After the caches are purged: a connection that re-reads them meanwhile must not
+        // remember what was purged.
+        self.generation.fetch_add(1, Ordering::Release);
         self.metrics.invalidations.with_label_values(&[kind]).inc();
         tracing::debug!(kind, "cache invalidation");
     }
@@ -285,6 +301,18 @@ impl Access {
     pub fn clear(&self) {
         self.routes.clear();
         self.decisions.clear();
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+}
+
+impl Access {
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Until when an entry fetched at `fetched` may be used.
+    pub fn expiry(&self, fetched: Instant) -> Instant {
+        fetched + self.ttl
     }
 }
 

@@ -25,6 +25,7 @@ use std::time::Duration;
 /// | `REQUEST_TRACING_HEADER` | `X-Request-Tracing-Id` | request id header, read and set |
 /// | `TLS_CERT_FILE`, `TLS_KEY_FILE` | — | PEM certificate chain and key: serve HTTPS instead of HTTP |
 /// | `GIT_VERSION` | `dev` | reported by `/health` |
+/// | `OTEL_EXPORTER_OTLP_ENDPOINT` | — | when set, every call gets a `proxy` span (exported over OTLP); otherwise only with `RUST_LOG` at debug, and warnings carry the call's request id and fatman |
 #[derive(Clone)]
 pub struct Config {
     pub addr: SocketAddr,
@@ -46,6 +47,8 @@ pub struct Config {
     pub request_tracing_header: String,
     pub tls: Option<(PathBuf, PathBuf)>,
     pub git_version: String,
+    /// OTLP export is configured: record a span per call.
+    pub otlp_export: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -125,6 +128,7 @@ impl Config {
             request_tracing_header: env.string_or("REQUEST_TRACING_HEADER", "X-Request-Tracing-Id"),
             tls,
             git_version: env.string_or("GIT_VERSION", "dev"),
+            otlp_export: env.string("OTEL_EXPORTER_OTLP_ENDPOINT").is_some(),
         })
     }
 }

@@ -48,6 +48,23 @@ pub struct FatmanContext<'a> {
     pub status: Option<&'a str>,
 }
 
+/// [`FatmanContext`] for refusals decided away from the data they describe.
+pub struct OwnedContext {
+    pub name: String,
+    pub version: String,
+    pub status: Option<String>,
+}
+
+impl OwnedContext {
+    pub fn borrowed(&self) -> FatmanContext<'_> {
+        FatmanContext {
+            name: Some(&self.name),
+            version: Some(&self.version),
+            status: self.status.as_deref(),
+        }
+    }
+}
+
 impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {

@@ -1,6 +1,7 @@
 //! PUB: the authenticating proxy in front of every fatman. Config → wiring (here) → the proxy.
 
 pub mod access;
+pub mod admission;
 pub mod cache;
 pub mod config;
 pub mod error;

@@ -129,6 +129,41 @@ fn valid_token(s: &str) -> bool {
 /// fatman's server may decode them); refuses encoded separators. Other percent-encodings are kept
 /// as sent.
 fn normalise(tail: &str) -> Result<String, PathError> {
+    // Most paths are already normal: no escapes, empty or dot segments. They need no decoding.
+    if is_plain(tail.as_bytes()) {
+        let mut out = String::with_capacity(tail.len() + 1);
+        out.push('/');
+        out.push_str(tail);
+        return Ok(out);
+    }
+    resolve(tail)
+}
+
+/// No escapes, no empty segment (a leading or doubled `/`), no `.` or `..` segment; one pass.
+fn is_plain(tail: &[u8]) -> bool {
+    // Length of the current segment, and whether it is all dots so far.
+    let mut len = 0usize;
+    let mut dots = true;
+    for &b in tail {
+        match b {
+            b'%' => return false,
+            b'/' => {
+                if len == 0 || (dots && len <= 2) {
+                    return false;
+                }
+                len = 0;
+                dots = true;
+            }
+            _ => {
+                len += 1;
+                dots &= b == b'.';
+            }
+        }
+    }
+    !(dots && (1..=2).contains(&len))
+}
+
+fn resolve(tail: &str) -> Result<String, PathError> {
     let mut segments: Vec<&str> = Vec::new();
     for seg in tail.split('/') {
         if seg.is_empty() {
@@ -211,6 +246,27 @@ mod tests {
         assert_eq!(c.forward_path(), "/pub/fatman/adder/1/api/v1/perform/");
         assert_eq!(call("/pub/fatman/a/1/x/%2e%2e/y").rest, "/y");
         assert_eq!(call("/pub/fatman/a/1/x%20y").rest, "/x%20y");
+    }
+
+    #[test]
+    fn plain_paths_skip_decoding_with_the_same_result() {
+        for tail in [
+            "",
+            "a",
+            "a/",
+            "api/v1/perform",
+            "a/b/c/",
+            "a.b/..c/.d",
+            "x+y/-_~",
+            "...",
+            "a/...",
+        ] {
+            assert!(is_plain(tail.as_bytes()), "{tail}");
+            assert_eq!(normalise(tail), resolve(tail), "{tail}");
+        }
+        for tail in ["/a", "a//b", ".", "..", "a/.", "a/../b", "./a", "a%2e"] {
+            assert!(!is_plain(tail.as_bytes()), "{tail}");
+        }
     }
 
     #[test]

@@ -15,15 +15,22 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tracing::Instrument;
 
 use crate::access::{Access, Decision, Route};
+use crate::admission::Admission;
 use crate::config::Config;
-use crate::error::{FatmanContext, ProxyError};
+use crate::error::{FatmanContext, OwnedContext, ProxyError};
 use crate::metrics::PubMetrics;
 use crate::path::{self, FatmanCall};
 use crate::upstream::{Upstream, Upstreams};
-use crate::wire::{self, CopyError, Framing, Head};
+use crate::wire::{self, CopyError, Framing, Head, Known};
 
 /// Caller token headers in the order PUB reads them (each also as a cookie of the same name).
-pub const TOKEN_HEADERS: [&str; 4] = [
+const TOKEN_HEADERS: [Known; 4] = [
+    Known::RacetrackAuth,
+    Known::EscAuth,
+    Known::FatmanAuth,
+    Known::UserAuth,
+];
+pub const TOKEN_NAMES: [&str; 4] = [
     "x-racetrack-auth",
     "x-racetrack-esc-auth",
     "x-racetrack-fatman-auth",
@@ -33,19 +40,6 @@ pub const TOKEN_HEADERS: [&str; 4] = [
 /// Identity headers PUB sets from the verified token; whatever a client sends is dropped.
 const CALLER_HEADER: &str = "x-racetrack-caller";
 const CALLER_TYPE_HEADER: &str = "x-racetrack-caller-type";
-
-/// Hop-by-hop headers (RFC 9110 §7.6.1) are the connection's, not the message's. Framing headers
-/// (`Transfer-Encoding`, `Content-Length`) pass: bodies are forwarded as framed.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "upgrade",
-];
 
 /// A response head from a fatman larger than this is refused as broken (502).
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -59,6 +53,9 @@ pub struct Core {
     tracing_header: String,
     pub redis_connected: AtomicBool,
     request_ids: RequestIds,
+    /// A span per call costs about as much as the rest of PUB's work on it: only when it is
+    /// exported or debug logging would show it.
+    call_spans: bool,
 }
 
 impl Core {
@@ -72,6 +69,7 @@ impl Core {
             access: Access::new(&config, metrics.clone())?,
             metrics,
             tracing_header,
+            call_spans: config.otlp_export || tracing::enabled!(tracing::Level::DEBUG),
             config,
             redis_connected: AtomicBool::new(false),
             request_ids: RequestIds::new(),
@@ -99,6 +97,8 @@ pub struct Conn<I> {
     pub io: I,
     pub buf: BytesMut,
     pub peer: Peer,
+    /// The last call let through on this connection.
+    pub admission: Option<Admission>,
 }
 
 /// What becomes of a client connection after a request.
@@ -186,10 +186,11 @@ impl Pub {
                 self.reply(conn, reply, call.request_id, call.reusable)
                     .await
             }
-            Ok(path::Route::Fatman(fatman)) => {
+            Ok(path::Route::Fatman(fatman)) if self.call_spans => {
                 let span = tracing::info_span!("proxy", request_id = %request_id, fatman = %fatman.name, version = %fatman.version);
                 self.proxy(conn, &call, &fatman).instrument(span).await
             }
+            Ok(path::Route::Fatman(fatman)) => self.proxy(conn, &call, &fatman).await,
             Err(path::PathError::NotFound) => {
                 let err = ProxyError::NotFound("no such route".into());
                 self.refuse(
@@ -284,14 +285,14 @@ impl Pub {
                 .proxy_errors
                 .with_label_values(&[err_kind(&err)])
                 .inc();
-            tracing::warn!(error = %err, "fatman call failed");
+            tracing::warn!(error = %err, request_id, fatman = ctx.name, version = ctx.version, "fatman call failed");
         } else {
             self.metrics
                 .request_errors
                 .with_label_values(&[code.as_str()])
                 .inc();
             if code.is_server_error() {
-                tracing::warn!(error = %err, "call refused");
+                tracing::warn!(error = %err, request_id, fatman = ctx.name, version = ctx.version, "call refused");
             } else {
                 tracing::debug!(error = %err, status = code.as_u16(), "call refused");
             }
@@ -310,7 +311,6 @@ impl Pub {
     where
         I: AsyncRead + AsyncWrite + Unpin,
     {
-        let keep = call.reusable;
         let method = call.head.method();
         if method != b"GET" && method != b"POST" {
             let ctx = FatmanContext::default();
@@ -320,55 +320,112 @@ impl Pub {
                     ProxyError::MethodNotAllowed,
                     call.request_id,
                     &ctx,
-                    keep,
+                    call.reusable,
                 )
                 .await;
         }
+        let token = caller_token(call.head);
+        let generation = self.access.generation();
+        // Taken out while the call runs (and put back after): no reference counting per call.
+        let admission = match conn
+            .admission
+            .take()
+            .filter(|a| a.covers(fatman, token.as_deref(), generation))
+        {
+            Some(a) => {
+                a.route.metrics.requests.inc();
+                if a.decision.is_some() {
+                    self.metrics.auth_successful.inc();
+                }
+                a
+            }
+            None => match self.admit(fatman, token.as_deref(), generation).await {
+                Ok(a) => a,
+                Err((err, ctx)) => {
+                    let ctx = ctx.as_ref().map(|c| c.borrowed()).unwrap_or_default();
+                    return self
+                        .refuse(conn, err, call.request_id, &ctx, call.reusable)
+                        .await;
+                }
+            },
+        };
+        let route = &admission.route;
+        let next = match self
+            .forward(conn, call, fatman, route, admission.decision.as_deref())
+            .await
+        {
+            Ok(next) => next,
+            // Nothing has been sent to the client yet: the refusal explains; the request body
+            // may be partly read, so the connection ends with it.
+            Err(e) => {
+                let ctx = FatmanContext {
+                    name: Some(&route.name),
+                    version: Some(&route.version),
+                    status: Some(&route.status),
+                };
+                self.refuse(conn, e, call.request_id, &ctx, false).await
+            }
+        };
+        conn.admission = Some(admission);
+        next
+    }
+
+    /// Decides a call the connection has not had admitted: the route and the caller's
+    /// permission from the shared caches or Lifecycle.
+    async fn admit(
+        &self,
+        fatman: &FatmanCall,
+        token: Option<&str>,
+        generation: u64,
+    ) -> Result<Admission, (ProxyError, Option<OwnedContext>)> {
         let route = match self.access.route(&fatman.name, &fatman.version).await {
             Ok(r) => r,
             Err(e) => {
-                let ctx = FatmanContext {
-                    name: Some(&fatman.name),
-                    version: Some(&fatman.version),
+                let ctx = OwnedContext {
+                    name: fatman.name.clone(),
+                    version: fatman.version.clone(),
                     status: None,
                 };
-                return self
-                    .refuse(conn, e.into(), call.request_id, &ctx, keep)
-                    .await;
+                return Err((e.into(), Some(ctx)));
             }
         };
-        let ctx = FatmanContext {
-            name: Some(&route.name),
-            version: Some(&route.version),
-            status: Some(&route.status),
+        let ctx = || {
+            Some(OwnedContext {
+                name: route.name.clone(),
+                version: route.version.clone(),
+                status: Some(route.status.clone()),
+            })
         };
         route.metrics.requests.inc();
-        let caller = match self.authorize(call.head, fatman, &route).await {
-            Ok(c) => c,
-            Err(e) => return self.refuse(conn, e, call.request_id, &ctx, keep).await,
+        let decision = match self.authorize(token, fatman, &route).await {
+            Ok(d) => d,
+            Err(e) => return Err((e, ctx())),
         };
         if route.internal_name.is_empty() {
             let err = ProxyError::FatmanUnavailable(format!(
                 "fatman {} {} has no running instance (status {})",
                 route.name, route.version, route.status
             ));
-            return self.refuse(conn, err, call.request_id, &ctx, keep).await;
+            return Err((err, ctx()));
         }
-        match self
-            .forward(conn, call, fatman, &route, caller.as_deref())
-            .await
-        {
-            Ok(next) => next,
-            // Nothing has been sent to the client yet: the refusal explains; the request body
-            // may be partly read, so the connection ends with it.
-            Err(e) => self.refuse(conn, e, call.request_id, &ctx, false).await,
-        }
+        let fetched = match &decision {
+            Some(d) => d.fetched.min(route.fetched),
+            None => route.fetched,
+        };
+        Ok(Admission::new(
+            fatman,
+            token,
+            route.clone(),
+            decision,
+            generation,
+            self.access.expiry(fetched),
+        ))
     }
 
     /// `None`: allowed without a caller (public endpoint, probe, auth off).
     async fn authorize(
         &self,
-        head: &Head,
+        token: Option<&str>,
         call: &FatmanCall,
         route: &Route,
     ) -> Result<Option<Arc<Decision>>, ProxyError> {
@@ -378,7 +435,7 @@ impl Pub {
         {
             return Ok(None);
         }
-        let Some(token) = caller_token(head) else {
+        let Some(token) = token else {
             self.metrics.auth_failed.inc();
             return Err(ProxyError::Unauthenticated(if self.config.auth_debug {
                 "not logged in: empty header value of X-Racetrack-Auth".into()
@@ -386,7 +443,7 @@ impl Pub {
                 "authentication failed".into()
             }));
         };
-        let decision = self.access.decide(&token, route, call.endpoint()).await?;
+        let decision = self.access.decide(token, route, call.endpoint()).await?;
         match decision.outcome {
             Outcome::Allowed => {
                 self.metrics.auth_successful.inc();
@@ -424,7 +481,7 @@ impl Pub {
     {
         let head = call.head;
         let upgrade = head.is_upgrade();
-        let expect_continue = head.has_token("expect", "100-continue");
+        let expect_continue = head.has_token(Known::Expect, "100-continue");
         let mut out = upstream_request_head(&RequestParts {
             head,
             fatman,
@@ -558,7 +615,7 @@ impl Pub {
                         .proxy_errors
                         .with_label_values(&["response"])
                         .inc();
-                    tracing::warn!(error = %e, "the fatman's response broke off");
+                    tracing::warn!(error = %e, request_id = call.request_id, fatman = %route.name, version = %route.version, "the fatman's response broke off");
                 }
                 Ok(Next::Close)
             }
@@ -724,9 +781,9 @@ fn split_target(target: &[u8]) -> Option<(&str, Option<&str>)> {
 
 /// First non-empty token among the headers, then cookies of the same names (URL-unescaped).
 pub fn caller_token(head: &Head) -> Option<Cow<'_, str>> {
-    for name in TOKEN_HEADERS {
+    for known in TOKEN_HEADERS {
         if let Some(v) = head
-            .get(name)
+            .known(known)
             .and_then(|v| std::str::from_utf8(v).ok())
             .map(str::trim)
             .filter(|v| !v.is_empty())
@@ -734,8 +791,8 @@ pub fn caller_token(head: &Head) -> Option<Cow<'_, str>> {
             return Some(Cow::Borrowed(v));
         }
     }
-    for name in TOKEN_HEADERS {
-        for cookie in head.get_all("cookie") {
+    for name in TOKEN_NAMES {
+        for cookie in head.all_known(Known::Cookie) {
             let Ok(cookie) = std::str::from_utf8(cookie) else {
                 continue;
             };
@@ -757,21 +814,6 @@ fn url_unescape(v: &str) -> String {
         Ok(bytes) => String::from_utf8(bytes).unwrap_or_else(|_| v.to_string()),
         Err(_) => v.to_string(),
     }
-}
-
-fn is_hop_by_hop(name: &[u8]) -> bool {
-    HOP_BY_HOP
-        .iter()
-        .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
-}
-
-/// Header names the `Connection` header lists: hop-by-hop too.
-fn connection_listed(head: &Head) -> Vec<&[u8]> {
-    head.get_all("connection")
-        .flat_map(|v| v.split(|b| *b == b','))
-        .map(<[u8]>::trim_ascii)
-        .filter(|t| !t.is_empty())
-        .collect()
 }
 
 fn listed(names: &[&[u8]], name: &[u8]) -> bool {
@@ -807,31 +849,34 @@ fn upstream_request_head(p: &RequestParts<'_>) -> Vec<u8> {
         out.extend_from_slice(q.as_bytes());
     }
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    let listed_names = connection_listed(head);
+    let listed_names = head.connection_listed();
     let mut forwarded_for: Vec<&[u8]> = Vec::new();
     let mut host = None;
-    for (name, value) in head.headers() {
-        if name.eq_ignore_ascii_case(b"x-forwarded-for") {
-            forwarded_for.push(value);
-            continue;
-        }
-        if name.eq_ignore_ascii_case(b"host") {
-            host = Some(value);
-        }
-        let dropped = is_hop_by_hop(name)
-            || name.eq_ignore_ascii_case(CALLER_HEADER.as_bytes())
-            || name.eq_ignore_ascii_case(CALLER_TYPE_HEADER.as_bytes())
-            || name.eq_ignore_ascii_case(b"expect")
-            || name.eq_ignore_ascii_case(b"x-forwarded-host")
-            || name.eq_ignore_ascii_case(p.tracing_header.as_bytes())
-            || listed(&listed_names, name);
+    for (known, name, value) in head.fields() {
+        let dropped = match known {
+            Known::XForwardedFor => {
+                forwarded_for.push(value);
+                true
+            }
+            Known::Host => {
+                host = Some(value);
+                false
+            }
+            Known::Caller | Known::CallerType | Known::Expect | Known::XForwardedHost => true,
+            k if k.is_hop_by_hop() => true,
+            Known::Other => {
+                name.eq_ignore_ascii_case(p.tracing_header.as_bytes())
+                    || listed(&listed_names, name)
+            }
+            _ => listed(&listed_names, name),
+        };
         if !dropped {
             wire::put_header(&mut out, name, value);
         }
     }
     if p.upgrade {
         out.extend_from_slice(b"connection: upgrade\r\n");
-        if let Some(v) = head.get("upgrade") {
+        if let Some(v) = head.known(Known::Upgrade) {
             wire::put_header(&mut out, b"upgrade", v);
         }
     }
@@ -882,21 +927,29 @@ fn client_response_head(
 ) -> Vec<u8> {
     let switching = resp.status == 101;
     let mut out = Vec::with_capacity(head_len(resp) + 128);
-    let _ = write!(out, "HTTP/1.1 {} ", resp.status);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    // httparse guarantees three digits.
+    out.extend_from_slice(&[
+        b'0' + (resp.status / 100) as u8,
+        b'0' + (resp.status / 10 % 10) as u8,
+        b'0' + (resp.status % 10) as u8,
+        b' ',
+    ]);
     out.extend_from_slice(resp.reason());
     out.extend_from_slice(b"\r\n");
     let listed_names = if switching {
         Vec::new()
     } else {
-        connection_listed(resp)
+        resp.connection_listed()
     };
-    for (name, value) in resp.headers() {
-        if (!switching && (is_hop_by_hop(name) || listed(&listed_names, name)))
-            || name.eq_ignore_ascii_case(tracing_header.as_bytes())
-        {
+    for (known, name, value) in resp.fields() {
+        let dropped = (!switching && known.is_hop_by_hop())
+            || (known == Known::Other && name.eq_ignore_ascii_case(tracing_header.as_bytes()))
+            || listed(&listed_names, name);
+        if dropped {
             continue;
         }
-        if name.eq_ignore_ascii_case(b"location") {
+        if known == Known::Location {
             wire::put_header(&mut out, name, relative_location(value));
         } else {
             wire::put_header(&mut out, name, value);
@@ -968,6 +1021,7 @@ mod tests {
             subject_type: "esc".into(),
             subject_name: "consumer".into(),
             subject_id: "s1".into(),
+            fetched: std::time::Instant::now(),
         };
         let fatman = FatmanCall {
             name: "echo".into(),

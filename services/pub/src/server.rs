@@ -87,6 +87,7 @@ where
         io,
         buf: BytesMut::with_capacity(16 * 1024),
         peer: Peer::new(peer),
+        admission: None,
     };
     // A new connection gets as long for its first head as any head gets; between requests a
     // kept-alive connection may idle longer.

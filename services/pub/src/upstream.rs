@@ -24,7 +24,7 @@ pub struct Upstream {
 }
 
 /// Parked connections per fatman address, each with the time it was parked.
-type Idle = HashMap<Box<str>, Vec<(Upstream, Instant)>>;
+type Idle = HashMap<Box<str>, Vec<(Upstream, Instant)>, foldhash::fast::RandomState>;
 
 pub struct Upstreams {
     idle: Mutex<Idle>,
@@ -34,7 +34,7 @@ pub struct Upstreams {
 impl Upstreams {
     pub fn new(connect_timeout: Duration) -> Upstreams {
         Upstreams {
-            idle: Mutex::new(HashMap::new()),
+            idle: Mutex::new(HashMap::default()),
             connect_timeout,
         }
     }

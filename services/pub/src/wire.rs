@@ -33,6 +33,79 @@ pub enum WireError {
     Chunked,
 }
 
+/// The headers PUB acts on, recognised once as a head is parsed so that no later look-up
+/// compares names again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    Other,
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    Upgrade,
+    /// The other hop-by-hop headers: `Keep-Alive`, `Proxy-*`, `TE`, `Trailer`.
+    HopByHop,
+    Expect,
+    Host,
+    Cookie,
+    Location,
+    XForwardedFor,
+    XForwardedHost,
+    /// The caller token headers, in the order they are read.
+    RacetrackAuth,
+    EscAuth,
+    FatmanAuth,
+    UserAuth,
+    /// Identity headers only PUB may set.
+    Caller,
+    CallerType,
+}
+
+impl Known {
+    pub fn of(name: &[u8]) -> Known {
+        let is = |s: &str| name.eq_ignore_ascii_case(s.as_bytes());
+        // The length rules out all but one or two candidates before any comparison.
+        match name.len() {
+            2 if is("te") => Known::HopByHop,
+            4 if is("host") => Known::Host,
+            6 if is("cookie") => Known::Cookie,
+            6 if is("expect") => Known::Expect,
+            7 if is("upgrade") => Known::Upgrade,
+            7 if is("trailer") => Known::HopByHop,
+            8 if is("location") => Known::Location,
+            10 if is("connection") => Known::Connection,
+            10 if is("keep-alive") => Known::HopByHop,
+            14 if is("content-length") => Known::ContentLength,
+            15 if is("x-forwarded-for") => Known::XForwardedFor,
+            16 if is("x-racetrack-auth") => Known::RacetrackAuth,
+            16 if is("x-forwarded-host") => Known::XForwardedHost,
+            16 if is("proxy-connection") => Known::HopByHop,
+            17 if is("transfer-encoding") => Known::TransferEncoding,
+            18 if is("x-racetrack-caller") => Known::Caller,
+            18 if is("proxy-authenticate") => Known::HopByHop,
+            19 if is("proxy-authorization") => Known::HopByHop,
+            20 if is("x-racetrack-esc-auth") => Known::EscAuth,
+            21 if is("x-racetrack-user-auth") => Known::UserAuth,
+            23 if is("x-racetrack-fatman-auth") => Known::FatmanAuth,
+            23 if is("x-racetrack-caller-type") => Known::CallerType,
+            _ => Known::Other,
+        }
+    }
+
+    /// Hop-by-hop (RFC 9110 §7.6.1): the connection's, not the message's. Framing headers are
+    /// not: bodies are forwarded as framed.
+    pub fn is_hop_by_hop(self) -> bool {
+        matches!(self, Known::Connection | Known::Upgrade | Known::HopByHop)
+    }
+}
+
+/// One header: where its name and value lie in the head, and what it is.
+#[derive(Debug)]
+struct Field {
+    name: Range<usize>,
+    value: Range<usize>,
+    known: Known,
+}
+
 /// A request or response head: the bytes as received and where each part lies in them.
 #[derive(Debug)]
 pub struct Head {
@@ -43,7 +116,7 @@ pub struct Head {
     text: Range<usize>,
     pub status: u16,
     pub minor_version: u8,
-    headers: Vec<(Range<usize>, Range<usize>)>,
+    headers: Vec<Field>,
 }
 
 impl Head {
@@ -65,9 +138,30 @@ impl Head {
     }
 
     pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.fields().map(|(_, n, v)| (n, v))
+    }
+
+    /// Every header with what it is.
+    pub fn fields(&self) -> impl Iterator<Item = (Known, &[u8], &[u8])> {
+        self.headers.iter().map(|f| {
+            (
+                f.known,
+                &self.raw[f.name.clone()],
+                &self.raw[f.value.clone()],
+            )
+        })
+    }
+
+    /// Every value of a recognised header.
+    pub fn all_known(&self, known: Known) -> impl Iterator<Item = &[u8]> {
         self.headers
             .iter()
-            .map(|(n, v)| (&self.raw[n.clone()], &self.raw[v.clone()]))
+            .filter(move |f| f.known == known)
+            .map(|f| &self.raw[f.value.clone()])
+    }
+
+    pub fn known(&self, known: Known) -> Option<&[u8]> {
+        self.all_known(known).next()
     }
 
     /// Every value of a header (names compare case-insensitively).
@@ -83,23 +177,37 @@ impl Head {
             .map(|(_, v)| v)
     }
 
-    /// Whether a comma-separated list header (`Connection`, `Transfer-Encoding`) names `token`.
-    pub fn has_token(&self, name: &str, token: &str) -> bool {
-        self.get_all(name).any(|v| list_has(v, token))
+    /// Whether a comma-separated list header (`Connection`, `Expect`) names `token`.
+    pub fn has_token(&self, known: Known, token: &str) -> bool {
+        self.all_known(known).any(|v| list_has(v, token))
     }
 
     /// Whether the sender wants the connection kept after this message.
     pub fn keep_alive(&self) -> bool {
-        if self.has_token("connection", "close") {
+        if self.has_token(Known::Connection, "close") {
             false
         } else {
-            self.minor_version >= 1 || self.has_token("connection", "keep-alive")
+            self.minor_version >= 1 || self.has_token(Known::Connection, "keep-alive")
         }
     }
 
     /// A request asking to switch protocols (WebSocket and the like).
     pub fn is_upgrade(&self) -> bool {
-        self.get("upgrade").is_some() && self.has_token("connection", "upgrade")
+        self.known(Known::Upgrade).is_some() && self.has_token(Known::Connection, "upgrade")
+    }
+
+    /// Header names the `Connection` header lists beyond its own options: hop-by-hop too.
+    pub fn connection_listed(&self) -> Vec<&[u8]> {
+        self.all_known(Known::Connection)
+            .flat_map(|v| v.split(|b| *b == b','))
+            .map(<[u8]>::trim_ascii)
+            .filter(|t| {
+                !t.is_empty()
+                    && !t.eq_ignore_ascii_case(b"keep-alive")
+                    && !t.eq_ignore_ascii_case(b"close")
+                    && !t.eq_ignore_ascii_case(b"upgrade")
+            })
+            .collect()
     }
 }
 
@@ -112,6 +220,17 @@ pub fn list_has(value: &[u8], token: &str) -> bool {
 fn span(base: &[u8], part: &[u8]) -> Range<usize> {
     let start = part.as_ptr() as usize - base.as_ptr() as usize;
     start..start + part.len()
+}
+
+fn fields(base: &[u8], headers: &[httparse::Header<'_>]) -> Vec<Field> {
+    headers
+        .iter()
+        .map(|h| Field {
+            name: span(base, h.name.as_bytes()),
+            value: span(base, h.value),
+            known: Known::of(h.name.as_bytes()),
+        })
+        .collect()
 }
 
 fn parse_error(e: httparse::Error) -> WireError {
@@ -133,11 +252,7 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<Head>, WireError> {
         let base: &[u8] = buf;
         let method = span(base, req.method.unwrap_or_default().as_bytes());
         let target = span(base, req.path.unwrap_or_default().as_bytes());
-        let headers = req
-            .headers
-            .iter()
-            .map(|h| (span(base, h.name.as_bytes()), span(base, h.value)))
-            .collect();
+        let headers = fields(base, req.headers);
         (len, method, target, req.version.unwrap_or(1), headers)
     };
     Ok(Some(Head {
@@ -161,11 +276,7 @@ pub fn parse_response(buf: &mut BytesMut) -> Result<Option<Head>, WireError> {
         };
         let base: &[u8] = buf;
         let reason = span(base, resp.reason.unwrap_or_default().as_bytes());
-        let headers = resp
-            .headers
-            .iter()
-            .map(|h| (span(base, h.name.as_bytes()), span(base, h.value)))
-            .collect();
+        let headers = fields(base, resp.headers);
         (
             len,
             resp.code.unwrap_or_default(),
@@ -197,7 +308,7 @@ pub enum Framing {
 /// `Some(true)`: chunked is the final coding; `Some(false)`: some other coding; `None`: absent.
 fn transfer_coding(head: &Head) -> Option<bool> {
     let mut last: Option<&[u8]> = None;
-    for v in head.get_all("transfer-encoding") {
+    for v in head.all_known(Known::TransferEncoding) {
         for t in v.split(|b| *b == b',') {
             let t = t.trim_ascii();
             if !t.is_empty() {
@@ -211,7 +322,7 @@ fn transfer_coding(head: &Head) -> Option<bool> {
 /// Every `Content-Length` value must be the same number (a list of equal values is tolerated).
 fn content_length(head: &Head) -> Result<Option<u64>, WireError> {
     let mut found: Option<u64> = None;
-    for v in head.get_all("content-length") {
+    for v in head.all_known(Known::ContentLength) {
         for part in v.split(|b| *b == b',') {
             let part = part.trim_ascii();
             if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
@@ -489,6 +600,7 @@ mod tests {
         assert_eq!(head.method(), b"POST");
         assert_eq!(head.target(), b"/a?b=1");
         assert_eq!(head.get("HOST"), Some(&b"x"[..]));
+        assert_eq!(head.known(Known::Host), Some(&b"x"[..]));
         assert!(head.is_upgrade() && head.keep_alive());
         assert_eq!(&buf[..], b"body");
         let mut partial = BytesMut::from(&b"GET / HTTP/1.1\r\nHost:"[..]);
@@ -498,6 +610,23 @@ mod tests {
         assert!(!request("GET / HTTP/1.0\r\n\r\n").keep_alive());
         assert!(request("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").keep_alive());
         assert!(!request("GET / HTTP/1.1\r\nConnection: close\r\n\r\n").keep_alive());
+    }
+
+    #[test]
+    fn header_names_are_recognised_whatever_their_case() {
+        for (name, known) in [
+            ("Content-Length", Known::ContentLength),
+            ("TRANSFER-ENCODING", Known::TransferEncoding),
+            ("x-racetrack-fatman-auth", Known::FatmanAuth),
+            ("X-Racetrack-Caller-Type", Known::CallerType),
+            ("X-Racetrack-Caller", Known::Caller),
+            ("Proxy-Authorization", Known::HopByHop),
+            ("te", Known::HopByHop),
+            ("x-racetrack-authx", Known::Other),
+            ("content-lengtx", Known::Other),
+        ] {
+            assert_eq!(Known::of(name.as_bytes()), known, "{name}");
+        }
     }
 
     #[test]
