@@ -18,6 +18,7 @@ added p99 <= 2 ms, no Lifecycle call per request on a warm cache.
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -82,13 +83,16 @@ def lifecycle_calls(pub_base):
 
 
 def main():
+    # A SIGTERM (or SIGINT to a background run, which ignores it) still cleans up below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(1))
     ensure_tools()
     build()
     tmp = tempfile.mkdtemp(prefix="rt-pub-bench-")
     ib_grpc, ib_http, lc, lc_grpc, pub_port, nginx_port = (free_port() for _ in range(6))
     env = dict(os.environ, RUST_LOG="warn")
     debug, release = os.path.join(TARGET_DIR, "debug"), os.path.join(TARGET_DIR, "release")
-    procs = []
+    procs, undo = [], []
     try:
         procs.append(subprocess.Popen([os.path.join(debug, "image-builder")], env=dict(
             env, GRPC_ADDR=f"127.0.0.1:{ib_grpc}", HTTP_ADDR=f"127.0.0.1:{ib_http}", JOB_TYPES_DIR=os.path.join(ROOT, "job-types"),
@@ -118,6 +122,7 @@ def main():
         status, d = jhttp("POST", f"{base}/api/v1/deploy", {"manifest": manifest, "build_context": ctx}, admin)
         assert status == 200, d
         deployment = d["id"]
+        undo.append(lambda: jhttp("DELETE", f"{base}/api/v1/fatman/{name}/1.0.0", None, admin))
         while True:
             _, d = jhttp("GET", f"{base}/api/v1/deploy/{deployment}", None, admin)
             if d["status"] != "in_progress":
@@ -216,8 +221,12 @@ http {{
         print(f"lifecycle calls by pub during the measured runs: {calls_during:.0f} (target 0)")
         print(f"pub/direct = {p[0] / d[0]:.2f} (target >= 0.5)")
         print(f"pub/nginx = {p[0] / n[0]:.2f}")
-        jhttp("DELETE", f"{base}/api/v1/fatman/{name}/1.0.0", None, admin)
     finally:
+        for step in undo:
+            try:
+                step()
+            except Exception as e:  # best effort: the processes still stop below
+                print(f"cleanup: {e}", file=sys.stderr)
         for p in reversed(procs):
             p.terminate()
         for p in procs:

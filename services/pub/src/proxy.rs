@@ -852,26 +852,26 @@ fn upstream_request_head(p: &RequestParts<'_>) -> Vec<u8> {
     let listed_names = head.connection_listed();
     let mut forwarded_for: Vec<&[u8]> = Vec::new();
     let mut host = None;
-    for (known, name, value) in head.fields() {
-        let dropped = match known {
+    for h in head.fields() {
+        let dropped = match h.known {
             Known::XForwardedFor => {
-                forwarded_for.push(value);
+                forwarded_for.push(h.value);
                 true
             }
             Known::Host => {
-                host = Some(value);
+                host = Some(h.value);
                 false
             }
             Known::Caller | Known::CallerType | Known::Expect | Known::XForwardedHost => true,
             k if k.is_hop_by_hop() => true,
             Known::Other => {
-                name.eq_ignore_ascii_case(p.tracing_header.as_bytes())
-                    || listed(&listed_names, name)
+                h.name.eq_ignore_ascii_case(p.tracing_header.as_bytes())
+                    || listed(&listed_names, h.name)
             }
-            _ => listed(&listed_names, name),
+            _ => listed(&listed_names, h.name),
         };
         if !dropped {
-            wire::put_header(&mut out, name, value);
+            wire::put_line(&mut out, h.line);
         }
     }
     if p.upgrade {
@@ -942,17 +942,17 @@ fn client_response_head(
     } else {
         resp.connection_listed()
     };
-    for (known, name, value) in resp.fields() {
-        let dropped = (!switching && known.is_hop_by_hop())
-            || (known == Known::Other && name.eq_ignore_ascii_case(tracing_header.as_bytes()))
-            || listed(&listed_names, name);
+    for h in resp.fields() {
+        let dropped = (!switching && h.known.is_hop_by_hop())
+            || (h.known == Known::Other && h.name.eq_ignore_ascii_case(tracing_header.as_bytes()))
+            || listed(&listed_names, h.name);
         if dropped {
             continue;
         }
-        if known == Known::Location {
-            wire::put_header(&mut out, name, relative_location(value));
+        if h.known == Known::Location {
+            wire::put_header(&mut out, h.name, relative_location(h.value));
         } else {
-            wire::put_header(&mut out, name, value);
+            wire::put_line(&mut out, h.line);
         }
     }
     wire::put_header(&mut out, tracing_header.as_bytes(), request_id.as_bytes());

@@ -103,7 +103,18 @@ impl Known {
 struct Field {
     name: Range<usize>,
     value: Range<usize>,
+    /// `name: value` as sent, without the line end.
+    line: Range<usize>,
     known: Known,
+}
+
+/// One header of a [`Head`].
+pub struct Header<'a> {
+    pub known: Known,
+    pub name: &'a [u8],
+    pub value: &'a [u8],
+    /// `name: value` as sent, without the line end: copied whole when forwarded.
+    pub line: &'a [u8],
 }
 
 /// A request or response head: the bytes as received and where each part lies in them.
@@ -138,17 +149,16 @@ impl Head {
     }
 
     pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.fields().map(|(_, n, v)| (n, v))
+        self.fields().map(|h| (h.name, h.value))
     }
 
     /// Every header with what it is.
-    pub fn fields(&self) -> impl Iterator<Item = (Known, &[u8], &[u8])> {
-        self.headers.iter().map(|f| {
-            (
-                f.known,
-                &self.raw[f.name.clone()],
-                &self.raw[f.value.clone()],
-            )
+    pub fn fields(&self) -> impl Iterator<Item = Header<'_>> {
+        self.headers.iter().map(|f| Header {
+            known: f.known,
+            name: &self.raw[f.name.clone()],
+            value: &self.raw[f.value.clone()],
+            line: &self.raw[f.line.clone()],
         })
     }
 
@@ -217,18 +227,33 @@ pub fn list_has(value: &[u8], token: &str) -> bool {
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
+/// Where `part` (a slice the parser took from `base`) lies in `base`; an empty part anywhere.
 fn span(base: &[u8], part: &[u8]) -> Range<usize> {
-    let start = part.as_ptr() as usize - base.as_ptr() as usize;
+    let start = (part.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+    if part.is_empty() || start > base.len() - part.len() {
+        return 0..0;
+    }
     start..start + part.len()
 }
 
 fn fields(base: &[u8], headers: &[httparse::Header<'_>]) -> Vec<Field> {
     headers
         .iter()
-        .map(|h| Field {
-            name: span(base, h.name.as_bytes()),
-            value: span(base, h.value),
-            known: Known::of(h.name.as_bytes()),
+        .map(|h| {
+            let name = span(base, h.name.as_bytes());
+            let value = span(base, h.value);
+            // An empty value's line is the name and its colon.
+            let end = if value.is_empty() {
+                name.end + 1
+            } else {
+                value.end
+            };
+            Field {
+                line: name.start..end,
+                name,
+                value,
+                known: Known::of(h.name.as_bytes()),
+            }
         })
         .collect()
 }
@@ -570,6 +595,12 @@ pub fn copy_headers(out: &mut Vec<u8>, head: &Head, mut skip: impl FnMut(&[u8]) 
     }
 }
 
+/// A header line as received.
+pub fn put_line(out: &mut Vec<u8>, line: &[u8]) {
+    out.extend_from_slice(line);
+    out.extend_from_slice(b"\r\n");
+}
+
 pub fn put_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
@@ -601,6 +632,19 @@ mod tests {
         assert_eq!(head.target(), b"/a?b=1");
         assert_eq!(head.get("HOST"), Some(&b"x"[..]));
         assert_eq!(head.known(Known::Host), Some(&b"x"[..]));
+        let lines = request("GET / HTTP/1.1\r\nX-Empty:\r\nX-Spaced:   \r\nX-Tight:v\r\n\r\n");
+        let lines: Vec<_> = lines
+            .fields()
+            .map(|h| (h.value.to_vec(), h.line.to_vec()))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                (b"".to_vec(), b"X-Empty:".to_vec()),
+                (b"".to_vec(), b"X-Spaced:".to_vec()),
+                (b"v".to_vec(), b"X-Tight:v".to_vec())
+            ]
+        );
         assert!(head.is_upgrade() && head.keep_alive());
         assert_eq!(&buf[..], b"body");
         let mut partial = BytesMut::from(&b"GET / HTTP/1.1\r\nHost:"[..]);
