@@ -191,27 +191,14 @@ impl Pub {
                 self.proxy(conn, &call, &fatman).instrument(span).await
             }
             Ok(path::Route::Fatman(fatman)) => self.proxy(conn, &call, &fatman).await,
-            Err(path::PathError::NotFound) => {
-                let err = ProxyError::NotFound("no such route".into());
-                self.refuse(
-                    conn,
-                    err,
-                    &request_id,
-                    &FatmanContext::default(),
-                    call.reusable,
-                )
-                .await
-            }
             Err(e) => {
-                let err = ProxyError::BadRequest(e.to_string());
-                self.refuse(
-                    conn,
-                    err,
-                    &request_id,
-                    &FatmanContext::default(),
-                    call.reusable,
-                )
-                .await
+                let err = match e {
+                    path::PathError::NotFound => ProxyError::NotFound("no such route".into()),
+                    e => ProxyError::BadRequest(e.to_string()),
+                };
+                let ctx = FatmanContext::default();
+                self.refuse(conn, err, &request_id, &ctx, call.reusable)
+                    .await
             }
         }
     }

@@ -230,10 +230,10 @@ pub fn list_has(value: &[u8], token: &str) -> bool {
 /// Where `part` (a slice the parser took from `base`) lies in `base`; an empty part anywhere.
 fn span(base: &[u8], part: &[u8]) -> Range<usize> {
     let start = (part.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
-    if part.is_empty() || start > base.len() - part.len() {
-        return 0..0;
+    match start.checked_add(part.len()) {
+        Some(end) if !part.is_empty() && end <= base.len() => start..end,
+        _ => 0..0,
     }
-    start..start + part.len()
 }
 
 fn fields(base: &[u8], headers: &[httparse::Header<'_>]) -> Vec<Field> {
@@ -748,6 +748,51 @@ mod tests {
             b"\r\n",
         ] {
             assert!(ChunkedScanner::default().scan(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// Mangled heads and bodies give errors or partial results, never a panic.
+    #[test]
+    fn mangled_input_never_panics() {
+        let seeds: [&[u8]; 3] = [
+            b"POST /pub/fatman/a/1/x?y HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nConnection: keep-alive, x\r\nX-E:\r\n\r\nabc",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nLocation: http://x\r\n\r\n",
+            b"5;e\r\nhello\r\n0\r\nT: 1\r\n\r\n",
+        ];
+        // xorshift: deterministic, no dependency.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..20_000 {
+            let mut input = seeds[round % seeds.len()].to_vec();
+            for _ in 0..(next() % 4 + 1) {
+                let at = (next() as usize) % (input.len() + 1);
+                match next() % 3 {
+                    0 if at < input.len() => input[at] = next() as u8,
+                    1 => input.insert(
+                        at,
+                        [b'\r', b'\n', b':', b',', b' ', b'0', 0xff][next() as usize % 7],
+                    ),
+                    _ => input.truncate(at),
+                }
+            }
+            if let Ok(Some(h)) = parse_request(&mut BytesMut::from(&input[..])) {
+                let _ = (
+                    request_framing(&h),
+                    h.keep_alive(),
+                    h.is_upgrade(),
+                    h.connection_listed(),
+                );
+                let _: Vec<_> = h.fields().map(|f| f.line.len()).collect();
+            }
+            if let Ok(Some(h)) = parse_response(&mut BytesMut::from(&input[..])) {
+                let _ = response_framing(&h);
+            }
+            let _ = ChunkedScanner::default().scan(&input);
         }
     }
 
