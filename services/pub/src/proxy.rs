@@ -99,6 +99,8 @@ pub struct Conn<I> {
     pub peer: Peer,
     /// The last call let through on this connection.
     pub admission: Option<Admission>,
+    /// The current request is HTTP/1.0: keeping its connection must be said.
+    pub http10: bool,
 }
 
 /// What becomes of a client connection after a request.
@@ -139,6 +141,7 @@ impl Pub {
             Some(id) => Cow::Borrowed(id),
             None => Cow::Owned(self.request_ids.next()),
         };
+        conn.http10 = head.minor_version == 0;
         let framing = match wire::request_framing(&head) {
             Ok(f) => f,
             Err(e) => {
@@ -240,9 +243,7 @@ impl Pub {
         if r.allow {
             out.extend_from_slice(b"allow: GET, POST\r\n");
         }
-        if !keep {
-            out.extend_from_slice(b"connection: close\r\n");
-        }
+        out.extend_from_slice(connection_line(keep, conn.http10));
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(r.body);
         let written = async {
@@ -581,7 +582,8 @@ impl Pub {
         }
         let switching = resp.status == 101;
         let keep_client = !switching && head.keep_alive() && framing != Framing::UntilClose;
-        let out = client_response_head(&resp, call.request_id, &self.tracing_header, keep_client);
+        let connection = connection_line(keep_client, conn.http10);
+        let out = client_response_head(&resp, call.request_id, &self.tracing_header, connection);
         if switching {
             return Ok(tunnel(conn, up, out).await);
         }
@@ -910,7 +912,7 @@ fn client_response_head(
     resp: &Head,
     request_id: &str,
     tracing_header: &str,
-    keep: bool,
+    connection: &[u8],
 ) -> Vec<u8> {
     let switching = resp.status == 101;
     let mut out = Vec::with_capacity(head_len(resp) + 128);
@@ -943,11 +945,21 @@ fn client_response_head(
         }
     }
     wire::put_header(&mut out, tracing_header.as_bytes(), request_id.as_bytes());
-    if !keep && !switching {
-        out.extend_from_slice(b"connection: close\r\n");
+    if !switching {
+        out.extend_from_slice(connection);
     }
     out.extend_from_slice(b"\r\n");
     out
+}
+
+/// The `Connection` line a response needs: `close` when PUB will close, `keep-alive` for an
+/// HTTP/1.0 client it keeps (1.0 means close unless said), nothing otherwise.
+fn connection_line(keep: bool, http10: bool) -> &'static [u8] {
+    match (keep, http10) {
+        (false, _) => b"connection: close\r\n",
+        (true, true) => b"connection: keep-alive\r\n",
+        (true, false) => b"",
+    }
 }
 
 /// Absolute redirects to the fatman's internal address would leak it and break: keep the path.
@@ -1056,7 +1068,12 @@ mod tests {
             &b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:7000/pub/fatman/a/1/x?y=1\r\nConnection: keep-alive, x-hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
         );
         let resp = wire::parse_response(&mut buf).unwrap().unwrap();
-        let out = client_response_head(&resp, "rid", "x-request-tracing-id", false);
+        let out = client_response_head(
+            &resp,
+            "rid",
+            "x-request-tracing-id",
+            connection_line(false, false),
+        );
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,

@@ -88,6 +88,7 @@ where
         buf: BytesMut::with_capacity(16 * 1024),
         peer: Peer::new(peer),
         admission: None,
+        http10: false,
     };
     // A new connection gets as long for its first head as any head gets; between requests a
     // kept-alive connection may idle longer.

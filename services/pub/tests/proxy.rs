@@ -662,3 +662,92 @@ fn uuid_like() -> String {
         .filter(|c| c.is_ascii_alphanumeric())
         .collect()
 }
+
+/// Reads one response (head and a Content-Length body) off a raw connection.
+async fn read_response(s: &mut TcpStream) -> (String, String) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&buf));
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(str::to_string)
+                })
+                .map_or(0, |v| v.parse().unwrap());
+            if body.len() >= len {
+                return (head.to_string(), body[..len].to_string());
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_wire_protocol_is_kept_for_every_kind_of_client() {
+    let h = harness(&[]).await;
+    // Two pipelined calls, the second with a chunked body: both answered, in order.
+    let mut s = TcpStream::connect(h.pub_addr).await.unwrap();
+    s.write_all(
+        concat!(
+            "GET /pub/fatman/echo/latest/one HTTP/1.1\r\nHost: x\r\nX-Racetrack-Auth: good\r\n\r\n",
+            "POST /pub/fatman/echo/latest/two HTTP/1.1\r\nHost: x\r\nX-Racetrack-Auth: good\r\n",
+            "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let (head, body) = read_response(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(body.contains("/pub/fatman/echo/latest/one"), "{body}");
+    let (head, body) = read_response(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let echo: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(echo["body"], "abcde");
+
+    // HTTP/1.0 keep-alive is confirmed (1.0 closes unless told), plain 1.0 is closed.
+    let mut s = TcpStream::connect(h.pub_addr).await.unwrap();
+    for _ in 0..2 {
+        s.write_all(b"GET /pub/fatman/echo/latest/x HTTP/1.0\r\nConnection: keep-alive\r\nX-Racetrack-Auth: good\r\n\r\n")
+            .await
+            .unwrap();
+        let (head, _) = read_response(&mut s).await;
+        assert!(
+            head.to_ascii_lowercase().contains("connection: keep-alive"),
+            "{head}"
+        );
+    }
+    let head = h.raw("GET /pub/live HTTP/1.0\r\n\r\n").await;
+    assert!(head.contains("connection: close"), "{head}");
+
+    // Expect: 100-continue: a refused caller is answered at once and never asked for the body;
+    // an allowed one is told to continue.
+    let head = h.raw("POST /pub/fatman/echo/latest/x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    let mut s = TcpStream::connect(h.pub_addr).await.unwrap();
+    s.write_all(b"POST /pub/fatman/echo/latest/x HTTP/1.1\r\nHost: x\r\nX-Racetrack-Auth: good\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(b"hello").await.unwrap();
+    let (head, body) = read_response(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let echo: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(echo["body"], "hello");
+    assert!(echo["headers"].get("expect").is_none(), "{echo}");
+
+    // Ambiguous lengths are refused before anything reaches a fatman.
+    let head = h.raw("POST /pub/fatman/echo/latest/x HTTP/1.1\r\nHost: x\r\nX-Racetrack-Auth: good\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+}
