@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod path;
 pub mod proxy;
 pub mod server;
+pub mod tally;
 pub mod upstream;
 pub mod wire;
 

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::error::{FatmanContext, OwnedContext, ProxyError};
 use crate::metrics::PubMetrics;
 use crate::path::{self, FatmanCall};
+use crate::tally::{lock, Tallies, Tally};
 use crate::upstream::{Upstream, Upstreams};
 use crate::wire::{self, CopyError, Framing, Head, Known};
 
@@ -52,13 +53,20 @@ pub struct Core {
     /// `REQUEST_TRACING_HEADER`, lower-cased.
     tracing_header: String,
     pub redis_connected: AtomicBool,
-    request_ids: RequestIds,
+    /// The workers' counts of per-call metrics, folded in when metrics are read.
+    tallies: Tallies,
     /// A span per call costs about as much as the rest of PUB's work on it: only when it is
     /// exported or debug logging would show it.
     call_spans: bool,
 }
 
 impl Core {
+    /// The metrics in Prometheus' text format, with every worker's counts folded in.
+    pub fn render_metrics(&self) -> String {
+        self.tallies.fold(&self.metrics);
+        self.metrics.registry.render()
+    }
+
     /// Needs a Tokio runtime: the Lifecycle channel's background task starts on it.
     pub fn new(config: Config, metrics: Arc<PubMetrics>) -> anyhow::Result<Core> {
         let tracing_header = http::HeaderName::try_from(config.request_tracing_header.as_str())
@@ -72,7 +80,7 @@ impl Core {
             call_spans: config.otlp_export || tracing::enabled!(tracing::Level::DEBUG),
             config,
             redis_connected: AtomicBool::new(false),
-            request_ids: RequestIds::new(),
+            tallies: Tallies::default(),
         })
     }
 }
@@ -82,6 +90,9 @@ impl Core {
 pub struct Pub {
     core: Arc<Core>,
     upstreams: Upstreams,
+    tally: Arc<Mutex<Tally>>,
+    /// Per worker: a counter shared by all workers would bounce between cores on every call.
+    request_ids: RequestIds,
 }
 
 impl std::ops::Deref for Pub {
@@ -125,7 +136,13 @@ impl Pub {
     /// Must be created on the runtime that will serve its connections.
     pub fn new(core: Arc<Core>) -> Pub {
         let upstreams = Upstreams::new(core.config.upstream_connect_timeout);
-        Pub { core, upstreams }
+        let tally = core.tallies.register();
+        Pub {
+            core,
+            upstreams,
+            tally,
+            request_ids: RequestIds::new(),
+        }
     }
 
     /// Answers one request; never fails (errors become JSON responses).
@@ -179,7 +196,7 @@ impl Pub {
                 self.own(conn, &call, health).await
             }
             Ok(path::Route::Metrics) => {
-                let text = self.metrics.registry.render();
+                let text = self.render_metrics();
                 let reply = Reply {
                     status: StatusCode::OK,
                     content_type: "text/plain; version=0.0.4",
@@ -321,10 +338,7 @@ impl Pub {
             .filter(|a| a.covers(fatman, token.as_deref(), generation))
         {
             Some(a) => {
-                a.route.metrics.requests.inc();
-                if a.decision.is_some() {
-                    self.metrics.auth_successful.inc();
-                }
+                lock(&self.tally).admitted(&a.route, a.decision.is_some());
                 a
             }
             None => match self.admit(fatman, token.as_deref(), generation).await {
@@ -461,7 +475,7 @@ impl Pub {
         conn: &mut Conn<I>,
         call: &Call<'_>,
         fatman: &FatmanCall,
-        route: &Route,
+        route: &Arc<Route>,
         caller: Option<&Decision>,
     ) -> Result<Next, ProxyError>
     where
@@ -561,10 +575,8 @@ impl Pub {
                 }
             }
         };
-        route
-            .metrics
-            .call_time
-            .observe(start.elapsed().as_secs_f64());
+        let seconds = start.elapsed().as_secs_f64();
+        lock(&self.tally).answered(route, seconds, resp.status == 200);
         let framing =
             wire::response_framing(&resp).map_err(|e| ProxyError::Upstream(e.to_string()))?;
         if resp.status == 101 && !upgrade {
@@ -572,9 +584,7 @@ impl Pub {
                 "the fatman switched protocols unasked".into(),
             ));
         }
-        if resp.status == 200 {
-            route.metrics.ok_responses.inc();
-        } else {
+        if resp.status != 200 {
             self.metrics
                 .response_codes
                 .with_label_values(&[&route.name, &route.version, &resp.status.to_string()])
@@ -720,7 +730,7 @@ impl Peer {
     }
 }
 
-/// Request ids without a syscall per request: a random per-process prefix and a counter.
+/// Request ids without a syscall per request: a random prefix per worker and a counter.
 struct RequestIds {
     prefix: String,
     counter: std::sync::atomic::AtomicU64,

@@ -610,7 +610,11 @@ async fn own_routes_answer_without_lifecycle() {
         ),
         (200, Some("pub"), Some(true))
     );
-    h.get("/fatman/echo/latest/x", Some("good")).await;
+    // The first call is decided, the next two (same keep-alive connection) remembered: all
+    // three are counted.
+    for _ in 0..3 {
+        assert_eq!(h.get("/fatman/echo/latest/x", Some("good")).await.0, 200);
+    }
     let metrics = h
         .client
         .get(format!("{}/metrics", h.pub_url))
@@ -622,9 +626,16 @@ async fn own_routes_answer_without_lifecycle() {
         .unwrap();
     assert!(
         metrics
-            .contains("pub_fatman_proxy_requests{fatman_name=\"echo\",fatman_version=\"1.0.0\"} 1"),
+            .contains("pub_fatman_proxy_requests{fatman_name=\"echo\",fatman_version=\"1.0.0\"} 3"),
         "{metrics}"
     );
+    for line in [
+        "pub_auth_successful 3",
+        "pub_fatman_call_response_time_histogram_count{fatman_name=\"echo\",fatman_version=\"1.0.0\"} 3",
+        "pub_fatman_proxy_response_codes{fatman_name=\"echo\",fatman_version=\"1.0.0\",status_code=\"200\"} 3",
+    ] {
+        assert!(metrics.contains(line), "{line}: {metrics}");
+    }
     assert!(metrics.contains("pub_auth_cache_misses"), "{metrics}");
     assert_eq!(h.lifecycle.resolves.load(Ordering::SeqCst), 1);
 }
