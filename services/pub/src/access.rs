@@ -36,6 +36,23 @@ pub struct Route {
     pub fetched: Instant,
 }
 
+#[cfg(test)]
+impl Route {
+    /// A running `adder 1.0.0` at a dead address, for unit tests.
+    pub(crate) fn for_tests(metrics: &PubMetrics, id: u64) -> Route {
+        Route {
+            id,
+            name: "adder".into(),
+            version: "1.0.0".into(),
+            status: "running".into(),
+            internal_name: "127.0.0.1:1".into(),
+            public_endpoints: Vec::new(),
+            metrics: RouteMetrics::new(metrics, "adder", "1.0.0"),
+            fetched: Instant::now(),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct RouteMetrics {
     pub requests: prometheus::IntCounter,

@@ -68,17 +68,7 @@ mod tests {
     }
 
     fn route() -> Arc<Route> {
-        let metrics = crate::metrics::PubMetrics::new();
-        Arc::new(Route {
-            id: 1,
-            name: "adder".into(),
-            version: "1.0.0".into(),
-            status: "running".into(),
-            internal_name: "127.0.0.1:1".into(),
-            public_endpoints: Vec::new(),
-            metrics: crate::access::RouteMetrics::new(&metrics, "adder", "1.0.0"),
-            fetched: Instant::now(),
-        })
+        Arc::new(Route::for_tests(&crate::metrics::PubMetrics::new(), 1))
     }
 
     #[test]

@@ -86,21 +86,11 @@ pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Instant;
 
     #[test]
     fn counts_reach_the_shared_series_when_folded() {
         let metrics = PubMetrics::new();
-        let route = Arc::new(Route {
-            id: 9,
-            name: "adder".into(),
-            version: "1.0.0".into(),
-            status: "running".into(),
-            internal_name: "127.0.0.1:1".into(),
-            public_endpoints: Vec::new(),
-            metrics: crate::access::RouteMetrics::new(&metrics, "adder", "1.0.0"),
-            fetched: Instant::now(),
-        });
+        let route = Arc::new(Route::for_tests(&metrics, 9));
         let tallies = Tallies::default();
         let (a, b) = (tallies.register(), tallies.register());
         lock(&a).admitted(&route, true);
