@@ -227,6 +227,8 @@ async fn harness(extra: &[(&str, &str)]) -> Harness {
     ))
     .await;
     let silent = spawn_raw_fatman(None).await;
+    // Closes every connection after one response, as a fatman whose keep-alive ran out.
+    let oneshot = spawn_raw_fatman(Some(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")).await;
     let refused = TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap()
@@ -241,6 +243,7 @@ async fn harness(extra: &[(&str, &str)]) -> Harness {
         routes.insert("garbage".into(), route("garbage", garbage.to_string(), &[]));
         routes.insert("half".into(), route("half", half.to_string(), &[]));
         routes.insert("silent".into(), route("silent", silent.to_string(), &[]));
+        routes.insert("oneshot".into(), route("oneshot", oneshot.to_string(), &[]));
         routes.insert("refused".into(), route("refused", refused.to_string(), &[]));
         let mut lost = route("lost", String::new(), &[]);
         lost.status = "lost".into();
@@ -518,6 +521,22 @@ async fn broken_slow_and_missing_fatmen_are_explained() {
         .unwrap();
     assert!(r.bytes().await.is_err());
     assert_eq!(h.get("/fatman/echo/latest/x", Some("good")).await.0, 200);
+    // Parked connections the fatman has closed are not used, or the call is sent again on a
+    // new one: back-to-back and after a pause, every call succeeds.
+    for i in 0..6 {
+        if i % 2 == 1 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let r = h
+            .client
+            .get(format!("{}/fatman/oneshot/latest/x", h.pub_url))
+            .header("X-Racetrack-Auth", "good")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "call {i}");
+        assert_eq!(r.text().await.unwrap(), "ok");
+    }
 }
 
 #[tokio::test]
