@@ -847,7 +847,13 @@ fn upstream_request_head(p: &RequestParts<'_>) -> Vec<u8> {
         out.push(b'?');
         out.extend_from_slice(q.as_bytes());
     }
-    out.extend_from_slice(b" HTTP/1.1\r\n");
+    // An HTTP/1.0 client cannot read a chunked response; asked in 1.0, the fatman will not send
+    // one (as nginx's default upstream version).
+    out.extend_from_slice(if head.minor_version == 0 {
+        b" HTTP/1.0\r\n"
+    } else {
+        b" HTTP/1.1\r\n"
+    });
     let listed_names = head.connection_listed();
     let mut forwarded_for: Vec<&[u8]> = Vec::new();
     let mut host = None;

@@ -758,6 +758,21 @@ async fn the_wire_protocol_is_kept_for_every_kind_of_client() {
     }
     let head = h.raw("GET /pub/live HTTP/1.0\r\n\r\n").await;
     assert!(head.contains("connection: close"), "{head}");
+    // A stream to an HTTP/1.0 client is not chunked (1.0 has no chunks): it ends with the
+    // connection.
+    let mut s = TcpStream::connect(h.pub_addr).await.unwrap();
+    s.write_all(b"GET /pub/fatman/echo/latest/stream HTTP/1.0\r\nX-Racetrack-Auth: good\r\n\r\n")
+        .await
+        .unwrap();
+    let mut all = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut all))
+        .await
+        .unwrap()
+        .unwrap();
+    let all = String::from_utf8_lossy(&all).to_ascii_lowercase();
+    assert!(all.starts_with("http/1.1 200"), "{all}");
+    assert!(!all.contains("transfer-encoding"), "{all}");
+    assert!(all.ends_with("data: first\n\ndata: second\n\n"), "{all}");
 
     // Expect: 100-continue: a refused caller is answered at once and never asked for the body;
     // an allowed one is told to continue.
