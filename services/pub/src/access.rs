@@ -320,9 +320,7 @@ impl Access {
         self.decisions.clear();
         self.generation.fetch_add(1, Ordering::Release);
     }
-}
 
-impl Access {
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }

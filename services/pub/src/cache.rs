@@ -2,11 +2,13 @@
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
-
-use foldhash::fast::RandomState;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use foldhash::fast::RandomState;
+
+use crate::lock;
 
 const SHARDS: usize = 16;
 
@@ -40,8 +42,7 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
         key: &Q,
     ) -> std::sync::MutexGuard<'_, HashMap<K, Entry<V>, RandomState>> {
         let i = (self.hasher.hash_one(key) as usize) % SHARDS;
-        // A poisoned shard only means a panic elsewhere mid-insert; the map itself is intact.
-        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.shards[i])
     }
 
     /// Looks up by a borrowed form of the key (e.g. `&[u8]` for `Vec<u8>` keys): no allocation.
@@ -84,7 +85,7 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
     /// Keeps only entries for which `keep` holds.
     pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
         for shard in &self.shards {
-            let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            let mut shard = lock(shard);
             shard.retain(|k, e| keep(k, &e.value));
         }
     }
@@ -94,10 +95,7 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
     }
 
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
-            .sum()
+        self.shards.iter().map(|s| lock(s).len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {

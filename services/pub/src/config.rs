@@ -21,7 +21,7 @@ use std::time::Duration;
 /// | `HEADER_READ_TIMEOUT` | `10` | seconds a client has to send its request headers (slow clients are cut) |
 /// | `MAX_HEADER_BYTES` | `65536` | request head size limit (431 above) |
 /// | `MAX_CONNECTIONS` | `10000` | concurrent client connections; more wait for a free slot |
-/// | `FORWARD_TO_PROTOCOL` | `http` | scheme used to reach fatmen |
+/// | `FORWARD_TO_PROTOCOL` | `http` | scheme used to reach fatmen: only `http`, accepted as the original's setting |
 /// | `REQUEST_TRACING_HEADER` | `X-Request-Tracing-Id` | request id header, read and set |
 /// | `TLS_CERT_FILE`, `TLS_KEY_FILE` | — | PEM certificate chain and key: serve HTTPS instead of HTTP |
 /// | `GIT_VERSION` | `dev` | reported by `/health` |
@@ -43,7 +43,6 @@ pub struct Config {
     pub header_read_timeout: Duration,
     pub max_header_bytes: usize,
     pub max_connections: usize,
-    pub forward_to_protocol: String,
     pub request_tracing_header: String,
     pub tls: Option<(PathBuf, PathBuf)>,
     pub git_version: String,
@@ -124,7 +123,6 @@ impl Config {
             header_read_timeout: secs("HEADER_READ_TIMEOUT", 10)?,
             max_header_bytes: env.number("MAX_HEADER_BYTES", 64 * 1024usize)?.max(8192),
             max_connections: env.number("MAX_CONNECTIONS", 10_000usize)?.max(1),
-            forward_to_protocol,
             request_tracing_header: env.string_or("REQUEST_TRACING_HEADER", "X-Request-Tracing-Id"),
             tls,
             git_version: env.string_or("GIT_VERSION", "dev"),

@@ -15,13 +15,19 @@ pub mod wire;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use racetrack_events::Notification;
 
 use crate::config::Config;
 use crate::metrics::PubMetrics;
 use crate::proxy::{Core, Pub};
+
+/// PUB's locks guard caches, pools and counts: a panic elsewhere mid-update (a poisoned lock)
+/// leaves them usable, so it does not take every later call down with it.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A bound, serving PUB (on the current Tokio runtime).
 pub struct Running {

@@ -32,9 +32,20 @@ impl FatmanCall {
         }
     }
 
-    /// The path forwarded to the fatman: fatmen serve under `/pub/fatman/{name}/{version}`.
-    pub fn forward_path(&self) -> String {
-        format!("/pub/fatman/{}/{}{}", self.name, self.version, self.rest)
+    /// Appends the path forwarded to the fatman: fatmen serve under `/pub/fatman/{name}/{version}`.
+    pub fn push_forward_path(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"/pub/fatman/");
+        out.extend_from_slice(self.name.as_bytes());
+        out.push(b'/');
+        out.extend_from_slice(self.version.as_bytes());
+        out.extend_from_slice(self.rest.as_bytes());
+    }
+
+    #[cfg(test)]
+    fn forward_path(&self) -> String {
+        let mut out = Vec::new();
+        self.push_forward_path(&mut out);
+        String::from_utf8(out).expect("built from strings")
     }
 
     /// Health probes of the fatman itself are never behind auth.

@@ -11,31 +11,26 @@ use bytes::{Buf, BytesMut};
 use http::StatusCode;
 use racetrack_proto::lifecycle::call_decision::Outcome;
 use serde_json::json;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::Instrument;
 
 use crate::access::{Access, Decision, Route};
 use crate::admission::Admission;
 use crate::config::Config;
 use crate::error::{FatmanContext, OwnedContext, ProxyError};
+use crate::lock;
 use crate::metrics::PubMetrics;
 use crate::path::{self, FatmanCall};
-use crate::tally::{lock, Tallies, Tally};
+use crate::tally::{Tallies, Tally};
 use crate::upstream::{Upstream, Upstreams};
 use crate::wire::{self, CopyError, Framing, Head, Known};
 
 /// Caller token headers in the order PUB reads them (each also as a cookie of the same name).
-const TOKEN_HEADERS: [Known; 4] = [
-    Known::RacetrackAuth,
-    Known::EscAuth,
-    Known::FatmanAuth,
-    Known::UserAuth,
-];
-pub const TOKEN_NAMES: [&str; 4] = [
-    "x-racetrack-auth",
-    "x-racetrack-esc-auth",
-    "x-racetrack-fatman-auth",
-    "x-racetrack-user-auth",
+const TOKEN_HEADERS: [(Known, &str); 4] = [
+    (Known::RacetrackAuth, "x-racetrack-auth"),
+    (Known::EscAuth, "x-racetrack-esc-auth"),
+    (Known::FatmanAuth, "x-racetrack-fatman-auth"),
+    (Known::UserAuth, "x-racetrack-user-auth"),
 ];
 
 /// Identity headers PUB sets from the verified token; whatever a client sends is dropped.
@@ -263,11 +258,7 @@ impl Pub {
         out.extend_from_slice(connection_line(keep, conn.http10));
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(r.body);
-        let written = async {
-            conn.io.write_all(&out).await?;
-            conn.io.flush().await
-        };
-        match written.await {
+        match wire::send(&mut conn.io, &out).await {
             Ok(()) if keep => Next::KeepAlive,
             _ => Next::Close,
         }
@@ -338,13 +329,17 @@ impl Pub {
             .filter(|a| a.covers(fatman, token.as_deref(), generation))
         {
             Some(a) => {
-                lock(&self.tally).admitted(&a.route, a.decision.is_some());
+                let mut tally = lock(&self.tally);
+                tally.requested(&a.route);
+                if a.decision.is_some() {
+                    tally.authorized();
+                }
                 a
             }
             None => match self.admit(fatman, token.as_deref(), generation).await {
                 Ok(a) => a,
                 Err((err, ctx)) => {
-                    let ctx = ctx.as_ref().map(|c| c.borrowed()).unwrap_or_default();
+                    let ctx = ctx.borrowed();
                     return self
                         .refuse(conn, err, call.request_id, &ctx, call.reusable)
                         .await;
@@ -379,7 +374,7 @@ impl Pub {
         fatman: &FatmanCall,
         token: Option<&str>,
         generation: u64,
-    ) -> Result<Admission, (ProxyError, Option<OwnedContext>)> {
+    ) -> Result<Admission, (ProxyError, OwnedContext)> {
         let route = match self.access.route(&fatman.name, &fatman.version).await {
             Ok(r) => r,
             Err(e) => {
@@ -388,17 +383,15 @@ impl Pub {
                     version: fatman.version.clone(),
                     status: None,
                 };
-                return Err((e.into(), Some(ctx)));
+                return Err((e.into(), ctx));
             }
         };
-        let ctx = || {
-            Some(OwnedContext {
-                name: route.name.clone(),
-                version: route.version.clone(),
-                status: Some(route.status.clone()),
-            })
+        let ctx = || OwnedContext {
+            name: route.name.clone(),
+            version: route.version.clone(),
+            status: Some(route.status.clone()),
         };
-        route.metrics.requests.inc();
+        lock(&self.tally).requested(&route);
         let decision = match self.authorize(token, fatman, &route).await {
             Ok(d) => d,
             Err(e) => return Err((e, ctx())),
@@ -448,7 +441,7 @@ impl Pub {
         let decision = self.access.decide(token, route, call.endpoint()).await?;
         match decision.outcome {
             Outcome::Allowed => {
-                self.metrics.auth_successful.inc();
+                lock(&self.tally).authorized();
                 Ok(Some(decision))
             }
             Outcome::Forbidden => {
@@ -520,7 +513,7 @@ impl Pub {
                     }
                     .map_err(|e| ProxyError::Connect(e.to_string()))?;
                     let exchange = async {
-                        wire_send(&mut up.stream, &out).await?;
+                        wire::send(&mut up.stream, &out).await?;
                         response_head(&mut up).await
                     };
                     match tokio::time::timeout(timeout, exchange).await {
@@ -542,11 +535,8 @@ impl Pub {
                     .map_err(|e| ProxyError::Connect(e.to_string()))?;
                 if expect_continue {
                     // Permission is settled: now the client may send the body.
-                    let sent = async {
-                        conn.io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
-                        conn.io.flush().await
-                    };
-                    if sent.await.is_err() {
+                    let sent = wire::send(&mut conn.io, b"HTTP/1.1 100 Continue\r\n\r\n").await;
+                    if sent.is_err() {
                         return Ok(Next::Close);
                     }
                 }
@@ -630,9 +620,9 @@ where
     head.extend_from_slice(&up.buf);
     up.buf.clear();
     let joined = async {
-        wire_send(&mut conn.io, &head).await?;
+        wire::send(&mut conn.io, &head).await?;
         if !conn.buf.is_empty() {
-            wire_send(&mut up.stream, &conn.buf).await?;
+            wire::send(&mut up.stream, &conn.buf).await?;
             conn.buf.clear();
         }
         tokio::io::copy_bidirectional(&mut conn.io, &mut up.stream).await
@@ -641,11 +631,6 @@ where
         tracing::debug!(error = %e, "upgraded connection ended");
     }
     Next::Close
-}
-
-async fn wire_send<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> std::io::Result<()> {
-    w.write_all(bytes).await?;
-    w.flush().await
 }
 
 /// A fatman's response head could not be had.
@@ -780,7 +765,7 @@ fn split_target(target: &[u8]) -> Option<(&str, Option<&str>)> {
 
 /// First non-empty token among the headers, then cookies of the same names (URL-unescaped).
 pub fn caller_token(head: &Head) -> Option<Cow<'_, str>> {
-    for known in TOKEN_HEADERS {
+    for (known, _) in TOKEN_HEADERS {
         if let Some(v) = head
             .known(known)
             .and_then(|v| std::str::from_utf8(v).ok())
@@ -790,7 +775,7 @@ pub fn caller_token(head: &Head) -> Option<Cow<'_, str>> {
             return Some(Cow::Borrowed(v));
         }
     }
-    for name in TOKEN_NAMES {
+    for (_, name) in TOKEN_HEADERS {
         for cookie in head.all_known(Known::Cookie) {
             let Ok(cookie) = std::str::from_utf8(cookie) else {
                 continue;
@@ -836,13 +821,10 @@ struct RequestParts<'a> {
 /// caller's token passes on as in the original (fatmen may rely on it).
 fn upstream_request_head(p: &RequestParts<'_>) -> Vec<u8> {
     let head = p.head;
-    let mut out = Vec::with_capacity(head_len(head) + 256);
+    let mut out = Vec::with_capacity(head.size() + 256);
     out.extend_from_slice(head.method());
-    out.extend_from_slice(b" /pub/fatman/");
-    out.extend_from_slice(p.fatman.name.as_bytes());
-    out.push(b'/');
-    out.extend_from_slice(p.fatman.version.as_bytes());
-    out.extend_from_slice(p.fatman.rest.as_bytes());
+    out.push(b' ');
+    p.fatman.push_forward_path(&mut out);
     if let Some(q) = p.query {
         out.push(b'?');
         out.extend_from_slice(q.as_bytes());
@@ -915,13 +897,6 @@ fn upstream_request_head(p: &RequestParts<'_>) -> Vec<u8> {
     out
 }
 
-fn head_len(head: &Head) -> usize {
-    head.headers()
-        .map(|(n, v)| n.len() + v.len() + 4)
-        .sum::<usize>()
-        + 64
-}
-
 /// The head PUB sends back to the client: the fatman's status and headers minus hop-by-hop ones
 /// (kept on `101`, they are the switch), redirects made relative, the request id.
 fn client_response_head(
@@ -931,7 +906,7 @@ fn client_response_head(
     connection: &[u8],
 ) -> Vec<u8> {
     let switching = resp.status == 101;
-    let mut out = Vec::with_capacity(head_len(resp) + 128);
+    let mut out = Vec::with_capacity(resp.size() + 128);
     out.extend_from_slice(b"HTTP/1.1 ");
     // httparse guarantees three digits.
     out.extend_from_slice(&[

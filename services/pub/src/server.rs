@@ -99,8 +99,7 @@ where
             Ok(None) => break,
             Err(refusal) => {
                 tracing::debug!(%peer, refusal, "bad request head");
-                let _ = conn.io.write_all(refusal.as_bytes()).await;
-                let _ = conn.io.flush().await;
+                let _ = wire::send(&mut conn.io, refusal.as_bytes()).await;
                 break;
             }
         };
@@ -125,11 +124,14 @@ async fn read_head<I>(
 where
     I: AsyncRead + Unpin,
 {
-    let mut deadline = Instant::now() + idle;
+    // A pipelined head has started already.
     let mut started = !conn.buf.is_empty();
-    if started {
-        deadline = Instant::now() + config.header_read_timeout;
-    }
+    let mut deadline = Instant::now()
+        + if started {
+            config.header_read_timeout
+        } else {
+            idle
+        };
     loop {
         if !conn.buf.is_empty() {
             match wire::parse_request(&mut conn.buf) {

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use prometheus::local::LocalHistogram;
 
 use crate::access::Route;
+use crate::lock;
 use crate::metrics::PubMetrics;
 
 /// One worker's counts since the last fold. Its lock is only ever contended by a metrics read.
@@ -34,10 +35,14 @@ impl Tally {
         })
     }
 
-    /// A call admitted (`authorized`: with a caller's permission, not a public endpoint).
-    pub fn admitted(&mut self, route: &Arc<Route>, authorized: bool) {
+    /// A call to `route`, whatever becomes of it.
+    pub fn requested(&mut self, route: &Arc<Route>) {
         self.route(route).requests += 1;
-        self.auth_successful += u64::from(authorized);
+    }
+
+    /// A caller's token allowed a call (public endpoints and probes need none).
+    pub fn authorized(&mut self) {
+        self.auth_successful += 1;
     }
 
     /// The fatman's response head arrived after `seconds`.
@@ -78,11 +83,6 @@ impl Tallies {
     }
 }
 
-/// A poisoned lock only means a panic elsewhere mid-update; counts are still counts.
-pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,8 +93,9 @@ mod tests {
         let route = Arc::new(Route::for_tests(&metrics, 9));
         let tallies = Tallies::default();
         let (a, b) = (tallies.register(), tallies.register());
-        lock(&a).admitted(&route, true);
-        lock(&b).admitted(&route, false);
+        lock(&a).requested(&route);
+        lock(&a).authorized();
+        lock(&b).requested(&route);
         lock(&b).answered(&route, 0.002, true);
         assert_eq!(route.metrics.requests.get(), 0, "not before the fold");
         tallies.fold(&metrics);

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use tokio::net::TcpStream;
 
+use crate::lock;
+
 /// An idle connection older than this is closed rather than reused (fatmen's servers drop idle
 /// connections too; a minute is below the usual keep-alive limits).
 const IDLE_LIMIT: Duration = Duration::from_secs(60);
@@ -73,7 +75,7 @@ impl Upstreams {
     }
 
     fn take_idle(&self, addr: &str) -> Option<Upstream> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = lock(&self.idle);
         let list = idle.get_mut(addr)?;
         while let Some((mut up, since)) = list.pop() {
             if since.elapsed() < IDLE_LIMIT {
@@ -87,7 +89,7 @@ impl Upstreams {
     /// Parks a connection whose last response ended cleanly.
     pub fn put(&self, addr: &str, up: Upstream) {
         debug_assert!(up.buf.is_empty());
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = lock(&self.idle);
         let now = Instant::now();
         match idle.get_mut(addr) {
             Some(list) => {

@@ -175,6 +175,7 @@ impl Head {
     }
 
     /// Every value of a header (names compare case-insensitively).
+    #[cfg(test)]
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> {
         self.headers()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
@@ -528,10 +529,11 @@ pub async fn read_more<R: AsyncRead + Unpin>(src: &mut R, buf: &mut BytesMut) ->
     src.read_buf(buf).await
 }
 
-async fn send<W: AsyncWrite + Unpin>(dst: &mut W, bytes: &[u8]) -> Result<(), CopyError> {
-    dst.write_all(bytes).await.map_err(CopyError::Write)?;
-    // A no-op on TCP; TLS streams hold written records until flushed.
-    dst.flush().await.map_err(CopyError::Write)
+/// Writes all of `bytes` and flushes: a no-op on TCP, but TLS streams hold written records
+/// until flushed.
+pub async fn send<W: AsyncWrite + Unpin>(dst: &mut W, bytes: &[u8]) -> io::Result<()> {
+    dst.write_all(bytes).await?;
+    dst.flush().await
 }
 
 /// Sends `head` and then a body of `framing` read from `src` (starting with what `buf` already
@@ -566,11 +568,11 @@ where
         };
         if head.is_empty() {
             if take > 0 {
-                send(dst, &buf[..take]).await?;
+                send(dst, &buf[..take]).await.map_err(CopyError::Write)?;
             }
         } else {
             head.extend_from_slice(&buf[..take]);
-            send(dst, &head).await?;
+            send(dst, &head).await.map_err(CopyError::Write)?;
             head = Vec::new();
         }
         buf.advance(take);

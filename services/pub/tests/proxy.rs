@@ -294,10 +294,16 @@ impl Harness {
         }
     }
 
+    /// A new connection to PUB with `request` already sent on it.
+    async fn send(&self, request: &[u8]) -> TcpStream {
+        let mut s = TcpStream::connect(self.pub_addr).await.unwrap();
+        s.write_all(request).await.unwrap();
+        s
+    }
+
     /// Sends bytes as they are; returns what came back before PUB closed or went quiet.
     async fn raw(&self, request: &str) -> String {
-        let mut s = TcpStream::connect(self.pub_addr).await.unwrap();
-        s.write_all(request.as_bytes()).await.unwrap();
+        let mut s = self.send(request.as_bytes()).await;
         let mut buf = vec![0u8; 8192];
         let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf))
             .await
@@ -555,10 +561,7 @@ async fn hostile_clients_are_bounded() {
         Err(e) => assert!(e.is_request() || e.is_connect(), "{e}"),
     }
     // Slowloris: a head that never ends is cut after HEADER_READ_TIMEOUT (1 s here).
-    let mut slow = TcpStream::connect(h.pub_addr).await.unwrap();
-    slow.write_all(b"GET /pub/live HTTP/1.1\r\nHost: x\r\nX-A: ")
-        .await
-        .unwrap();
+    let mut slow = h.send(b"GET /pub/live HTTP/1.1\r\nHost: x\r\nX-A: ").await;
     let mut buf = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut buf)).await;
     assert!(read.is_ok(), "the slow connection was not closed");
@@ -595,9 +598,8 @@ async fn streams_and_upgrades_pass_through() {
     assert_eq!(&second[..], b"data: second\n\n");
 
     for (token, expect) in [("", "401"), ("good", "101")] {
-        let mut s = TcpStream::connect(h.pub_addr).await.unwrap();
         let req = format!("GET /pub/fatman/echo/latest/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\nX-Racetrack-Auth: {token}\r\n\r\n");
-        s.write_all(req.as_bytes()).await.unwrap();
+        let mut s = h.send(req.as_bytes()).await;
         let mut buf = vec![0u8; 4096];
         let n = s.read(&mut buf).await.unwrap();
         let head = String::from_utf8_lossy(&buf[..n]).to_string();
@@ -725,17 +727,12 @@ async fn read_response(s: &mut TcpStream) -> (String, String) {
 async fn the_wire_protocol_is_kept_for_every_kind_of_client() {
     let h = harness(&[]).await;
     // Two pipelined calls, the second with a chunked body: both answered, in order.
-    let mut s = TcpStream::connect(h.pub_addr).await.unwrap();
-    s.write_all(
-        concat!(
-            "GET /pub/fatman/echo/latest/one HTTP/1.1\r\nHost: x\r\nX-Racetrack-Auth: good\r\n\r\n",
-            "POST /pub/fatman/echo/latest/two HTTP/1.1\r\nHost: x\r\nX-Racetrack-Auth: good\r\n",
-            "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
-        )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
+    let pipelined = concat!(
+        "GET /pub/fatman/echo/latest/one HTTP/1.1\r\nHost: x\r\nX-Racetrack-Auth: good\r\n\r\n",
+        "POST /pub/fatman/echo/latest/two HTTP/1.1\r\nHost: x\r\nX-Racetrack-Auth: good\r\n",
+        "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+    );
+    let mut s = h.send(pipelined.as_bytes()).await;
     let (head, body) = read_response(&mut s).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(body.contains("/pub/fatman/echo/latest/one"), "{body}");
@@ -760,10 +757,9 @@ async fn the_wire_protocol_is_kept_for_every_kind_of_client() {
     assert!(head.contains("connection: close"), "{head}");
     // A stream to an HTTP/1.0 client is not chunked (1.0 has no chunks): it ends with the
     // connection.
-    let mut s = TcpStream::connect(h.pub_addr).await.unwrap();
-    s.write_all(b"GET /pub/fatman/echo/latest/stream HTTP/1.0\r\nX-Racetrack-Auth: good\r\n\r\n")
-        .await
-        .unwrap();
+    let mut s = h
+        .send(b"GET /pub/fatman/echo/latest/stream HTTP/1.0\r\nX-Racetrack-Auth: good\r\n\r\n")
+        .await;
     let mut all = Vec::new();
     tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut all))
         .await
@@ -778,10 +774,7 @@ async fn the_wire_protocol_is_kept_for_every_kind_of_client() {
     // an allowed one is told to continue.
     let head = h.raw("POST /pub/fatman/echo/latest/x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n").await;
     assert!(head.starts_with("HTTP/1.1 401"), "{head}");
-    let mut s = TcpStream::connect(h.pub_addr).await.unwrap();
-    s.write_all(b"POST /pub/fatman/echo/latest/x HTTP/1.1\r\nHost: x\r\nX-Racetrack-Auth: good\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
-        .await
-        .unwrap();
+    let mut s = h.send(b"POST /pub/fatman/echo/latest/x HTTP/1.1\r\nHost: x\r\nX-Racetrack-Auth: good\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n").await;
     let mut buf = [0u8; 64];
     let n = s.read(&mut buf).await.unwrap();
     assert_eq!(&buf[..n], b"HTTP/1.1 100 Continue\r\n\r\n");
