@@ -871,8 +871,11 @@ fn upstream_request_head(p: &RequestParts<'_>) -> Vec<u8> {
             | Known::ContentLength
             | Known::TransferEncoding => true,
             k if k.is_hop_by_hop() => true,
+            // Names with `_` are dropped, as nginx does by default: CGI and WSGI servers (the
+            // python3 job type's too) read `X_Racetrack_Caller` as `X-Racetrack-Caller`.
             Known::Other => {
                 h.name.eq_ignore_ascii_case(p.tracing_header.as_bytes())
+                    || h.name.contains(&b'_')
                     || listed(&listed_names, h.name)
             }
             _ => listed(&listed_names, h.name),

@@ -26,6 +26,7 @@ struct Seen {
     method: String,
     path: String,
     caller: Option<String>,
+    header_names: Vec<String>,
     body: Vec<u8>,
 }
 
@@ -51,11 +52,13 @@ async fn spawn_recording_fatman() -> (SocketAddr, Log) {
                             .headers()
                             .get("x-racetrack-caller")
                             .map(|v| v.to_str().unwrap_or("?").to_string());
+                        let header_names = req.headers().keys().map(|k| k.to_string()).collect();
                         let body = req.into_body().collect().await.unwrap().to_bytes();
                         seen.lock().unwrap().push(Seen {
                             method,
                             path: path.clone(),
                             caller,
+                            header_names,
                             body: body.to_vec(),
                         });
                         let answer = serde_json::json!({ "path": path }).to_string();
@@ -480,14 +483,24 @@ async fn stalled_bodies_and_unread_responses_are_cut() {
     assert!(held < Duration::from_secs(10), "{held:?}");
 }
 
-/// The identity PUB writes is the verified one, however the client spells its own.
+/// The identity PUB writes is the verified one, however the client spells its own: other
+/// cases, and `_` for `-` (CGI and WSGI servers, the python3 job type's among them, read
+/// `X_Racetrack_Caller` as `X-Racetrack-Caller`).
 #[tokio::test]
 async fn identity_headers_cannot_be_forged_in_any_spelling() {
     let (h, log) = harness_with_recorder(&[]).await;
     let raw = "GET /pub/fatman/rec/latest/x HTTP/1.1\r\nHost: x\r\nX-Racetrack-Auth: good\r\n\
-               x-RACETRACK-caller: admin\r\nX-Racetrack-Caller-Type: user\r\n\r\n";
+               x-RACETRACK-caller: admin\r\nX-Racetrack-Caller-Type: user\r\n\
+               X_Racetrack_Caller: admin\r\nx_racetrack_caller_type: user\r\n\
+               X_Forwarded_For: 10.9.9.9\r\n\r\n";
     let answer = h.raw(raw).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let seen = log.lock().unwrap().clone();
     assert_eq!(seen[0].caller.as_deref(), Some("consumer-s-good"));
+    let aliased: Vec<_> = seen[0]
+        .header_names
+        .iter()
+        .filter(|n| n.contains('_'))
+        .collect();
+    assert!(aliased.is_empty(), "reached the fatman: {aliased:?}");
 }
