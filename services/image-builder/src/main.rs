@@ -32,6 +32,13 @@ fn run() -> Result<(), String> {
     let _telemetry = racetrack_telemetry::init("image-builder").map_err(|e| e.to_string())?;
     let config = Config::from_env().map_err(|e| e.to_string())?;
     config.check_files().map_err(|e| e.to_string())?;
+    if config.auth_token.is_none() {
+        return Err(
+            "IMAGE_BUILDER_TOKEN is required: the internal token the Lifecycle sends (its own \
+             IMAGE_BUILDER_TOKEN); generate one, e.g. `openssl rand -hex 32`"
+                .into(),
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

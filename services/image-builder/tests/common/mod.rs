@@ -10,16 +10,37 @@ use std::time::Duration;
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
+use image_builder::auth::SendToken;
 use image_builder::docker::{BuildSpec, DockerEngine};
 use image_builder::{App, Config};
 use racetrack_proto::image_builder::build_event::Event;
 use racetrack_proto::image_builder::image_builder_client::ImageBuilderClient;
 use racetrack_proto::image_builder::{BuildEvent, BuildRequest, BuildResult};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 pub const BUSYBOX: &str = "/bin/busybox";
 pub const NAMESPACE: &str = "racetrack-ib-test";
 pub const REGISTRY: &str = "127.0.0.1:5000";
+/// The internal token test servers require (`IMAGE_BUILDER_TOKEN`).
+pub const TOKEN: &str = "image-builder-test-token-0123456789";
+
+/// A gRPC client that sends a token (or none).
+pub type Client = ImageBuilderClient<InterceptedService<Channel, SendToken>>;
+
+/// A client of `addr` (`host:port`) sending `token` (`None`: no token at all).
+pub async fn client_with(addr: &str, token: Option<&str>) -> Client {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let send = match token {
+        Some(t) => SendToken::new(t).expect("token"),
+        None => SendToken::none(),
+    };
+    ImageBuilderClient::with_interceptor(channel, send).max_decoding_message_size(64 << 20)
+}
 
 fn in_ci() -> bool {
     std::env::var("CI")
@@ -261,6 +282,7 @@ impl Server {
             ("DOCKER_REGISTRY_NAMESPACE".into(), NAMESPACE.into()),
             ("PUSH_IMAGES".into(), push.to_string()),
             ("ALLOW_FILE_GIT_REMOTES".into(), "true".into()),
+            ("IMAGE_BUILDER_TOKEN".into(), TOKEN.into()),
             (
                 "BUILD_LOGS_DIR".into(),
                 dirs.path().join("logs").display().to_string(),
@@ -304,11 +326,8 @@ impl Server {
         }
     }
 
-    pub async fn client(&self) -> ImageBuilderClient<Channel> {
-        ImageBuilderClient::connect(format!("http://{}", self.addr))
-            .await
-            .expect("connect")
-            .max_decoding_message_size(64 << 20)
+    pub async fn client(&self) -> Client {
+        client_with(&self.addr.to_string(), Some(TOKEN)).await
     }
 
     pub fn log_dir(&self) -> PathBuf {
@@ -375,7 +394,7 @@ pub async fn collect(mut stream: tonic::Streaming<BuildEvent>) -> Outcome {
     out
 }
 
-pub async fn build(client: &mut ImageBuilderClient<Channel>, request: BuildRequest) -> Outcome {
+pub async fn build(client: &mut Client, request: BuildRequest) -> Outcome {
     let stream = client
         .build(request)
         .await
