@@ -54,6 +54,9 @@ async fn serve(config: Config) -> Result<(), String> {
         tracing::warn!(%problem, "job type skipped");
     }
     tracing::info!(job_types = ?catalog.names(), dir = %app.config.job_types_dir.display(), "job types loaded");
+    if app.config.build_network_mode.as_deref() == Some("host") {
+        tracing::warn!("BUILD_NETWORK_MODE=host: build steps reach every service on this host's loopback (registry, this service, Redis, fatmen)");
+    }
     if let Err(e) = app.docker.ping().await {
         tracing::warn!(error = %e, "Docker engine not reachable yet; builds will wait for it");
     }

@@ -226,11 +226,15 @@ pub fn job_types(family: &str) -> tempfile::TempDir {
     write(
         &jt,
         "fatman-template.Dockerfile",
-        br#"FROM {{ base_image }}
+        br#"FROM {{ base_image }} AS fatman
 {{ env_lines }}
 {% if requirements_path %}
+FROM fatman AS requirements
+{{ secret_args }}
 COPY ["{{ requirements_path }}", "/src/requirements.txt"]
-RUN echo "installing requirements now" && cat /src/requirements.txt && sleep 2 && echo done > /src/installed
+RUN echo "installing requirements now" && echo "secret check: [$API_TOKEN]" && cat /src/requirements.txt && sleep 2 && mkdir -p /src/packages && echo done > /src/packages/installed
+FROM fatman
+COPY --from=requirements /src/packages /src/packages
 {% endif %}
 RUN echo "env check: [$GREETING] [$API_TOKEN]"
 COPY . /src/fatman/
