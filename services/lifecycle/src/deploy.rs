@@ -382,11 +382,24 @@ async fn build_image(
 /// Metadata key of the image builder's internal token.
 const IMAGE_BUILDER_AUTH_METADATA: &str = "x-racetrack-auth";
 
+/// Adds the image builder's internal token to every call.
+#[derive(Clone)]
+struct BuilderToken(tonic::metadata::AsciiMetadataValue);
+
+impl tonic::service::Interceptor for BuilderToken {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request
+            .metadata_mut()
+            .insert(IMAGE_BUILDER_AUTH_METADATA, self.0.clone());
+        Ok(request)
+    }
+}
+
 type BuilderClient = ImageBuilderClient<
-    tonic::service::interceptor::InterceptedService<
-        tonic::transport::Channel,
-        Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send>,
-    >,
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, BuilderToken>,
 >;
 
 async fn connect_builder(url: &str, token: &str) -> Result<BuilderClient, Failed> {
@@ -401,18 +414,11 @@ async fn connect_builder(url: &str, token: &str) -> Result<BuilderClient, Failed
     loop {
         match endpoint.connect().await {
             Ok(channel) => {
-                let token = token.clone();
-                let add_token: Box<
-                    dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>
-                        + Send,
-                > = Box::new(move |mut request: tonic::Request<()>| {
-                    request
-                        .metadata_mut()
-                        .insert(IMAGE_BUILDER_AUTH_METADATA, token.clone());
-                    Ok(request)
-                });
-                return Ok(ImageBuilderClient::with_interceptor(channel, add_token)
-                    .max_decoding_message_size(64 * 1024 * 1024));
+                return Ok(ImageBuilderClient::with_interceptor(
+                    channel,
+                    BuilderToken(token.clone()),
+                )
+                .max_decoding_message_size(64 * 1024 * 1024));
             }
             Err(e) if waited >= Duration::from_secs(30) => {
                 return Err(Failed(format!(
