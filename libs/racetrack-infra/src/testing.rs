@@ -248,6 +248,29 @@ impl Drop for ContainerGuard {
     }
 }
 
+/// A TCP listener on `addr` (e.g. `127.0.0.1:0`) answering every connection with
+/// `HTTP/1.0 200 OK`, standing in for a platform service; returns its port. It serves until the
+/// runtime ends.
+pub async fn http_ok_listener(addr: &str) -> u16 {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .unwrap_or_else(|e| panic!("binding {addr}: {e}"));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = [0u8; 1024];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket
+                    .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
+            });
+        }
+    });
+    port
+}
+
 /// What [`probe_ports`] saw, per `host:port` tried.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeReport {

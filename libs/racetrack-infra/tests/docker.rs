@@ -510,25 +510,6 @@ async fn list_network_only_sees_just_its_network() {
     );
 }
 
-/// Serves `HTTP/1.0 200` to every connection, standing in for PUB on the host.
-async fn host_listener() -> u16 {
-    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                let mut buf = [0u8; 1024];
-                let _ = socket.read(&mut buf).await;
-                let _ = socket
-                    .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\npub")
-                    .await;
-            });
-        }
-    });
-    port
-}
-
 /// The attack of issue 10 item 5: a container on the fatmen's network calls another fatman
 /// directly (by address and by name, and through the host gateway at its published port) instead
 /// of going through PUB. Every such way is closed; the container still reaches the host (where PUB
@@ -572,7 +553,7 @@ async fn fatmen_cannot_reach_each_other_only_the_host() {
     let endpoint = inspect.network_settings.unwrap().networks.unwrap()[NETWORK].clone();
     let victim_ip = endpoint.ip_address.unwrap();
     let gateway = endpoint.gateway.unwrap();
-    let pub_port = host_listener().await;
+    let pub_port = racetrack_infra::testing::http_ok_listener("0.0.0.0:0").await;
     let attacks = vec![
         format!("{victim_ip}:7000"),
         format!("{victim_resource}:7000"),

@@ -435,12 +435,7 @@ git:\n  remote: file://{}\n  branch: release\n  directory: sample/app\ndocker:\n
         password: "git-pa55word".into(),
     });
     let out = build(&mut client, req).await;
-    assert!(
-        out.result().success,
-        "{}\n{}",
-        out.result().error,
-        out.log()
-    );
+    out.expect_success();
     assert!(out.log().contains("hello from release"), "{}", out.log());
     assert!(!out.log().contains("git-pa55word"));
     let labels = DockerEngine::new()

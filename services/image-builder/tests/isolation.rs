@@ -9,27 +9,9 @@ use std::io::Read;
 use std::process::Command;
 
 use common::*;
+use racetrack_infra::testing::http_ok_listener;
 use racetrack_infra::{DockerTarget, DockerTargetConfig, FatmanSpec, InfrastructureTarget};
 use racetrack_proto::image_builder::{GetBuildRequest, ListJobTypesRequest};
-
-/// Answers every connection with `HTTP/1.0 200`, like a platform service would.
-async fn listener(addr: &str) -> u16 {
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                let mut buf = [0u8; 1024];
-                let _ = socket.read(&mut buf).await;
-                let _ = socket
-                    .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                    .await;
-            });
-        }
-    });
-    port
-}
 
 /// The build network with its firewall rule, made by the project's script (needs root).
 fn build_network_ready() -> bool {
@@ -68,15 +50,11 @@ async fn build_steps_cannot_reach_the_platform() {
     if prerequisites().await.is_none() || !build_network_ready() {
         return;
     }
-    let family = unique("ibnet");
-    let server = Server::start(&family, &[]).await;
-    let mut client = server.client().await;
-    let mut images = Images::default();
-    let base = format!("racetrack-ib-test-busybox:{}", unique("net"));
-    busybox_image(&base, &mut images).await;
+    let (server, mut client, mut images, base) = server_with_busybox("ibnet").await;
+    let family = server.family.clone();
 
-    let loopback_port = listener("127.0.0.1:0").await;
-    let any_port = listener("0.0.0.0:0").await;
+    let loopback_port = http_ok_listener("127.0.0.1:0").await;
+    let any_port = http_ok_listener("0.0.0.0:0").await;
     // The host's own address towards the outside (a UDP "connect" sends nothing).
     let host_ip = {
         let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
@@ -167,12 +145,7 @@ entrypoint_path: main.txt\n  entrypoint_class: Main\nbuild_env:\n  GREETING: hi\
     let mut req = request(&id, &manifest, context, tag);
     req.secret_build_env = HashMap::from([("API_TOKEN".to_string(), BUILD_SECRET.to_string())]);
     let out = build(&mut client, req).await;
-    assert!(
-        out.result().success,
-        "{}\n{}",
-        out.result().error,
-        out.log()
-    );
+    out.expect_success();
     // The secret did reach the step that needs it (masked in the log).
     assert!(out.log().contains("secret check: [***]"), "{}", out.log());
 
@@ -295,12 +268,8 @@ async fn an_image_holding_a_secret_is_refused() {
         return;
     }
     const SECRET: &str = "zq-user-secret-1234-xyz";
-    let family = unique("ibsec");
-    let server = Server::start(&family, &[]).await;
-    let mut client = server.client().await;
-    let mut images = Images::default();
-    let base = format!("racetrack-ib-test-busybox:{}", unique("sec"));
-    busybox_image(&base, &mut images).await;
+    let (server, mut client, mut images, base) = server_with_busybox("ibsec").await;
+    let family = server.family.clone();
     let name = unique("leaky");
     let tag = "2024-08-08T080808";
     let image = server.entry_image(&name, tag);

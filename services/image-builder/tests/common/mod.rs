@@ -267,6 +267,8 @@ pub fn tar_gz(files: &[(&str, &[u8])]) -> Vec<u8> {
 
 /// A running image builder.
 pub struct Server {
+    /// The fixture job types' family.
+    pub family: String,
     pub app: App,
     pub addr: SocketAddr,
     pub dirs: tempfile::TempDir,
@@ -321,6 +323,7 @@ impl Server {
                 .expect("grpc server");
         });
         Server {
+            family: family.to_string(),
             app,
             addr,
             dirs,
@@ -356,6 +359,17 @@ impl Drop for Server {
     }
 }
 
+/// A server with fixture job types of a fresh `{prefix}-…` family, its client, and a busybox
+/// base image for users' Dockerfiles, which the returned `Images` removes at the end.
+pub async fn server_with_busybox(prefix: &str) -> (Server, Client, Images, String) {
+    let server = Server::start(&unique(prefix), &[]).await;
+    let client = server.client().await;
+    let mut images = Images::default();
+    let base = format!("racetrack-ib-test-busybox:{}", unique("base"));
+    busybox_image(&base, &mut images).await;
+    (server, client, images, base)
+}
+
 /// A finished build as seen on the stream.
 #[derive(Debug, Default)]
 pub struct Outcome {
@@ -373,6 +387,16 @@ impl Outcome {
 
     pub fn log(&self) -> String {
         self.lines.join("\n")
+    }
+
+    /// Fails the test with the error and the whole log unless the build succeeded.
+    pub fn expect_success(&self) {
+        assert!(
+            self.result().success,
+            "{}\n{}",
+            self.result().error,
+            self.log()
+        );
     }
 
     /// The line after the one containing `needle` (Docker prints ` ---> Using cache` there).
