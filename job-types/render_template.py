@@ -49,8 +49,16 @@ def env_lines(env: Mapping[str, str]) -> str:
     return "ENV " + " \\\n    ".join(pairs)
 
 
+def secret_args(names) -> str:
+    """One ``ARG NAME`` line per secret build env variable (values come as build args)."""
+    for name in names:
+        if not ENV_KEY_RE.match(name):
+            raise TemplateError(f"invalid build env variable name: {name!r}")
+    return "".join(f"ARG {name}\n" for name in sorted(names))
+
+
 def check_scalar(name: str, value: str) -> None:
-    if name == "env_lines":
+    if name in ("env_lines", "secret_args"):
         return
     if UNSAFE_SCALAR_RE.search(value):
         raise TemplateError(f"variable {name} contains a character that is not allowed (quote, backslash, $ or control)")
@@ -114,6 +122,7 @@ def main(argv=None) -> int:
         env[key] = value
     try:
         variables.setdefault("env_lines", env_lines(env))
+        variables.setdefault("secret_args", "")
         for name, value in variables.items():
             check_scalar(name, value)
         with open(args.template) as f:

@@ -7,7 +7,8 @@
 #                    /v2/, then push a tiny image to prove that `docker push` works
 #   stop             stop the registry started by this script (pidfile)
 #   status           exit 0 when the registry answers
-# Environment: REGISTRY_ADDR (default 127.0.0.1:5000), REGISTRY_CONFIG (default
+# Environment: REGISTRY_ADDR (default 127.0.0.1:5000; loopback only unless
+#   REGISTRY_ALLOW_NON_LOOPBACK=1), REGISTRY_CONFIG (default
 #   /etc/racetrack/registry.yml), REGISTRY_STORAGE (default /var/lib/racetrack/registry),
 #   REGISTRY_LOG (default /var/log/racetrack/registry.log), REGISTRY_PIDFILE (default
 #   /run/racetrack/registry.pid).
@@ -21,6 +22,16 @@ STORAGE="${REGISTRY_STORAGE:-/var/lib/racetrack/registry}"
 LOGFILE="${REGISTRY_LOG:-/var/log/racetrack/registry.log}"
 PIDFILE="${REGISTRY_PIDFILE:-/run/racetrack/registry.pid}"
 URL="http://$ADDR"
+# Pushes are not authenticated: the registry must stay on loopback, where only this host's Docker
+# engine (the image-builder's pushes) reaches it; containers (fatmen, builds) have loopbacks of
+# their own, and builds run off the host network (scripts/build-network.sh).
+case "$ADDR" in
+  127.*:*|localhost:*) ;;
+  *) if [ "${REGISTRY_ALLOW_NON_LOOPBACK:-0}" != 1 ]; then
+       echo "registry: REGISTRY_ADDR $ADDR is not a loopback address; anyone reaching it could push images (set REGISTRY_ALLOW_NON_LOOPBACK=1 behind an authenticating proxy)" >&2
+       exit 2
+     fi ;;
+esac
 ACTION=start
 VERIFY=1
 for arg in "$@"; do

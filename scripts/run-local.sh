@@ -19,6 +19,16 @@ redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 \
 bash scripts/base-images.sh
 
 mkdir -p .data/build-logs .data/workspaces
+# Builds run on their own bridge network, firewalled from this host's services (needs root/sudo).
+BUILD_NETWORK=racetrack-build bash scripts/build-network.sh
+# The internal token Lifecycle presents to the image-builder's gRPC API: made once, kept beside the
+# auth key, readable by this user only. Rotate: delete the file and restart.
+token_file=.data/image-builder.token
+if [ ! -s "$token_file" ]; then
+  (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$token_file")
+fi
+chmod 600 "$token_file"
+IMAGE_BUILDER_TOKEN="$(cat "$token_file")"
 cargo build --release -p lifecycle -p image-builder -p lifecycle-supervisor -p pub
 bin="${CARGO_TARGET_DIR:-target}/release"
 
@@ -26,13 +36,13 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT INT TERM
 extra_ca=""
 [ -f /etc/ssl/certs/ca-certificates.crt ] && extra_ca=/etc/ssl/certs/ca-certificates.crt
-GRPC_ADDR=127.0.0.1:7101 HTTP_ADDR=127.0.0.1:7111 \
+GRPC_ADDR=127.0.0.1:7101 HTTP_ADDR=127.0.0.1:7111 IMAGE_BUILDER_TOKEN="$IMAGE_BUILDER_TOKEN" BUILD_NETWORK_MODE=racetrack-build \
   JOB_TYPES_DIR="$PWD/job-types" BUILD_LOGS_DIR="$PWD/.data/build-logs" WORKSPACES_DIR="$PWD/.data/workspaces" \
   PYTHON_BASE_IMAGE=racetrack/python-base:bookworm BASE_IMAGE=racetrack/debian-base:bookworm \
   EXTRA_CA_CERTS="$extra_ca" "$bin/image-builder" &
 pids+=($!)
 export DATABASE_URL="${DATABASE_URL:-sqlite://.data/racetrack.db}"
-IMAGE_BUILDER_URL=http://127.0.0.1:7101 GRPC_ADDR=127.0.0.1:7112 REDIS_URL=redis://127.0.0.1:6379 \
+IMAGE_BUILDER_URL=http://127.0.0.1:7101 IMAGE_BUILDER_TOKEN="$IMAGE_BUILDER_TOKEN" GRPC_ADDR=127.0.0.1:7112 REDIS_URL=redis://127.0.0.1:6379 \
   "$bin/lifecycle" serve &
 pids+=($!)
 # The supervisor shares lifecycle's database (and reads the AUTH_KEY lifecycle keeps beside it);

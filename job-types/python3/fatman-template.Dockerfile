@@ -3,9 +3,10 @@
 # Build context: the fatman's workspace (git.directory). WORKDIR /src/fatman, EXPOSE 7000 and the
 # label racetrack-component=fatman come from the base image. Every instruction is a build step
 # (seconds each with the legacy builder), so there are as few as possible.
-FROM {{ base_image }}
+FROM {{ base_image }} AS racetrack-fatman
 
-# Build environment (build_env and secret build env of the manifest): one ENV instruction, or nothing.
+# Build environment (build_env of the manifest): one ENV instruction, or nothing. Secret build env
+# values are not in it: they reach only the requirements stage below (secret_args).
 {{ env_lines }}
 
 # Extra CA certificates (corporate proxies): trusted before anything is downloaded. PIP_CERT,
@@ -22,9 +23,18 @@ RUN apt-get update \
 {% endif %}
 
 # Only the requirements file first: changing the code keeps the installed packages cached.
+# pip runs in a stage of its own, the only one that sees the secret build env (as build args,
+# which Docker records in the history of the stage's steps); the fatman image copies the installed
+# packages (/opt/venv) from it and descends from racetrack-fatman, so no secret value ends up in
+# its layers, config or history.
 {% if requirements_path %}
+FROM racetrack-fatman AS racetrack-requirements
+{{ secret_args }}
 COPY ["{{ requirements_path }}", "/src/requirements/requirements.txt"]
 RUN python -m pip install -r /src/requirements/requirements.txt
+
+FROM racetrack-fatman
+COPY --from=racetrack-requirements /opt/venv /opt/venv
 {% endif %}
 
 COPY --chown=100000:100000 . /src/fatman/

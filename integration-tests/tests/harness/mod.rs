@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 pub const ADMIN_PASSWORD: &str = "Integration-Adm1n-Pass";
+/// The internal token lifecycle presents to the image-builder (both get it).
+pub const IMAGE_BUILDER_TOKEN: &str = "integration-image-builder-token-0123";
 
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
@@ -243,6 +245,7 @@ impl Platform {
             (s("PYTHON_BASE_IMAGE"), s("racetrack/python-base:bookworm")),
             (s("BASE_IMAGE"), s("racetrack/debian-base:bookworm")),
             (s("ALLOW_FILE_GIT_REMOTES"), s("true")),
+            (s("IMAGE_BUILDER_TOKEN"), s(IMAGE_BUILDER_TOKEN)),
             (s("EXTRA_CA_CERTS"), s("/etc/ssl/certs/ca-certificates.crt")),
         ];
         let builder = Service::spawn("image-builder", &binary("image-builder"), &[], &builder_env);
@@ -263,6 +266,7 @@ impl Platform {
                 s("IMAGE_BUILDER_URL"),
                 format!("http://127.0.0.1:{ib_grpc}"),
             ),
+            (s("IMAGE_BUILDER_TOKEN"), s(IMAGE_BUILDER_TOKEN)),
             (s("DOCKER_NETWORK"), s("racetrack-it")),
             (s("FATMAN_READY_TIMEOUT"), s("30")),
         ];

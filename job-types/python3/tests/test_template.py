@@ -17,6 +17,7 @@ BASE = (JOB_TYPES / "python3" / "base.Dockerfile").read_text()
 VARS = {
     "base_image": "127.0.0.1:5000/racetrack/fatman-base/python3:2.4.0",
     "env_lines": "",
+    "secret_args": "",
     "extra_ca_certs": "",
     "system_dependencies": "",
     "requirements_path": "",
@@ -42,7 +43,8 @@ class TemplateTest(unittest.TestCase):
         self.assertNotIn("{{", out)
         self.assertNotIn("{%", out)
         steps = instructions(out)
-        self.assertEqual(steps[0], f"FROM {VARS['base_image']}")
+        self.assertEqual(steps[0], f"FROM {VARS['base_image']} AS racetrack-fatman")
+        self.assertEqual(len([s for s in steps if s.startswith("FROM ")]), 1, steps)
         self.assertFalse(any("requirements" in s or "ca-certificates" in s or "apt-get" in s for s in steps))
         self.assertIn("COPY --chown=100000:100000 . /src/fatman/", steps)
         cmd = [s for s in steps if s.startswith("CMD ")]
@@ -68,6 +70,23 @@ class TemplateTest(unittest.TestCase):
         code = steps.index("COPY --chown=100000:100000 . /src/fatman/")
         self.assertTrue(ca < update < apt < req < pip < code, steps)
         self.assertIn("libgomp1 curl=7.88.1-10", steps[apt])
+
+    def test_secrets_reach_only_the_requirements_stage(self):
+        variables = dict(VARS, env_lines=rt.env_lines({"A": "1"}), secret_args=rt.secret_args(["PIP_TOKEN"]),
+                         requirements_path="requirements.txt")
+        steps = instructions(rt.render(TEMPLATE, variables))
+        froms = [i for i, s in enumerate(steps) if s.startswith("FROM ")]
+        self.assertEqual([steps[i] for i in froms], [
+            f"FROM {VARS['base_image']} AS racetrack-fatman",
+            "FROM racetrack-fatman AS racetrack-requirements",
+            "FROM racetrack-fatman",
+        ])
+        arg = steps.index("ARG PIP_TOKEN")
+        pip = next(i for i, s in enumerate(steps) if "pip install" in s)
+        self.assertTrue(froms[1] < arg < pip < froms[2], steps)
+        final = steps[froms[2]:]
+        self.assertEqual(final[1], "COPY --from=racetrack-requirements /opt/venv /opt/venv")
+        self.assertFalse(any("PIP_TOKEN" in s for s in final + steps[:froms[1]]), steps)
 
     def test_renderer_rejects_unknown_and_unsafe(self):
         with self.assertRaises(rt.TemplateError):

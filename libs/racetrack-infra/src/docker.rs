@@ -5,9 +5,13 @@
 //!   `racetrack.deployment-timestamp` (plus the spec's own labels). [`list`] finds fatmen by that
 //!   label alone, so it also reports containers no registry knows (orphans); containers without
 //!   it are never touched.
-//! - It joins a user-defined bridge network (created when missing), where other containers reach
-//!   it as `<resource_name>:7000`, and publishes port 7000 on `publish_host` at a port Docker
-//!   picks; `internal_name` is that `host:port`, read back from the engine.
+//! - It joins a user-defined bridge network (created when missing) that drops traffic between
+//!   its containers (`com.docker.network.bridge.enable_icc=false`): no fatman reaches another
+//!   directly, only through PUB on the host (`host.docker.internal`), which checks the caller.
+//!   A network of that name without the option is recreated when empty, else refused (see
+//!   `ensure_network`). Port 7000 is published on `publish_host` (loopback by default, so only
+//!   this host's PUB and Lifecycle reach it) at a port Docker picks; `internal_name` is that
+//!   `host:port`, read back from the engine.
 //! - Deploying replaces any container of the same name (no rolling update, as in the original).
 //! - Restart policy is `no`: a fatman that crashes stays exited, with its exit code and logs, so
 //!   the Lifecycle can report "crashed at start: <last log lines>" and the supervisor sees the
@@ -53,6 +57,18 @@ const STATE_POLL: Duration = Duration::from_millis(250);
 
 /// Serialises network creation within the process (concurrent creates would make duplicates).
 static NETWORK_LOCK: Mutex<()> = Mutex::const_new(());
+
+/// Bridge driver option that, set to `false`, drops traffic between containers of the network
+/// (Docker's iptables rules); traffic to the host (PUB, published ports) is unaffected.
+pub const BRIDGE_ICC_OPTION: &str = "com.docker.network.bridge.enable_icc";
+
+/// What [`DockerTarget::ensure_network`] found.
+enum Isolation {
+    Isolated,
+    OpenAndEmpty,
+    /// Names of the attached containers.
+    OpenInUse(Vec<String>),
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DockerTargetConfig {
@@ -182,16 +198,47 @@ impl DockerTarget {
     /// The network's id, creating the network when missing. Returns the id rather than the name
     /// so that duplicate networks of one name (which old engines allow) cannot make the
     /// container's network ambiguous.
+    ///
+    /// The network is a bridge without inter-container traffic ([`BRIDGE_ICC_OPTION`] off), so
+    /// a fatman (or anything else on the network) cannot call another fatman around PUB. A network
+    /// of that name made without the option is recreated when nothing is attached to it, and
+    /// refused otherwise: trusting it would silently reopen the way around PUB.
     async fn ensure_network(&self, docker: &Docker) -> Result<String, InfraError> {
         let name = &self.config.network;
         let _guard = NETWORK_LOCK.lock().await;
         if let Some(id) = self.find_network(docker).await?.into_iter().next() {
-            return Ok(id);
+            match self.check_isolated(docker, &id).await? {
+                Isolation::Isolated => return Ok(id),
+                Isolation::OpenAndEmpty => {
+                    tracing::warn!(
+                        network = %name,
+                        "docker network allows traffic between containers; recreating it without"
+                    );
+                    docker
+                        .remove_network(&id)
+                        .await
+                        .map_err(|e| docker_error(&format!("removing network {name}"), e))?;
+                }
+                Isolation::OpenInUse(containers) => {
+                    return Err(InfraError::Invalid(format!(
+                        "docker network {name} lets its containers reach each other (it was created \
+                         without {BRIDGE_ICC_OPTION}=false), so fatmen could be called around PUB; \
+                         containers still attached: {}. Remove them and the network \
+                         (docker network rm {name}), then deploy again: the network is recreated \
+                         isolated",
+                        containers.join(", ")
+                    )));
+                }
+            }
         }
         let request = NetworkCreateRequest {
             name: name.clone(),
             driver: Some("bridge".into()),
             labels: Some(HashMap::from([(LABEL_MANAGED.into(), "true".into())])),
+            options: Some(HashMap::from([(
+                BRIDGE_ICC_OPTION.to_string(),
+                "false".to_string(),
+            )])),
             ..Default::default()
         };
         match docker.create_network(request).await {
@@ -208,10 +255,48 @@ impl DockerTarget {
                 tracing::warn!(network = %name, id = %extra, error = %e, "could not remove duplicate network");
             }
         }
-        ids.into_iter().next().ok_or_else(|| {
+        let id = ids.into_iter().next().ok_or_else(|| {
             InfraError::Docker(format!(
                 "network {name} vanished right after it was created"
             ))
+        })?;
+        // The oldest may be one another process made without the option.
+        match self.check_isolated(docker, &id).await? {
+            Isolation::Isolated => Ok(id),
+            _ => Err(InfraError::Invalid(format!(
+                "docker network {name} lets its containers reach each other; remove it \
+                 (docker network rm {name}) and deploy again"
+            ))),
+        }
+    }
+
+    /// Whether the network disables traffic between its containers, and who is attached.
+    async fn check_isolated(&self, docker: &Docker, id: &str) -> Result<Isolation, InfraError> {
+        let name = &self.config.network;
+        let inspect = docker
+            .inspect_network(id, None)
+            .await
+            .map_err(|e| docker_error(&format!("inspecting network {name}"), e))?;
+        let isolated = inspect.driver.as_deref() == Some("bridge")
+            && inspect
+                .options
+                .as_ref()
+                .and_then(|o| o.get(BRIDGE_ICC_OPTION))
+                .is_some_and(|v| v.eq_ignore_ascii_case("false"));
+        if isolated {
+            return Ok(Isolation::Isolated);
+        }
+        let mut attached: Vec<String> = inspect
+            .containers
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(id, c)| c.name.unwrap_or(id))
+            .collect();
+        attached.sort();
+        Ok(if attached.is_empty() {
+            Isolation::OpenAndEmpty
+        } else {
+            Isolation::OpenInUse(attached)
         })
     }
 

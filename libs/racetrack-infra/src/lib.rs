@@ -22,7 +22,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-pub use docker::{DockerTarget, DockerTargetConfig, DEFAULT_DOCKER_HOST, DEFAULT_START_GRACE};
+pub use docker::{
+    DockerTarget, DockerTargetConfig, BRIDGE_ICC_OPTION, DEFAULT_DOCKER_HOST, DEFAULT_START_GRACE,
+};
 pub use env::{
     check_reserved_env, reserved_env_conflicts, ENV_AUTH_TOKEN, ENV_FATMAN_DEPLOYMENT_TIMESTAMP,
     ENV_FATMAN_NAME, ENV_FATMAN_USER_MODULE_HOSTNAME, ENV_OPENTELEMETRY_ENDPOINT, ENV_PUB_URL,

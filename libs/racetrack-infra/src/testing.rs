@@ -248,6 +248,141 @@ impl Drop for ContainerGuard {
     }
 }
 
+/// A TCP listener on `addr` (e.g. `127.0.0.1:0`) answering every connection with
+/// `HTTP/1.0 200 OK`, standing in for a platform service; returns its port. It serves until the
+/// runtime ends.
+pub async fn http_ok_listener(addr: &str) -> u16 {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .unwrap_or_else(|e| panic!("binding {addr}: {e}"));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = [0u8; 1024];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket
+                    .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+/// What [`probe_ports`] saw, per `host:port` tried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeReport {
+    /// Answered an HTTP request (any status).
+    pub reached: Vec<String>,
+    /// Refused, timed out, or closed without an answer.
+    pub blocked: Vec<String>,
+    /// The probe itself failed (e.g. a name it could not resolve): neither verdict holds.
+    pub broken: Vec<String>,
+    /// The probe container's whole output.
+    pub output: String,
+}
+
+/// Runs a throwaway container of [`TEST_IMAGE`] (call [`ensure_test_image`] first) on `network`,
+/// with `host.docker.internal` mapped to the host as fatmen have it, that sends
+/// `GET /live HTTP/1.0` to each `host:port` with busybox `nc` (`timeout_secs` each), the way an
+/// attacker's container would. (busybox `wget` of the static Debian build crashes in a
+/// `FROM scratch` image, `nc` does not.) The container is removed afterwards.
+pub async fn probe_ports(
+    network: &str,
+    targets: &[String],
+    timeout_secs: u32,
+) -> Result<ProbeReport, String> {
+    use bollard::models::{ContainerCreateBody, HostConfig};
+    use bollard::query_parameters::{CreateContainerOptionsBuilder, LogsOptionsBuilder};
+
+    const SCRIPT: &str = r#"for target in "$@"; do
+  host="${target%:*}"; port="${target##*:}"
+  answer=$(printf 'GET /live HTTP/1.0\r\n\r\n' | /bin/busybox nc -w "$PROBE_TIMEOUT" "$host" "$port" 2>&1)
+  rc=$?
+  case "$answer" in
+    HTTP/*) echo "REACHED $target" ;;
+    *) if [ $rc -ge 128 ]; then echo "BROKEN $target (exit $rc)"; else echo "BLOCKED $target ($answer)"; fi ;;
+  esac
+done"#;
+    let docker = Docker::connect_with_defaults()
+        .map_err(|e| e.to_string())?
+        .negotiate_version()
+        .await
+        .map_err(|e| format!("Docker engine: {e}"))?;
+    let name = unique_name("probe");
+    let _guard = ContainerGuard::new([name.clone()]);
+    let mut cmd = vec![
+        "/bin/busybox".to_string(),
+        "sh".into(),
+        "-c".into(),
+        SCRIPT.into(),
+        "probe".into(),
+    ];
+    cmd.extend(targets.iter().cloned());
+    docker
+        .create_container(
+            Some(CreateContainerOptionsBuilder::default().name(&name).build()),
+            ContainerCreateBody {
+                image: Some(TEST_IMAGE.into()),
+                cmd: Some(cmd),
+                env: Some(vec![format!("PROBE_TIMEOUT={timeout_secs}")]),
+                host_config: Some(HostConfig {
+                    network_mode: Some(network.to_string()),
+                    extra_hosts: Some(vec!["host.docker.internal:host-gateway".into()]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| format!("creating probe container: {e}"))?;
+    docker
+        .start_container(&name, None)
+        .await
+        .map_err(|e| format!("starting probe container: {e}"))?;
+    let mut wait = docker.wait_container(&name, None);
+    while let Some(step) = wait.next().await {
+        if let Err(e) = step {
+            return Err(format!("waiting for probe container: {e}"));
+        }
+    }
+    let mut logs = docker.logs(
+        &name,
+        Some(
+            LogsOptionsBuilder::default()
+                .stdout(true)
+                .stderr(true)
+                .build(),
+        ),
+    );
+    let mut output = String::new();
+    while let Some(chunk) = logs.next().await {
+        let chunk = chunk.map_err(|e| format!("reading probe logs: {e}"))?;
+        output.push_str(&String::from_utf8_lossy(chunk.as_ref()));
+    }
+    let mut report = ProbeReport {
+        reached: Vec::new(),
+        blocked: Vec::new(),
+        broken: Vec::new(),
+        output: output.clone(),
+    };
+    for line in output.lines() {
+        let Some((verdict, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        let target = rest.split(' ').next().unwrap_or(rest).to_string();
+        match verdict {
+            "REACHED" => report.reached.push(target),
+            "BLOCKED" => report.blocked.push(target),
+            "BROKEN" => report.broken.push(target),
+            _ => {}
+        }
+    }
+    Ok(report)
+}
+
 /// A minimal ustar writer: regular files and directories, enough for a build context.
 #[derive(Default)]
 struct TarBuilder {

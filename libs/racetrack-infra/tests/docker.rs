@@ -509,3 +509,160 @@ async fn list_network_only_sees_just_its_network() {
         "unscoped listing sees every network: {all:?}"
     );
 }
+
+/// The attack of issue 10 item 5: a container on the fatmen's network calls another fatman
+/// directly (by address and by name, and through the host gateway at its published port) instead
+/// of going through PUB. Every such way is closed; the container still reaches the host (where PUB
+/// listens), and the host still reaches the fatman at its published loopback port (as PUB does).
+#[tokio::test]
+async fn fatmen_cannot_reach_each_other_only_the_host() {
+    require_docker!("fatmen_cannot_reach_each_other_only_the_host");
+    let victim = unique_name("itest-victim");
+    let other = unique_name("itest-other");
+    let victim_resource = resource_name(&victim, VERSION);
+    let _guard = ContainerGuard::new([victim_resource.clone(), resource_name(&other, VERSION)]);
+    let target = target();
+    let deployed = target.deploy(&spec(&victim, None, 1)).await.unwrap();
+    assert_eq!(deployed.status, InfraStatus::Running, "{deployed:?}");
+    let neighbour = target.deploy(&spec(&other, None, 1)).await.unwrap();
+    assert_eq!(neighbour.status, InfraStatus::Running, "{neighbour:?}");
+    target
+        .wait_until_ready(&deployed, READY_TIMEOUT)
+        .await
+        .unwrap();
+
+    // Published on loopback only: nothing off this host, and no container, reaches the port.
+    let (published_ip, published_port) = deployed.internal_name.rsplit_once(':').unwrap();
+    assert_eq!(published_ip, "127.0.0.1", "{deployed:?}");
+    let docker = docker().await;
+    let inspect = docker
+        .inspect_container(&victim_resource, None)
+        .await
+        .unwrap();
+    for bindings in inspect
+        .host_config
+        .unwrap()
+        .port_bindings
+        .unwrap()
+        .into_values()
+        .flatten()
+        .flatten()
+    {
+        assert_eq!(bindings.host_ip.as_deref(), Some("127.0.0.1"));
+    }
+    let endpoint = inspect.network_settings.unwrap().networks.unwrap()[NETWORK].clone();
+    let victim_ip = endpoint.ip_address.unwrap();
+    let gateway = endpoint.gateway.unwrap();
+    let pub_port = racetrack_infra::testing::http_ok_listener("0.0.0.0:0").await;
+    let attacks = vec![
+        format!("{victim_ip}:7000"),
+        format!("{victim_resource}:7000"),
+        format!("{gateway}:{published_port}"),
+        format!("host.docker.internal:{published_port}"),
+    ];
+    let pub_address = format!("host.docker.internal:{pub_port}");
+    let mut targets = attacks.clone();
+    targets.push(pub_address.clone());
+    let started = Instant::now();
+    let report = racetrack_infra::testing::probe_ports(NETWORK, &targets, 3)
+        .await
+        .unwrap();
+    eprintln!("probe took {:?}:\n{}", started.elapsed(), report.output);
+    assert_eq!(report.reached, vec![pub_address], "{}", report.output);
+    assert_eq!(report.blocked, attacks, "{}", report.output);
+    assert!(started.elapsed() < Duration::from_secs(30));
+
+    let network = docker.inspect_network(NETWORK, None).await.unwrap();
+    assert_eq!(
+        network
+            .options
+            .unwrap_or_default()
+            .get(racetrack_infra::BRIDGE_ICC_OPTION)
+            .map(String::as_str),
+        Some("false")
+    );
+
+    // The host side, which PUB uses, still answers.
+    let health = health::check(&deployed.internal_name).await;
+    assert!(health.live && health.ready, "{health:?}");
+}
+
+/// A network of the configured name that lets containers talk to each other is not trusted: with
+/// containers attached the deploy fails naming the fix; once empty it is recreated isolated.
+#[tokio::test]
+async fn an_open_network_is_refused_then_recreated() {
+    require_docker!("an_open_network_is_refused_then_recreated");
+    let network = unique_name("racetrack-infra-test-open");
+    let name = unique_name("itest-open");
+    let squatter = unique_name("squatter");
+    let _guard = ContainerGuard::new([resource_name(&name, VERSION), squatter.clone()]);
+    let docker = docker().await;
+    docker
+        .create_network(bollard::models::NetworkCreateRequest {
+            name: network.clone(),
+            driver: Some("bridge".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    docker
+        .create_container(
+            Some(
+                CreateContainerOptionsBuilder::default()
+                    .name(&squatter)
+                    .build(),
+            ),
+            ContainerCreateBody {
+                image: Some(TEST_IMAGE.into()),
+                host_config: Some(bollard::models::HostConfig {
+                    network_mode: Some(network.clone()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    docker.start_container(&squatter, None).await.unwrap();
+    let target = DockerTarget::connect(DockerTargetConfig {
+        network: network.clone(),
+        pull: false,
+        ..Default::default()
+    })
+    .unwrap();
+    let err = target.deploy(&spec(&name, None, 1)).await.unwrap_err();
+    assert!(matches!(err, InfraError::Invalid(_)), "{err:?}");
+    assert!(
+        err.message().contains("enable_icc=false") && err.message().contains(&squatter),
+        "{err}"
+    );
+    assert!(!target.exists(&name, VERSION).await.unwrap());
+
+    docker
+        .remove_container(
+            &squatter,
+            Some(
+                bollard::query_parameters::RemoveContainerOptionsBuilder::default()
+                    .force(true)
+                    .build(),
+            ),
+        )
+        .await
+        .unwrap();
+    let deployed = target.deploy(&spec(&name, None, 1)).await.unwrap();
+    assert_eq!(deployed.status, InfraStatus::Running, "{deployed:?}");
+    let options = docker
+        .inspect_network(&network, None)
+        .await
+        .unwrap()
+        .options
+        .unwrap_or_default();
+    assert_eq!(
+        options
+            .get(racetrack_infra::BRIDGE_ICC_OPTION)
+            .map(String::as_str),
+        Some("false")
+    );
+    target.delete(&name, VERSION).await.unwrap();
+    let _ = docker.remove_network(&network).await;
+}

@@ -139,25 +139,33 @@ pub fn build_arg_keys(
         .collect()
 }
 
-/// The `env_lines` / `env_vars` block of templates: one `ENV` instruction setting every build
-/// env variable, preceded by an `ARG` per variable given as a build arg ([`build_arg_keys`]):
+/// The `env_lines` / `env_vars` block of templates: one `ENV` instruction setting every plain
+/// build env variable, preceded by an `ARG` per value given as a build arg (line breaks or control
+/// characters, see [`build_arg_keys`]):
 ///
 /// ```text
-/// ARG API_TOKEN
-/// ENV API_TOKEN="${API_TOKEN}" \
-///     GREETING="hello \"world\""
+/// ARG MULTI
+/// ENV GREETING="hello \"world\"" \
+///     MULTI="${MULTI}"
 /// ```
-/// Nothing for an empty env.
+/// Secret variables are left out: an `ENV` (or an `ARG` used by a `RUN` step) of the image's own
+/// stage stores the value in the image config or history, readable by whoever pulls it. They get
+/// [`secret_args_block`] instead. Nothing for an empty env.
 pub fn env_vars_block(env: &BTreeMap<String, String>, secret_keys: &BTreeSet<String>) -> String {
-    if env.is_empty() {
+    let plain: BTreeMap<String, String> = env
+        .iter()
+        .filter(|(k, _)| !secret_keys.contains(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if plain.is_empty() {
         return String::new();
     }
-    let args = build_arg_keys(env, secret_keys);
+    let args = build_arg_keys(&plain, secret_keys);
     let mut out = String::new();
     for key in &args {
         out.push_str(&format!("ARG {key}\n"));
     }
-    let pairs: Vec<String> = env
+    let pairs: Vec<String> = plain
         .iter()
         .map(|(k, v)| {
             if args.contains(k) {
@@ -169,6 +177,14 @@ pub fn env_vars_block(env: &BTreeMap<String, String>, secret_keys: &BTreeSet<Str
         .collect();
     out.push_str(&format!("ENV {}\n", pairs.join(" \\\n    ")));
     out
+}
+
+/// The `secret_args` block of templates: `ARG NAME` per secret build env variable, whose values
+/// come as build args. A template puts it only into a build stage that the final image does not
+/// descend from (the stage installing packages; the final stage copies their files), so the
+/// values stay out of the image's layers, config and history. Nothing without secrets.
+pub fn secret_args_block(secret_keys: &BTreeSet<String>) -> String {
+    secret_keys.iter().map(|k| format!("ARG {k}\n")).collect()
 }
 
 /// `dockerfile` with one `LABEL` instruction appended (applies to the last stage).
@@ -223,6 +239,7 @@ pub fn template_vars(input: &TemplateInput<'_>) -> Result<BTreeMap<String, Value
         "base_image": input.base_image,
         "env_vars": env_vars_block(input.env, input.secret_keys),
         "env_lines": env_vars_block(input.env, input.secret_keys),
+        "secret_args": secret_args_block(input.secret_keys),
         "env_var_names": input.env.keys().collect::<Vec<_>>(),
         "resource_name": resource_name(&m.name, &m.version),
         "git_version": input.git_version,
@@ -248,7 +265,7 @@ pub fn template_vars(input: &TemplateInput<'_>) -> Result<BTreeMap<String, Value
 
 /// Variables whose values are blocks of lines.
 pub fn multiline_vars() -> BTreeSet<&'static str> {
-    BTreeSet::from(["env_vars", "env_lines"])
+    BTreeSet::from(["env_vars", "env_lines", "secret_args"])
 }
 
 /// The configured build args a kind of build gets: those listed, or all when there is no list.
@@ -588,6 +605,17 @@ impl Builder {
             .wait_ready(DOCKER_WAIT)
             .await
             .map_err(|e| Failure::new(PHASE_BUILDING, e))?;
+        if let Some(network) = self
+            .config
+            .build_network_mode
+            .as_deref()
+            .filter(|m| !crate::docker::is_builtin_network_mode(m))
+        {
+            self.docker
+                .ensure_build_network(network)
+                .await
+                .map_err(|e| Failure::new(PHASE_BUILDING, e))?;
+        }
         let ca = self
             .read_extra_ca_certs()
             .await
@@ -743,6 +771,8 @@ impl Builder {
             .build(&spec, &on_line)
             .await
             .map_err(|e| Failure::new(PHASE_BUILDING, log.redact(&e)))?;
+        self.refuse_images_holding_secrets(entry_image, &request.secret_build_env)
+            .await?;
         self.metrics.images_built.inc();
 
         if self.config.push_images {
@@ -760,6 +790,52 @@ impl Builder {
                 .inc_by(started.elapsed().as_secs_f64());
         }
         Ok(vec![entry_image.to_string()])
+    }
+
+    /// A secret build value in the built image's config or history (an `ENV`, or a `RUN` step
+    /// of the final stage using it as a build arg) would reach everyone who can pull the image:
+    /// the build fails and the image is removed before anything is pushed. Values shorter than
+    /// 4 characters are not looked for (they would match by chance).
+    async fn refuse_images_holding_secrets(
+        &self,
+        image: &str,
+        secrets: &HashMap<String, String>,
+    ) -> Result<(), Failure> {
+        let checked: Vec<(&String, &str)> = secrets
+            .iter()
+            .filter(|(_, v)| v.chars().count() >= 4)
+            .map(|(k, v)| (k, v.as_str()))
+            .collect();
+        if checked.is_empty() {
+            return Ok(());
+        }
+        let needles: Vec<&str> = checked.iter().map(|(_, v)| *v).collect();
+        let found = self
+            .docker
+            .find_in_image_metadata(image, &needles)
+            .await
+            .map_err(|e| Failure::new(PHASE_BUILDING, e))?;
+        if found.is_empty() {
+            return Ok(());
+        }
+        let mut names: Vec<String> = found
+            .iter()
+            .map(|(i, place)| format!("{} ({place})", checked[*i].0))
+            .collect();
+        names.sort();
+        names.dedup();
+        if let Err(e) = self.docker.remove_image(image).await {
+            tracing::warn!(error = %e, "can't remove an image holding a secret");
+        }
+        Err(Failure::new(
+            PHASE_BUILDING,
+            format!(
+                "secret build env {} would be stored in the image, readable by whoever can pull it; \
+                 use secret values only in a build stage the final image copies files from \
+                 (see job-types/README.md). The image was removed",
+                names.join(", ")
+            ),
+        ))
     }
 
     fn system_build_args(&self, has_ca: bool) -> BTreeMap<String, String> {
@@ -1051,7 +1127,7 @@ CMD [\"run\", \"{{ entrypoint_path }}\", \"{{ entrypoint_class }}\"]\n";
         assert_eq!(
             out,
             "FROM 127.0.0.1:5000/racetrack/fatman-base/python3:1.0.0\n\
-ARG TOKEN\nENV A=\"1\" \\\n    B=\"plain\" \\\n    TOKEN=\"${TOKEN}\"\n\
+ENV A=\"1\" \\\n    B=\"plain\"\n\
 RUN apt-get install -y curl libpq-dev\n\
 COPY .racetrack-extra-ca-certs.crt /usr/local/share/ca-certificates/extra.crt\n\
 COPY requirements.txt /src/req.txt\n\
@@ -1073,8 +1149,12 @@ CMD [\"run\", \"adder.py\", \"Adder\"]\n"
         assert_eq!(build_arg_keys(&env, &secrets), vec!["MULTI", "SECRET"]);
         assert_eq!(
             env_vars_block(&env, &secrets),
-            "ARG MULTI\nARG SECRET\nENV MULTI=\"${MULTI}\" \\\n    PLAIN=\"a \\\"b\\\" \\$c \\\\d\" \\\n    SECRET=\"${SECRET}\"\n"
+            "ARG MULTI\nENV MULTI=\"${MULTI}\" \\\n    PLAIN=\"a \\\"b\\\" \\$c \\\\d\"\n"
         );
+        assert_eq!(secret_args_block(&secrets), "ARG SECRET\n");
+        // Only secrets: no ENV at all.
+        let only_secret = BTreeMap::from([("SECRET".to_string(), "x".to_string())]);
+        assert_eq!(env_vars_block(&only_secret, &secrets), "");
         assert_eq!(env_vars_block(&BTreeMap::new(), &secrets), "");
     }
 

@@ -2,8 +2,9 @@
 //!
 //! | env var | default | meaning |
 //! | --- | --- | --- |
-//! | `GRPC_ADDR` | `0.0.0.0:7101` | gRPC listen address (`ImageBuilder` service) |
-//! | `HTTP_ADDR` | `0.0.0.0:7111` | HTTP listen address: `/health`, `/live`, `/ready`, `/metrics` |
+//! | `GRPC_ADDR` | `127.0.0.1:7101` | gRPC listen address (`ImageBuilder` service) |
+//! | `IMAGE_BUILDER_TOKEN` | — (required by the binary) | internal token every gRPC call must carry in `x-racetrack-auth` (at least 16 characters); the Lifecycle sends it |
+//! | `HTTP_ADDR` | `127.0.0.1:7111` | HTTP listen address: `/health`, `/live`, `/ready`, `/metrics` |
 //! | `DOCKER_REGISTRY` | `127.0.0.1:5000` | registry host of every image name; empty = no registry prefix |
 //! | `DOCKER_REGISTRY_NAMESPACE` | `racetrack` | path prefix after the registry |
 //! | `BUILD_LOGS_DIR` | `/var/log/racetrack/image-builder/build-logs` | `{deployment_id}.log` per build |
@@ -18,7 +19,7 @@
 //! | `ALLOW_FILE_GIT_REMOTES` | `false` | allow `file://` and plain-path git remotes (tests) |
 //! | `PUSH_IMAGES` | `true` | push built images to the registry |
 //! | `BUILD_TIMEOUT_SECS` | `3600` | a build still running after this fails |
-//! | `BUILD_NETWORK_MODE` | `host` | network of `RUN` steps (as `docker build --network`); empty = Docker's default |
+//! | `BUILD_NETWORK_MODE` | `racetrack-build` | network of `RUN` steps (as `docker build --network`): a user-defined bridge network, created when missing (see `docker::ensure_build_network`); `host` (insecure: steps reach every loopback service) and `default` are Docker's own; empty = Docker's default |
 //! | `FINISHED_BUILDS_KEPT` | `200` | finished builds remembered for `GetBuild`/`StreamBuildLogs` |
 //! | `FINISHED_BUILD_TTL_SECS` | `86400` | how long a finished build is remembered at most |
 //! | `DOCKER_TAG` | `latest` | Racetrack version passed to templates (`deployed_by_racetrack_version`) |
@@ -37,6 +38,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub grpc_addr: SocketAddr,
+    /// `IMAGE_BUILDER_TOKEN`; `None` refuses every gRPC call (the binary refuses to start).
+    pub auth_token: Option<Secret>,
     pub http_addr: SocketAddr,
     pub docker_registry: String,
     pub docker_registry_namespace: String,
@@ -59,8 +62,10 @@ pub struct Config {
     pub git_version: String,
 }
 
-pub const DEFAULT_GRPC_ADDR: &str = "0.0.0.0:7101";
-pub const DEFAULT_HTTP_ADDR: &str = "0.0.0.0:7111";
+pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:7101";
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:7111";
+/// Default `BUILD_NETWORK_MODE`: a bridge network of its own (not the host's).
+pub const DEFAULT_BUILD_NETWORK: &str = "racetrack-build";
 pub const DEFAULT_DOCKER_REGISTRY: &str = "127.0.0.1:5000";
 pub const DEFAULT_DOCKER_REGISTRY_NAMESPACE: &str = "racetrack";
 pub const DEFAULT_BUILD_LOGS_DIR: &str = "/var/log/racetrack/image-builder/build-logs";
@@ -72,6 +77,16 @@ pub const DEFAULT_FINISHED_BUILDS_KEPT: usize = 200;
 pub const DEFAULT_FINISHED_BUILD_TTL_SECS: u64 = 24 * 3600;
 
 pub use racetrack_config::{parse_bool, parse_size, ConfigError};
+
+/// A configured secret: `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
 
 /// Default `WORKSPACES_DIR`: a folder under the system temp dir.
 pub fn default_workspaces_dir() -> PathBuf {
@@ -125,8 +140,23 @@ impl Config {
             None => DEFAULT_DOCKER_REGISTRY.to_string(),
         };
 
+        let auth_token = match env.string("IMAGE_BUILDER_TOKEN") {
+            Some(t) if t.trim().len() < crate::auth::MIN_TOKEN_LEN => {
+                return Err(ConfigError::new(
+                    "IMAGE_BUILDER_TOKEN",
+                    format!(
+                        "must have at least {} characters",
+                        crate::auth::MIN_TOKEN_LEN
+                    ),
+                ))
+            }
+            Some(t) => Some(Secret(t.trim().to_string())),
+            None => None,
+        };
+
         Ok(Config {
             grpc_addr: env.addr("GRPC_ADDR", DEFAULT_GRPC_ADDR)?,
+            auth_token,
             http_addr: env.addr("HTTP_ADDR", DEFAULT_HTTP_ADDR)?,
             docker_registry,
             docker_registry_namespace: namespace,
@@ -156,7 +186,7 @@ impl Config {
             build_network_mode: match lookup("BUILD_NETWORK_MODE") {
                 Some(v) if v.trim().is_empty() => None,
                 Some(v) => Some(v.trim().to_string()),
-                None => Some("host".to_string()),
+                None => Some(DEFAULT_BUILD_NETWORK.to_string()),
             },
             finished_builds_kept: env
                 .positive("FINISHED_BUILDS_KEPT", DEFAULT_FINISHED_BUILDS_KEPT)?,
@@ -199,8 +229,10 @@ mod tests {
     #[test]
     fn defaults_match_the_documentation() {
         let c = Config::defaults();
-        assert_eq!(c.grpc_addr.to_string(), "0.0.0.0:7101");
-        assert_eq!(c.http_addr.to_string(), "0.0.0.0:7111");
+        assert_eq!(c.grpc_addr.to_string(), "127.0.0.1:7101");
+        assert_eq!(c.http_addr.to_string(), "127.0.0.1:7111");
+        assert_eq!(c.auth_token, None);
+        assert_eq!(c.build_network_mode.as_deref(), Some("racetrack-build"));
         assert_eq!(c.docker_registry, "127.0.0.1:5000");
         assert_eq!(c.docker_registry_namespace, "racetrack");
         assert_eq!(c.build_logs_dir, PathBuf::from(DEFAULT_BUILD_LOGS_DIR));
@@ -238,6 +270,13 @@ mod tests {
         assert_eq!(c.docker_registry_namespace, "team/racetrack");
 
         assert_eq!(with(&[("GRPC_ADDR", "nope")]).unwrap_err().var, "GRPC_ADDR");
+        assert_eq!(
+            with(&[("IMAGE_BUILDER_TOKEN", "short")]).unwrap_err().var,
+            "IMAGE_BUILDER_TOKEN"
+        );
+        let c = with(&[("IMAGE_BUILDER_TOKEN", "0123456789abcdef-token")]).unwrap();
+        assert_eq!(c.auth_token.as_ref().unwrap().0, "0123456789abcdef-token");
+        assert!(!format!("{c:?}").contains("0123456789abcdef-token"));
         assert_eq!(
             with(&[("MAX_CONCURRENT_BUILDS", "0")]).unwrap_err().var,
             "MAX_CONCURRENT_BUILDS"

@@ -14,6 +14,14 @@ use tokio::sync::OnceCell;
 
 use crate::context::{stream_context, ExtraFile};
 
+/// Bridge option that, `false`, drops traffic between the network's containers.
+const BRIDGE_ICC_OPTION: &str = "com.docker.network.bridge.enable_icc";
+
+/// Network modes the engine provides itself (as opposed to a network the builder makes sure of).
+pub fn is_builtin_network_mode(mode: &str) -> bool {
+    matches!(mode, "host" | "bridge" | "none" | "default") || mode.starts_with("container:")
+}
+
 /// Timeout of one Docker API request until its response starts (build output streams on).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(900);
 
@@ -135,6 +143,60 @@ impl DockerEngine {
         }
     }
 
+    /// Makes sure the build network `name` exists, creating it as `scripts/build-network.sh`
+    /// does when missing: a bridge without traffic between builds, its interface named after
+    /// the network, so the script's firewall rule (dropping what enters the host from it) applies.
+    /// Without that rule a build still cannot reach the host's loopback, but it can reach host
+    /// services bound to all addresses through the bridge's gateway: hence the warning.
+    pub async fn ensure_build_network(&self, name: &str) -> Result<(), String> {
+        let docker = self.client().await?;
+        match docker.inspect_network(name, None).await {
+            Ok(network) => {
+                let isolated = network
+                    .options
+                    .as_ref()
+                    .and_then(|o| o.get(BRIDGE_ICC_OPTION))
+                    .is_some_and(|v| v == "false");
+                if !isolated {
+                    tracing::warn!(network = %name, "build network lets builds reach each other (no {BRIDGE_ICC_OPTION}=false)");
+                }
+                return Ok(());
+            }
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(format!("inspecting build network {name}: {}", describe(&e))),
+        }
+        let mut options = HashMap::from([(BRIDGE_ICC_OPTION.to_string(), "false".to_string())]);
+        if name.len() <= 15 {
+            options.insert(
+                "com.docker.network.bridge.name".to_string(),
+                name.to_string(),
+            );
+        }
+        let request = bollard::models::NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            options: Some(options),
+            labels: Some(HashMap::from([(
+                "racetrack.build-network".to_string(),
+                "true".to_string(),
+            )])),
+            ..Default::default()
+        };
+        match docker.create_network(request).await {
+            Ok(_) => {
+                tracing::warn!(
+                    network = %name,
+                    "created the build network; run scripts/build-network.sh (root) so builds cannot reach host services through its gateway"
+                );
+                Ok(())
+            }
+            Err(DockerError::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
+            Err(e) => Err(format!("creating build network {name}: {}", describe(&e))),
+        }
+    }
+
     /// The labels of a local image, `None` when there is no such image.
     pub async fn image_labels(
         &self,
@@ -148,6 +210,38 @@ impl DockerEngine {
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(format!("inspecting image {image}: {}", describe(&e))),
         }
+    }
+
+    /// Which of `needles` occur in any string of the image's metadata: `(index, "config")` for
+    /// its inspect data (config, env, labels, ...), `(index, "history")` for its history
+    /// (`docker history --no-trunc`: every step's command line, with the build args it used).
+    pub async fn find_in_image_metadata(
+        &self,
+        image: &str,
+        needles: &[&str],
+    ) -> Result<Vec<(usize, &'static str)>, String> {
+        let docker = self.client().await?;
+        let inspect = docker
+            .inspect_image(image)
+            .await
+            .map_err(|e| format!("inspecting image {image}: {}", describe(&e)))?;
+        let history = docker
+            .image_history(image)
+            .await
+            .map_err(|e| format!("reading the history of {image}: {}", describe(&e)))?;
+        let mut found = Vec::new();
+        for (place, value) in [
+            ("config", serde_json::to_value(&inspect)),
+            ("history", serde_json::to_value(&history)),
+        ] {
+            let value = value.map_err(|e| format!("reading image {image}: {e}"))?;
+            for (i, needle) in needles.iter().enumerate() {
+                if json_strings_contain(&value, needle) {
+                    found.push((i, place));
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// Whether a local image exists.
@@ -272,6 +366,20 @@ impl DockerEngine {
     }
 }
 
+/// Whether any string (or object key) inside `value` contains `needle`; strings are compared
+/// decoded, so JSON escaping cannot hide a match.
+fn json_strings_contain(value: &serde_json::Value, needle: &str) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s.contains(needle),
+        Value::Array(items) => items.iter().any(|v| json_strings_contain(v, needle)),
+        Value::Object(map) => map
+            .iter()
+            .any(|(k, v)| k.contains(needle) || json_strings_contain(v, needle)),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,5 +392,13 @@ mod tests {
         buf.push("123\nStep 2/2", |l| out.push(l.to_string()));
         buf.flush(|l| out.push(l.to_string()));
         assert_eq!(out, vec!["Step 1/2 : FROM x", " ---> abc123", "Step 2/2"]);
+    }
+
+    #[test]
+    fn json_search_sees_decoded_strings() {
+        let value = serde_json::json!({"Env": ["A=tok \"q\""], "n": 1, "k tok": null});
+        assert!(json_strings_contain(&value, "tok \"q\""));
+        assert!(json_strings_contain(&value, "k tok"));
+        assert!(!json_strings_contain(&value, "absent"));
     }
 }

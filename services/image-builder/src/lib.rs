@@ -1,12 +1,13 @@
 //! Racetrack Image Builder: turns a fatman (code + `fatman.yaml`) into a container image.
 //!
-//! * gRPC (`GRPC_ADDR`, default `0.0.0.0:7101`): the `ImageBuilder` service of
-//!   `proto/image_builder.proto` ([`grpc`]).
-//! * HTTP (`HTTP_ADDR`, default `0.0.0.0:7111`): `/health`, `/live`, `/ready`, `/metrics`
+//! * gRPC (`GRPC_ADDR`, default `127.0.0.1:7101`): the `ImageBuilder` service of
+//!   `proto/image_builder.proto` ([`grpc`]), for callers with the internal token only ([`auth`]).
+//! * HTTP (`HTTP_ADDR`, default `127.0.0.1:7111`): `/health`, `/live`, `/ready`, `/metrics`
 //!   ([`http`]).
 //!
 //! Configuration: [`config::Config`]. The algorithm: [`builder`].
 
+pub mod auth;
 pub mod builder;
 pub mod builds;
 pub mod config;
@@ -87,8 +88,12 @@ impl App {
     ) -> Result<(), tonic::transport::Error> {
         let service =
             grpc::ImageBuilderService::new(Arc::clone(&self.builder), Arc::clone(&self.store));
+        let check = auth::RequireToken::new(self.config.auth_token.as_ref().map(|t| t.0.as_str()));
         tonic::transport::Server::builder()
-            .add_service(service.into_server())
+            .add_service(tonic::service::interceptor::InterceptedService::new(
+                service.into_server(),
+                check,
+            ))
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(listener),
                 shutdown,

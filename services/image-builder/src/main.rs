@@ -32,6 +32,13 @@ fn run() -> Result<(), String> {
     let _telemetry = racetrack_telemetry::init("image-builder").map_err(|e| e.to_string())?;
     let config = Config::from_env().map_err(|e| e.to_string())?;
     config.check_files().map_err(|e| e.to_string())?;
+    if config.auth_token.is_none() {
+        return Err(
+            "IMAGE_BUILDER_TOKEN is required: the internal token the Lifecycle sends (its own \
+             IMAGE_BUILDER_TOKEN); generate one, e.g. `openssl rand -hex 32`"
+                .into(),
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -47,6 +54,9 @@ async fn serve(config: Config) -> Result<(), String> {
         tracing::warn!(%problem, "job type skipped");
     }
     tracing::info!(job_types = ?catalog.names(), dir = %app.config.job_types_dir.display(), "job types loaded");
+    if app.config.build_network_mode.as_deref() == Some("host") {
+        tracing::warn!("BUILD_NETWORK_MODE=host: build steps reach every service on this host's loopback (registry, this service, Redis, fatmen)");
+    }
     if let Err(e) = app.docker.ping().await {
         tracing::warn!(error = %e, "Docker engine not reachable yet; builds will wait for it");
     }

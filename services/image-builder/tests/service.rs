@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use image_builder::jobtype::JobTypeCatalog;
-use racetrack_proto::image_builder::image_builder_client::ImageBuilderClient;
 use racetrack_proto::image_builder::{GetBuildRequest, ListJobTypesRequest};
 use tonic::Code;
 
@@ -170,6 +169,7 @@ async fn the_binary_serves_grpc_and_http_probes() {
         .env("BUILD_LOGS_DIR", tmp.path().join("logs"))
         .env("WORKSPACES_DIR", tmp.path().join("ws"))
         .env("JOB_TYPES_DIR", job_types.path())
+        .env("IMAGE_BUILDER_TOKEN", TOKEN)
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -207,9 +207,13 @@ async fn the_binary_serves_grpc_and_http_probes() {
         assert!(body.contains(metric), "{metric} missing:\n{body}");
     }
 
-    let mut client = ImageBuilderClient::connect(format!("http://127.0.0.1:{grpc}"))
+    let mut anonymous = client_with(&format!("127.0.0.1:{grpc}"), None).await;
+    let err = anonymous
+        .list_job_types(ListJobTypesRequest {})
         .await
-        .unwrap();
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err}");
+    let mut client = client_with(&format!("127.0.0.1:{grpc}"), Some(TOKEN)).await;
     let types = client
         .list_job_types(ListJobTypesRequest {})
         .await
@@ -244,4 +248,83 @@ fn bad_configuration_is_a_clear_error() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("invalid MAX_CONCURRENT_BUILDS"), "{stderr}");
+}
+
+#[test]
+fn the_binary_will_not_start_without_a_token() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_image-builder"))
+        .env_remove("IMAGE_BUILDER_TOKEN")
+        .env("GRPC_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("HTTP_ADDR", format!("127.0.0.1:{}", free_port()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("IMAGE_BUILDER_TOKEN is required"),
+        "{stderr}"
+    );
+}
+
+/// Issue 10 item 6: anyone on the host could drive the image builder (start builds of any code,
+/// which then run on the engine and push to the registry; read build logs). Without the internal
+/// token, or with a wrong one, every RPC is refused before it does anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_calls_without_the_internal_token_are_refused() {
+    let family = unique("ibtest");
+    let server = Server::start(&family, &[]).await;
+    let addr = server.addr.to_string();
+    let manifest = format!(
+        "name: intruder\nowner_email: a@b.cd\nlang: {family}\ngit:\n  remote: https://h/r\n"
+    );
+    for token in [None, Some(""), Some("image-builder-test-token-012345678X")] {
+        let mut client = client_with(&addr, token).await;
+        let refused = [
+            client
+                .list_job_types(ListJobTypesRequest {})
+                .await
+                .map(|_| ())
+                .unwrap_err(),
+            client
+                .build(request(
+                    "intrusion-1",
+                    &manifest,
+                    tar_gz(&[("a", b"x")]),
+                    "1",
+                ))
+                .await
+                .map(|_| ())
+                .unwrap_err(),
+            client
+                .get_build(GetBuildRequest {
+                    deployment_id: "intrusion-1".into(),
+                })
+                .await
+                .map(|_| ())
+                .unwrap_err(),
+            client
+                .stream_build_logs(GetBuildRequest {
+                    deployment_id: "intrusion-1".into(),
+                })
+                .await
+                .map(|_| ())
+                .unwrap_err(),
+        ];
+        for err in refused {
+            assert_eq!(err.code(), Code::Unauthenticated, "{token:?}: {err}");
+        }
+    }
+    assert!(
+        server.app.store.get("intrusion-1").is_none(),
+        "a refused build must not start"
+    );
+    // The Lifecycle's token works.
+    let mut client = server.client().await;
+    let types = client
+        .list_job_types(ListJobTypesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .job_types;
+    assert!(types.contains(&format!("{family}:latest")), "{types:?}");
 }

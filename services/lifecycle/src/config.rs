@@ -21,6 +21,7 @@ use std::path::PathBuf;
 /// | `ADMIN_PASSWORD` | — | password of the `admin` created on an empty database (random and printed once with SQLite; no admin is created with Postgres without it) |
 /// | `AUTO_ACTIVATE_USERS` | `false` | self-registered users are active at once (single-user setups) |
 /// | `IMAGE_BUILDER_URL` | `http://127.0.0.1:7101` | image-builder's gRPC endpoint |
+/// | `IMAGE_BUILDER_TOKEN` | — | internal token sent to the image-builder (its `IMAGE_BUILDER_TOKEN`); builds fail without it |
 /// | `INFRASTRUCTURE_TARGET` | `docker` | default target (`none`: no target, deploys fail clearly) |
 /// | `INTERNAL_PUB_URL` | `http://host.docker.internal:7105/pub` | PUB as fatmen reach it (`PUB_URL` in fatmen) |
 /// | `DOCKER_NETWORK` | `racetrack` | user-defined network of fatman containers |
@@ -49,6 +50,7 @@ pub struct Config {
     pub admin_password: Option<String>,
     pub auto_activate_users: bool,
     pub image_builder_url: String,
+    pub image_builder_token: Option<String>,
     pub infrastructure_target: Option<String>,
     pub internal_pub_url: String,
     pub docker_network: String,
@@ -116,6 +118,9 @@ impl Config {
             admin_password: env.string("ADMIN_PASSWORD"),
             auto_activate_users: env.flag("AUTO_ACTIVATE_USERS", false)?,
             image_builder_url: env.string_or("IMAGE_BUILDER_URL", "http://127.0.0.1:7101"),
+            image_builder_token: env
+                .string("IMAGE_BUILDER_TOKEN")
+                .map(|t| t.trim().to_string()),
             infrastructure_target: match env.string("INFRASTRUCTURE_TARGET").as_deref() {
                 Some("none") => None,
                 Some(other) => Some(other.to_string()),

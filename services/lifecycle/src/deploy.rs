@@ -307,7 +307,10 @@ async fn build_image(
     tag: &str,
 ) -> Result<String, Failed> {
     let url = state.config.image_builder_url.clone();
-    let mut client = connect_builder(&url).await?;
+    let token = state.config.image_builder_token.as_deref().ok_or_else(|| {
+        Failed("IMAGE_BUILDER_TOKEN is not set: the image builder refuses calls without it".into())
+    })?;
+    let mut client = connect_builder(&url, token).await?;
     let request = BuildRequest {
         deployment_id: id.to_string(),
         manifest_yaml: input.manifest_yaml.clone(),
@@ -376,15 +379,47 @@ async fn build_image(
     }
 }
 
-async fn connect_builder(
-    url: &str,
-) -> Result<ImageBuilderClient<tonic::transport::Channel>, Failed> {
+/// Metadata key of the image builder's internal token.
+const IMAGE_BUILDER_AUTH_METADATA: &str = "x-racetrack-auth";
+
+/// Adds the image builder's internal token to every call.
+#[derive(Clone)]
+struct BuilderToken(tonic::metadata::AsciiMetadataValue);
+
+impl tonic::service::Interceptor for BuilderToken {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request
+            .metadata_mut()
+            .insert(IMAGE_BUILDER_AUTH_METADATA, self.0.clone());
+        Ok(request)
+    }
+}
+
+type BuilderClient = ImageBuilderClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, BuilderToken>,
+>;
+
+async fn connect_builder(url: &str, token: &str) -> Result<BuilderClient, Failed> {
+    let token: tonic::metadata::AsciiMetadataValue = token.parse().map_err(|_| {
+        Failed("IMAGE_BUILDER_TOKEN has characters gRPC metadata cannot carry".into())
+    })?;
+    let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
+        .map_err(|e| Failed(format!("IMAGE_BUILDER_URL {url} is invalid: {e}")))?;
     // The builder may be starting at the same time as lifecycle: back off for up to ~30 s.
     let mut delay = Duration::from_millis(200);
     let mut waited = Duration::ZERO;
     loop {
-        match ImageBuilderClient::connect(url.to_string()).await {
-            Ok(client) => return Ok(client.max_decoding_message_size(64 * 1024 * 1024)),
+        match endpoint.connect().await {
+            Ok(channel) => {
+                return Ok(ImageBuilderClient::with_interceptor(
+                    channel,
+                    BuilderToken(token.clone()),
+                )
+                .max_decoding_message_size(64 * 1024 * 1024));
+            }
             Err(e) if waited >= Duration::from_secs(30) => {
                 return Err(Failed(format!(
                     "image-builder at {url} is unreachable: {e}"

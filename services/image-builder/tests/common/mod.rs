@@ -10,16 +10,37 @@ use std::time::Duration;
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
+use image_builder::auth::SendToken;
 use image_builder::docker::{BuildSpec, DockerEngine};
 use image_builder::{App, Config};
 use racetrack_proto::image_builder::build_event::Event;
 use racetrack_proto::image_builder::image_builder_client::ImageBuilderClient;
 use racetrack_proto::image_builder::{BuildEvent, BuildRequest, BuildResult};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 pub const BUSYBOX: &str = "/bin/busybox";
 pub const NAMESPACE: &str = "racetrack-ib-test";
 pub const REGISTRY: &str = "127.0.0.1:5000";
+/// The internal token test servers require (`IMAGE_BUILDER_TOKEN`).
+pub const TOKEN: &str = "image-builder-test-token-0123456789";
+
+/// A gRPC client that sends a token (or none).
+pub type Client = ImageBuilderClient<InterceptedService<Channel, SendToken>>;
+
+/// A client of `addr` (`host:port`) sending `token` (`None`: no token at all).
+pub async fn client_with(addr: &str, token: Option<&str>) -> Client {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let send = match token {
+        Some(t) => SendToken::new(t).expect("token"),
+        None => SendToken::none(),
+    };
+    ImageBuilderClient::with_interceptor(channel, send).max_decoding_message_size(64 << 20)
+}
 
 fn in_ci() -> bool {
     std::env::var("CI")
@@ -205,11 +226,15 @@ pub fn job_types(family: &str) -> tempfile::TempDir {
     write(
         &jt,
         "fatman-template.Dockerfile",
-        br#"FROM {{ base_image }}
+        br#"FROM {{ base_image }} AS fatman
 {{ env_lines }}
 {% if requirements_path %}
+FROM fatman AS requirements
+{{ secret_args }}
 COPY ["{{ requirements_path }}", "/src/requirements.txt"]
-RUN echo "installing requirements now" && cat /src/requirements.txt && sleep 2 && echo done > /src/installed
+RUN echo "installing requirements now" && echo "secret check: [$API_TOKEN]" && cat /src/requirements.txt && sleep 2 && mkdir -p /src/packages && echo done > /src/packages/installed
+FROM fatman
+COPY --from=requirements /src/packages /src/packages
 {% endif %}
 RUN echo "env check: [$GREETING] [$API_TOKEN]"
 COPY . /src/fatman/
@@ -242,6 +267,8 @@ pub fn tar_gz(files: &[(&str, &[u8])]) -> Vec<u8> {
 
 /// A running image builder.
 pub struct Server {
+    /// The fixture job types' family.
+    pub family: String,
     pub app: App,
     pub addr: SocketAddr,
     pub dirs: tempfile::TempDir,
@@ -261,6 +288,7 @@ impl Server {
             ("DOCKER_REGISTRY_NAMESPACE".into(), NAMESPACE.into()),
             ("PUSH_IMAGES".into(), push.to_string()),
             ("ALLOW_FILE_GIT_REMOTES".into(), "true".into()),
+            ("IMAGE_BUILDER_TOKEN".into(), TOKEN.into()),
             (
                 "BUILD_LOGS_DIR".into(),
                 dirs.path().join("logs").display().to_string(),
@@ -295,6 +323,7 @@ impl Server {
                 .expect("grpc server");
         });
         Server {
+            family: family.to_string(),
             app,
             addr,
             dirs,
@@ -304,11 +333,8 @@ impl Server {
         }
     }
 
-    pub async fn client(&self) -> ImageBuilderClient<Channel> {
-        ImageBuilderClient::connect(format!("http://{}", self.addr))
-            .await
-            .expect("connect")
-            .max_decoding_message_size(64 << 20)
+    pub async fn client(&self) -> Client {
+        client_with(&self.addr.to_string(), Some(TOKEN)).await
     }
 
     pub fn log_dir(&self) -> PathBuf {
@@ -333,6 +359,17 @@ impl Drop for Server {
     }
 }
 
+/// A server with fixture job types of a fresh `{prefix}-…` family, its client, and a busybox
+/// base image for users' Dockerfiles, which the returned `Images` removes at the end.
+pub async fn server_with_busybox(prefix: &str) -> (Server, Client, Images, String) {
+    let server = Server::start(&unique(prefix), &[]).await;
+    let client = server.client().await;
+    let mut images = Images::default();
+    let base = format!("racetrack-ib-test-busybox:{}", unique("base"));
+    busybox_image(&base, &mut images).await;
+    (server, client, images, base)
+}
+
 /// A finished build as seen on the stream.
 #[derive(Debug, Default)]
 pub struct Outcome {
@@ -350,6 +387,16 @@ impl Outcome {
 
     pub fn log(&self) -> String {
         self.lines.join("\n")
+    }
+
+    /// Fails the test with the error and the whole log unless the build succeeded.
+    pub fn expect_success(&self) {
+        assert!(
+            self.result().success,
+            "{}\n{}",
+            self.result().error,
+            self.log()
+        );
     }
 
     /// The line after the one containing `needle` (Docker prints ` ---> Using cache` there).
@@ -375,7 +422,7 @@ pub async fn collect(mut stream: tonic::Streaming<BuildEvent>) -> Outcome {
     out
 }
 
-pub async fn build(client: &mut ImageBuilderClient<Channel>, request: BuildRequest) -> Outcome {
+pub async fn build(client: &mut Client, request: BuildRequest) -> Outcome {
     let stream = client
         .build(request)
         .await
