@@ -17,6 +17,8 @@ import uuid
 
 from common import free_port, request_json as http, tar_context, wait_ok
 
+# The image-builder refuses gRPC calls without its internal token; one per run.
+IB_TOKEN = f"bench-ib-{uuid.uuid4().hex}"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROFILE = os.environ.get("BENCH_PROFILE", "debug")
 TARGET = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), PROFILE)
@@ -36,13 +38,13 @@ def main():
     ib_grpc, ib_http, lc = free_port(), free_port(), free_port()
     env = dict(os.environ, RUST_LOG="warn")
     builder = subprocess.Popen([os.path.join(TARGET, "image-builder")], env=dict(
-        env, GRPC_ADDR=f"127.0.0.1:{ib_grpc}", HTTP_ADDR=f"127.0.0.1:{ib_http}", JOB_TYPES_DIR=os.path.join(ROOT, "job-types"),
+        env, GRPC_ADDR=f"127.0.0.1:{ib_grpc}", HTTP_ADDR=f"127.0.0.1:{ib_http}", JOB_TYPES_DIR=os.path.join(ROOT, "job-types"), IMAGE_BUILDER_TOKEN=IB_TOKEN,
         BUILD_LOGS_DIR=os.path.join(tmp, "logs"), WORKSPACES_DIR=os.path.join(tmp, "ws"),
         PYTHON_BASE_IMAGE="racetrack/python-base:bookworm", EXTRA_CA_CERTS="/etc/ssl/certs/ca-certificates.crt"),
         stdout=subprocess.DEVNULL)
     lifecycle = subprocess.Popen([os.path.join(TARGET, "lifecycle"), "serve"], env=dict(
         env, HTTP_ADDR=f"127.0.0.1:{lc}", DATABASE_URL=f"sqlite://{tmp}/rt.db", AUTH_KEY="bench",
-        ADMIN_PASSWORD=ADMIN_PASSWORD, IMAGE_BUILDER_URL=f"http://127.0.0.1:{ib_grpc}", DOCKER_NETWORK="racetrack-bench"),
+        ADMIN_PASSWORD=ADMIN_PASSWORD, IMAGE_BUILDER_URL=f"http://127.0.0.1:{ib_grpc}", IMAGE_BUILDER_TOKEN=IB_TOKEN, DOCKER_NETWORK="racetrack-bench"),
         stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{lc}"
     name = f"benchadder-{uuid.uuid4().hex[:6]}"

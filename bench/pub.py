@@ -28,6 +28,8 @@ import uuid
 
 from common import free_port, request as http, request_json as jhttp, tar_context as context, wait_ok
 
+# The image-builder refuses gRPC calls without its internal token; one per run.
+IB_TOKEN = f"bench-ib-{uuid.uuid4().hex}"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET_DIR = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 ADMIN_PASSWORD = "Bench-Admin-Passw0rd"
@@ -95,13 +97,13 @@ def main():
     procs, undo = [], []
     try:
         procs.append(subprocess.Popen([os.path.join(debug, "image-builder")], env=dict(
-            env, GRPC_ADDR=f"127.0.0.1:{ib_grpc}", HTTP_ADDR=f"127.0.0.1:{ib_http}", JOB_TYPES_DIR=os.path.join(ROOT, "job-types"),
+            env, GRPC_ADDR=f"127.0.0.1:{ib_grpc}", HTTP_ADDR=f"127.0.0.1:{ib_http}", JOB_TYPES_DIR=os.path.join(ROOT, "job-types"), IMAGE_BUILDER_TOKEN=IB_TOKEN,
             BUILD_LOGS_DIR=os.path.join(tmp, "logs"), WORKSPACES_DIR=os.path.join(tmp, "ws"),
             BASE_IMAGE="racetrack/debian-base:bookworm", PYTHON_BASE_IMAGE="racetrack/python-base:bookworm"),
             stdout=subprocess.DEVNULL))
         auth_key = f"bench-{uuid.uuid4()}"
         lc_env = dict(env, HTTP_ADDR=f"127.0.0.1:{lc}", GRPC_ADDR=f"127.0.0.1:{lc_grpc}", DATABASE_URL=f"sqlite://{tmp}/rt.db",
-                      AUTH_KEY=auth_key, ADMIN_PASSWORD=ADMIN_PASSWORD, IMAGE_BUILDER_URL=f"http://127.0.0.1:{ib_grpc}",
+                      AUTH_KEY=auth_key, ADMIN_PASSWORD=ADMIN_PASSWORD, IMAGE_BUILDER_URL=f"http://127.0.0.1:{ib_grpc}", IMAGE_BUILDER_TOKEN=IB_TOKEN,
                       DOCKER_NETWORK="racetrack-bench")
         procs.append(subprocess.Popen([os.path.join(debug, "lifecycle"), "serve"], env=lc_env, stdout=subprocess.DEVNULL))
         base = f"http://127.0.0.1:{lc}"
