@@ -131,6 +131,9 @@ async fn differential_fuzz_findings_stay_fixed() {
 fn parser_fuzz_seeds_and_findings_hold() {
     let mut failures = Vec::new();
     let mut ran = 0;
+    // Each broken property is reported below, with its input.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
     for (target, property) in parsers::TARGETS {
         for kind in ["corpus", "regressions"] {
             for (name, input) in inputs(kind, target) {
@@ -150,6 +153,7 @@ fn parser_fuzz_seeds_and_findings_hold() {
             }
         }
     }
+    std::panic::set_hook(hook);
     assert!(ran > 0, "no fuzz seeds found under {:?}", fuzz_dir());
     fail_with(&failures, ran);
 }
