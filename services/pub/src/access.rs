@@ -208,6 +208,7 @@ impl Access {
             return hit.ok_or_else(not_found);
         }
         self.route_misses.inc();
+        let asked_at = self.generation();
         let mut client = self.client.clone();
         let req = self.request(ResolveFatmanRequest {
             name: name.to_string(),
@@ -228,11 +229,11 @@ impl Access {
                     public_endpoints: r.public_endpoints,
                     fetched: Instant::now(),
                 });
-                self.routes.insert(parts.concat(), Some(route.clone()));
+                self.remember(&self.routes, parts.concat(), Some(route.clone()), asked_at);
                 Ok(route)
             }
             Err(s) if s.code() == tonic::Code::NotFound => {
-                self.routes.insert(parts.concat(), None);
+                self.remember(&self.routes, parts.concat(), None, asked_at);
                 Err(not_found())
             }
             Err(s) => Err(lifecycle_error(s)),
@@ -254,6 +255,7 @@ impl Access {
             return Ok(hit);
         }
         self.decision_misses.inc();
+        let asked_at = self.generation();
         let mut client = self.client.clone();
         let req = self.request(AuthorizeCallRequest {
             token: token.to_string(),
@@ -277,12 +279,25 @@ impl Access {
         if decision.outcome == Outcome::Unspecified {
             return Err(AccessError::Lifecycle("lifecycle gave no decision".into()));
         }
-        self.decisions.insert(parts.concat(), decision.clone());
+        self.remember(&self.decisions, parts.concat(), decision.clone(), asked_at);
         Ok(decision)
+    }
+
+    /// Caches an answer of Lifecycle's unless an invalidation came while it was being asked: an
+    /// allow read just before a revocation must not outlive it by a whole TTL. The answer itself
+    /// still serves the call that asked (it was in flight when the change happened).
+    fn remember<V: Clone>(&self, cache: &TtlCache<Key, V>, key: Key, value: V, asked_at: u64) {
+        if !cache.insert_if(key, value, || self.generation() == asked_at) {
+            self.metrics.stale_answers.inc();
+            tracing::debug!("an invalidation came while lifecycle was asked: answer not cached");
+        }
     }
 
     /// Drops what an invalidation notification made stale.
     pub fn apply(&self, n: &Notification) {
+        // Before the purge: an answer asked for under the old generation is no longer cached
+        // (checked under each shard's lock, so none slips in behind the purge).
+        self.generation.fetch_add(1, Ordering::AcqRel);
         let kind = match n {
             Notification::Connected => {
                 // Events may have been missed while disconnected.
@@ -308,14 +323,15 @@ impl Access {
                 "fatman"
             }
         };
-        // After the caches are purged: a connection that re-reads them meanwhile must not
+        // And after it: a connection that re-read the caches during the purge must not
         // remember what was purged.
-        self.generation.fetch_add(1, Ordering::Release);
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.metrics.invalidations.with_label_values(&[kind]).inc();
         tracing::debug!(kind, "cache invalidation");
     }
 
     pub fn clear(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.routes.clear();
         self.decisions.clear();
         self.generation.fetch_add(1, Ordering::Release);

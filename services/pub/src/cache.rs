@@ -63,8 +63,18 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
     }
 
     pub fn insert(&self, key: K, value: V) {
+        self.insert_if(key, value, || true);
+    }
+
+    /// Inserts only if `still_valid` holds, asked under the shard's lock: a purge of this shard
+    /// that began after the answer was read waits for the lock and then removes the entry, and
+    /// one that began before it is what `still_valid` sees (see `Access::apply`).
+    pub fn insert_if(&self, key: K, value: V, still_valid: impl FnOnce() -> bool) -> bool {
         let now = Instant::now();
         let mut shard = self.shard(&key);
+        if !still_valid() {
+            return false;
+        }
         if shard.len() >= self.per_shard && !shard.contains_key(&key) {
             shard.retain(|_, e| e.expires > now);
             if shard.len() >= self.per_shard {
@@ -80,6 +90,7 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
                 expires: now + self.ttl,
             },
         );
+        true
     }
 
     /// Keeps only entries for which `keep` holds.

@@ -21,6 +21,9 @@ use std::time::Duration;
 /// | `HEADER_READ_TIMEOUT` | `10` | seconds a client has to send its request headers (slow clients are cut) |
 /// | `MAX_HEADER_BYTES` | `65536` | request head size limit (431 above) |
 /// | `MAX_CONNECTIONS` | `10000` | concurrent client connections; more wait for a free slot |
+/// | `MAX_CONNECTIONS_PER_ADDRESS` | `1000` | concurrent connections from one client address; more are closed at once, so one address cannot take every slot (behind a load balancer all clients share its address: raise it, or `0` for no per-address share) |
+/// | `CLIENT_TIMEOUT` | `30` | seconds a client may take to send the next part of a request body, or to take the next part of a response |
+/// | `KEEP_ALIVE_TIMEOUT` | `20` | seconds an idle kept-alive connection waits for its next request |
 /// | `FORWARD_TO_PROTOCOL` | `http` | scheme used to reach fatmen: only `http`, accepted as the original's setting |
 /// | `REQUEST_TRACING_HEADER` | `X-Request-Tracing-Id` | request id header, read and set |
 /// | `TLS_CERT_FILE`, `TLS_KEY_FILE` | — | PEM certificate chain and key: serve HTTPS instead of HTTP |
@@ -43,6 +46,10 @@ pub struct Config {
     pub header_read_timeout: Duration,
     pub max_header_bytes: usize,
     pub max_connections: usize,
+    /// `None`: no per-address share.
+    pub max_connections_per_address: Option<usize>,
+    pub client_timeout: Duration,
+    pub keep_alive_timeout: Duration,
     pub request_tracing_header: String,
     pub tls: Option<(PathBuf, PathBuf)>,
     pub git_version: String,
@@ -64,6 +71,11 @@ impl std::fmt::Debug for Config {
                 &self.redis_url.as_deref().map(racetrack_events::redact),
             )
             .field("upstream_timeout", &self.upstream_timeout)
+            .field("max_connections", &self.max_connections)
+            .field(
+                "max_connections_per_address",
+                &self.max_connections_per_address,
+            )
             .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
@@ -123,6 +135,12 @@ impl Config {
             header_read_timeout: secs("HEADER_READ_TIMEOUT", 10)?,
             max_header_bytes: env.number("MAX_HEADER_BYTES", 64 * 1024usize)?.max(8192),
             max_connections: env.number("MAX_CONNECTIONS", 10_000usize)?.max(1),
+            max_connections_per_address: Some(
+                env.number("MAX_CONNECTIONS_PER_ADDRESS", 1000usize)?,
+            )
+            .filter(|n| *n > 0),
+            client_timeout: secs("CLIENT_TIMEOUT", 30)?,
+            keep_alive_timeout: secs("KEEP_ALIVE_TIMEOUT", 20)?,
             request_tracing_header: env.string_or("REQUEST_TRACING_HEADER", "X-Request-Tracing-Id"),
             tls,
             git_version: env.string_or("GIT_VERSION", "dev"),

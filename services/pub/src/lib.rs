@@ -113,7 +113,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(
             std::net::TcpStream,
             SocketAddr,
-            tokio::sync::OwnedSemaphorePermit,
+            server::Slot,
         )>();
         queues.push(tx);
         let core = core.clone();
@@ -128,12 +128,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                         .build()?;
                     runtime.block_on(async move {
                         let app = Arc::new(Pub::new(core));
-                        while let Some((stream, peer, permit)) = rx.recv().await {
+                        while let Some((stream, peer, slot)) = rx.recv().await {
                             match tokio::net::TcpStream::from_std(stream) {
                                 Ok(stream) => server::spawn_connection(
                                     stream,
                                     peer,
-                                    permit,
+                                    slot,
                                     app.clone(),
                                     tls.clone(),
                                 ),
@@ -153,16 +153,24 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let mut next = 0usize;
         let max = core.config.max_connections;
-        let accepting =
-            server::accept_loop(listener, max, move |stream, peer, permit| {
-                match stream.into_std() {
-                    Ok(std_stream) => {
-                        let _ = queues[next % queues.len()].send((std_stream, peer, permit));
-                        next = next.wrapping_add(1);
-                    }
-                    Err(e) => tracing::warn!(%peer, error = %e, "cannot hand a connection over"),
+        let per_address = core.config.max_connections_per_address;
+        let refused = core
+            .metrics
+            .connections_refused
+            .with_label_values(&["per_address"]);
+        let accepting = server::accept_loop(
+            listener,
+            max,
+            per_address,
+            move || refused.inc(),
+            move |stream, peer, slot| match stream.into_std() {
+                Ok(std_stream) => {
+                    let _ = queues[next % queues.len()].send((std_stream, peer, slot));
+                    next = next.wrapping_add(1);
                 }
-            });
+                Err(e) => tracing::warn!(%peer, error = %e, "cannot hand a connection over"),
+            },
+        );
         tokio::select! {
             r = accepting => r,
             Some((i, result)) = exited.recv() => {

@@ -20,6 +20,8 @@ pub struct PubMetrics {
     pub lifecycle_call_time: Histogram,
     pub health_requests: IntCounter,
     pub invalidations: IntCounterVec,
+    pub stale_answers: IntCounter,
+    pub connections_refused: IntCounterVec,
 }
 
 impl PubMetrics {
@@ -94,6 +96,15 @@ impl PubMetrics {
                 "pub_cache_invalidations",
                 "Invalidation notifications received, by kind",
                 &["kind"],
+            ),
+            stale_answers: counter(
+                "pub_cache_stale_answers",
+                "Lifecycle answers not cached because an invalidation came while they were asked",
+            ),
+            connections_refused: counter_vec(
+                "pub_connections_refused",
+                "Connections closed at once, by reason (per_address: over MAX_CONNECTIONS_PER_ADDRESS)",
+                &["reason"],
             ),
             registry,
         }

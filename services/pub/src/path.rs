@@ -48,11 +48,10 @@ impl FatmanCall {
         String::from_utf8(out).expect("built from strings")
     }
 
-    /// Health probes of the fatman itself are never behind auth.
+    /// Health probes of the fatman itself are never behind auth: exactly these three paths and
+    /// nothing below them, so no trick appended to a probe can reach past it.
     pub fn is_health_probe(&self) -> bool {
-        ["/live", "/ready", "/health"]
-            .iter()
-            .any(|p| segment_prefix(self.endpoint(), p))
+        matches!(self.endpoint(), "/live" | "/ready" | "/health")
     }
 
     /// Whether an approved public endpoint covers this call (whole segments only: `/api/v1/perform`
@@ -83,6 +82,10 @@ pub enum PathError {
     InvalidName(&'static str),
     #[error("encoded slash, backslash or NUL in path")]
     EncodedSeparator,
+    /// A raw `\\` is a separator to some servers; a dot segment with parameters (`..;x`) is a
+    /// dot segment to others. Either would let a fatman see another path than the one checked.
+    #[error("backslash or dot segment with parameters in path")]
+    AmbiguousSegment,
     #[error("path goes above the fatman's root")]
     Escapes,
     #[error("invalid percent-encoding in path")]
@@ -150,14 +153,15 @@ fn normalise(tail: &str) -> Result<String, PathError> {
     resolve(tail)
 }
 
-/// No escapes, no empty segment (a leading or doubled `/`), no `.` or `..` segment; one pass.
+/// No escapes, no empty segment (a leading or doubled `/`), no `.` or `..` segment, nothing
+/// that [`resolve`] must look at (`;`, `\\`); one pass.
 fn is_plain(tail: &[u8]) -> bool {
     // Length of the current segment, and whether it is all dots so far.
     let mut len = 0usize;
     let mut dots = true;
     for &b in tail {
         match b {
-            b'%' => return false,
+            b'%' | b';' | b'\\' => return false,
             b'/' => {
                 if len == 0 || (dots && len <= 2) {
                     return false;
@@ -180,9 +184,18 @@ fn resolve(tail: &str) -> Result<String, PathError> {
         if seg.is_empty() {
             continue;
         }
+        if seg.contains('\\') {
+            return Err(PathError::AmbiguousSegment);
+        }
         let decoded = percent_decode(seg)?;
         if decoded.iter().any(|b| matches!(b, b'/' | b'\\' | 0)) {
             return Err(PathError::EncodedSeparator);
+        }
+        // Servers that take `;` as the start of path parameters read `..;x` as `..`.
+        if let Some(i) = decoded.iter().position(|b| *b == b';') {
+            if matches!(&decoded[..i], b"." | b"..") {
+                return Err(PathError::AmbiguousSegment);
+            }
         }
         match decoded.as_slice() {
             b"." => {}
@@ -257,6 +270,8 @@ mod tests {
         assert_eq!(c.forward_path(), "/pub/fatman/adder/1/api/v1/perform/");
         assert_eq!(call("/pub/fatman/a/1/x/%2e%2e/y").rest, "/y");
         assert_eq!(call("/pub/fatman/a/1/x%20y").rest, "/x%20y");
+        // Parameters on an ordinary segment are data, kept as sent.
+        assert_eq!(call("/pub/fatman/a/1/x;y/z").rest, "/x;y/z");
     }
 
     #[test]
@@ -275,7 +290,9 @@ mod tests {
             assert!(is_plain(tail.as_bytes()), "{tail}");
             assert_eq!(normalise(tail), resolve(tail), "{tail}");
         }
-        for tail in ["/a", "a//b", ".", "..", "a/.", "a/../b", "./a", "a%2e"] {
+        for tail in [
+            "/a", "a//b", ".", "..", "a/.", "a/../b", "./a", "a%2e", "a;b", "a\\b",
+        ] {
             assert!(!is_plain(tail.as_bytes()), "{tail}");
         }
     }
@@ -291,6 +308,24 @@ mod tests {
             ("/pub/fatman/a/1/x%00", PathError::EncodedSeparator),
             ("/pub/fatman/a/1/x%zz", PathError::BadEncoding),
             ("/pub/fatman/a/1/x%4", PathError::BadEncoding),
+            (
+                "/pub/fatman/a/1/live/..;/api/v1/perform",
+                PathError::AmbiguousSegment,
+            ),
+            ("/pub/fatman/a/1/live/.;x/api", PathError::AmbiguousSegment),
+            (
+                "/pub/fatman/a/1/live/%2e%2e%3b/api",
+                PathError::AmbiguousSegment,
+            ),
+            (
+                "/pub/fatman/a/1/live/..%3Bx/api",
+                PathError::AmbiguousSegment,
+            ),
+            (
+                "/pub/fatman/a/1/live/..\\api/v1/perform",
+                PathError::AmbiguousSegment,
+            ),
+            ("/pub/fatman/a/1/live\\..\\api", PathError::AmbiguousSegment),
             (
                 "/pub/fatman/a%2fb/1/x",
                 PathError::InvalidName("fatman name"),
@@ -315,6 +350,10 @@ mod tests {
         assert!(!call("/pub/fatman/a/1/api/v1/x/../perform2").is_public(&public));
         assert!(call("/pub/fatman/a/1/live").is_health_probe());
         assert!(call("/pub/fatman/a/1/ready/").is_health_probe());
+        assert!(call("/pub/fatman/a/1/health").is_health_probe());
+        assert!(!call("/pub/fatman/a/1/live/x").is_health_probe());
+        assert!(!call("/pub/fatman/a/1/live;x").is_health_probe());
+        assert!(!call("/pub/fatman/a/1/ready/api/v1/perform").is_health_probe());
         assert!(!call("/pub/fatman/a/1/lively").is_health_probe());
         assert!(!call("/pub/fatman/a/1/api/live").is_health_probe());
     }

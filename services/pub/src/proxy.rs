@@ -258,7 +258,12 @@ impl Pub {
         out.extend_from_slice(connection_line(keep, conn.http10));
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(r.body);
-        match wire::send(&mut conn.io, &out).await {
+        match wire::within(
+            Some(self.config.client_timeout),
+            wire::send(&mut conn.io, &out),
+        )
+        .await
+        {
             Ok(()) if keep => Next::KeepAlive,
             _ => Next::Close,
         }
@@ -479,6 +484,7 @@ impl Pub {
         let expect_continue = head.has_token(Known::Expect, "100-continue");
         let mut out = upstream_request_head(&RequestParts {
             head,
+            framing: call.framing,
             fatman,
             query: call.query,
             caller,
@@ -540,15 +546,13 @@ impl Pub {
                         return Ok(Next::Close);
                     }
                 }
-                match wire::forward(
-                    call.framing,
-                    out,
-                    &mut conn.io,
-                    &mut conn.buf,
-                    &mut up.stream,
-                )
-                .await
-                {
+                let body = wire::Body {
+                    framing: call.framing,
+                    rechunk: true,
+                    read_timeout: Some(self.config.client_timeout),
+                    write_timeout: Some(timeout),
+                };
+                match wire::forward(body, out, &mut conn.io, &mut conn.buf, &mut up.stream).await {
                     Ok(()) => {}
                     Err(CopyError::Read(_) | CopyError::Truncated) => return Ok(Next::Close),
                     Err(CopyError::Malformed(e)) => {
@@ -587,7 +591,14 @@ impl Pub {
         if switching {
             return Ok(tunnel(conn, up, out).await);
         }
-        match wire::forward(framing, out, &mut up.stream, &mut up.buf, &mut conn.io).await {
+        let body = wire::Body {
+            framing,
+            rechunk: false,
+            // Streams (server-sent events) may be quiet for long: the fatman's pace is its own.
+            read_timeout: None,
+            write_timeout: Some(self.config.client_timeout),
+        };
+        match wire::forward(body, out, &mut up.stream, &mut up.buf, &mut conn.io).await {
             Ok(()) => {
                 if resp.keep_alive() && framing != Framing::UntilClose && up.buf.is_empty() {
                     self.upstreams.put(addr, up);
@@ -806,6 +817,7 @@ fn listed(names: &[&[u8]], name: &[u8]) -> bool {
 
 struct RequestParts<'a> {
     head: &'a Head,
+    framing: Framing,
     fatman: &'a FatmanCall,
     query: Option<&'a str>,
     caller: Option<&'a Decision>,
@@ -818,7 +830,10 @@ struct RequestParts<'a> {
 
 /// The head PUB sends to the fatman: the checked path, the client's headers minus hop-by-hop
 /// ones and any identity it claims, plus the verified identity and forwarding headers. The
-/// caller's token passes on as in the original (fatmen may rely on it).
+/// caller's token passes on as in the original (fatmen may rely on it). The message's framing
+/// (`Content-Length` or `Transfer-Encoding`, `Host`, `Connection`) is written by PUB from its
+/// own reading of the request, never copied, and no `Connection` list can remove it: the fatman
+/// cannot read the body's end anywhere but where PUB did (request smuggling).
 fn upstream_request_head(p: &RequestParts<'_>) -> Vec<u8> {
     let head = p.head;
     let mut out = Vec::with_capacity(head.size() + 256);
@@ -849,7 +864,12 @@ fn upstream_request_head(p: &RequestParts<'_>) -> Vec<u8> {
                 host = Some(h.value);
                 false
             }
-            Known::Caller | Known::CallerType | Known::Expect | Known::XForwardedHost => true,
+            Known::Caller
+            | Known::CallerType
+            | Known::Expect
+            | Known::XForwardedHost
+            | Known::ContentLength
+            | Known::TransferEncoding => true,
             k if k.is_hop_by_hop() => true,
             Known::Other => {
                 h.name.eq_ignore_ascii_case(p.tracing_header.as_bytes())
@@ -860,6 +880,17 @@ fn upstream_request_head(p: &RequestParts<'_>) -> Vec<u8> {
         if !dropped {
             wire::put_line(&mut out, h.line);
         }
+    }
+    match p.framing {
+        Framing::Length(n) => {
+            let _ = write!(out, "content-length: {n}\r\n");
+        }
+        Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        // A POST says it has no body, for servers that want a length on every POST.
+        Framing::Empty if head.method() == b"POST" => {
+            out.extend_from_slice(b"content-length: 0\r\n")
+        }
+        Framing::Empty | Framing::UntilClose => {}
     }
     if p.upgrade {
         out.extend_from_slice(b"connection: upgrade\r\n");
@@ -923,9 +954,12 @@ fn client_response_head(
         resp.connection_listed()
     };
     for h in resp.fields() {
+        // The framing headers stay whatever `Connection` lists: PUB forwards the body as they
+        // frame it, and the client must read it the same way.
+        let framing = matches!(h.known, Known::ContentLength | Known::TransferEncoding);
         let dropped = (!switching && h.known.is_hop_by_hop())
             || (h.known == Known::Other && h.name.eq_ignore_ascii_case(tracing_header.as_bytes()))
-            || listed(&listed_names, h.name);
+            || (!framing && listed(&listed_names, h.name));
         if dropped {
             continue;
         }
@@ -1021,6 +1055,7 @@ mod tests {
         let peer = Peer::new("10.0.0.7:5555".parse().unwrap());
         let out = upstream_request_head(&RequestParts {
             head: &h,
+            framing: Framing::Length(2),
             fatman: &fatman,
             query: Some("q=1"),
             caller: Some(&d),

@@ -1,8 +1,10 @@
 //! Accepting connections and reading requests off them: HTTP/1.1 with bounded heads, a deadline
-//! on slow request heads, an idle limit between requests, a cap on concurrent connections.
+//! on slow request heads, an idle limit between requests, a cap on concurrent connections and a
+//! share of it per client address.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 
 use std::time::Duration;
 
@@ -13,23 +15,99 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::config::Config;
+use crate::lock;
 use crate::proxy::{Conn, Next, Peer, Pub};
 use crate::wire::{self, Head, WireError};
 
-/// Accepts until the listener fails, handing each connection to `hand_off` (a semaphore permit
-/// travels with it: at most `max_connections` at once).
+/// What a connection holds while it is open: a place under `MAX_CONNECTIONS` and one in its
+/// address's share; both are given back when it is dropped.
+pub struct Slot {
+    _permit: OwnedSemaphorePermit,
+    _share: Option<AddressShare>,
+}
+
+/// Connections open per client address (IPv6: per /64, what one host usually has).
+type Shares = Arc<Mutex<HashMap<IpAddr, usize, foldhash::fast::RandomState>>>;
+
+struct AddressShare {
+    shares: Shares,
+    key: IpAddr,
+}
+
+impl Drop for AddressShare {
+    fn drop(&mut self) {
+        let mut shares = lock(&self.shares);
+        if let Some(n) = shares.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                shares.remove(&self.key);
+            }
+        }
+    }
+}
+
+fn share_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut octets = v6.octets();
+                octets[8..].fill(0);
+                IpAddr::V6(octets.into())
+            }
+        },
+        v4 => v4,
+    }
+}
+
+/// Takes a place in `ip`'s share, if the share has room.
+fn take_share(shares: &Shares, ip: IpAddr, limit: usize) -> Option<AddressShare> {
+    let key = share_key(ip);
+    let mut map = lock(shares);
+    let n = map.entry(key).or_insert(0);
+    if *n >= limit {
+        return None;
+    }
+    *n += 1;
+    Some(AddressShare {
+        shares: shares.clone(),
+        key,
+    })
+}
+
+/// Accepts until the listener fails, handing each connection to `hand_off` with its [`Slot`]:
+/// at most `max_connections` at once, and at most `per_address` of them from one address (the
+/// rest are closed as soon as they are accepted, so one client cannot starve the others).
 pub async fn accept_loop(
     listener: TcpListener,
     max_connections: usize,
-    mut hand_off: impl FnMut(TcpStream, SocketAddr, OwnedSemaphorePermit),
+    per_address: Option<usize>,
+    on_refused: impl Fn(),
+    mut hand_off: impl FnMut(TcpStream, SocketAddr, Slot),
 ) -> anyhow::Result<()> {
     let slots = Arc::new(Semaphore::new(max_connections));
+    let shares: Shares = Arc::default();
     loop {
         let permit = slots.clone().acquire_owned().await?;
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let share = match per_address {
+                    Some(limit) => match take_share(&shares, peer.ip(), limit) {
+                        Some(share) => Some(share),
+                        None => {
+                            on_refused();
+                            drop(stream);
+                            continue;
+                        }
+                    },
+                    None => None,
+                };
                 let _ = stream.set_nodelay(true);
-                hand_off(stream, peer, permit);
+                let slot = Slot {
+                    _permit: permit,
+                    _share: share,
+                };
+                hand_off(stream, peer, slot);
             }
             Err(e) => {
                 // Out of file descriptors and the like: wait a moment instead of spinning.
@@ -44,7 +122,7 @@ pub async fn accept_loop(
 pub fn spawn_connection(
     stream: TcpStream,
     peer: SocketAddr,
-    permit: OwnedSemaphorePermit,
+    slot: Slot,
     app: Arc<Pub>,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
@@ -61,7 +139,7 @@ pub fn spawn_connection(
                 }
             }
         }
-        drop(permit);
+        drop(slot);
     });
 }
 
@@ -72,9 +150,18 @@ pub async fn serve(
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> anyhow::Result<()> {
     let max = app.config.max_connections;
-    accept_loop(listener, max, move |stream, peer, permit| {
-        spawn_connection(stream, peer, permit, app.clone(), tls.clone())
-    })
+    let per_address = app.config.max_connections_per_address;
+    let refused = app
+        .metrics
+        .connections_refused
+        .with_label_values(&["per_address"]);
+    accept_loop(
+        listener,
+        max,
+        per_address,
+        move || refused.inc(),
+        move |stream, peer, slot| spawn_connection(stream, peer, slot, app.clone(), tls.clone()),
+    )
     .await
 }
 
@@ -99,20 +186,18 @@ where
             Ok(None) => break,
             Err(refusal) => {
                 tracing::debug!(%peer, refusal, "bad request head");
-                let _ = wire::send(&mut conn.io, refusal.as_bytes()).await;
+                let limit = Some(app.config.client_timeout);
+                let _ = wire::within(limit, wire::send(&mut conn.io, refusal.as_bytes())).await;
                 break;
             }
         };
         if app.handle(&mut conn, head).await == Next::Close {
             break;
         }
-        idle = KEEP_ALIVE_IDLE;
+        idle = app.config.keep_alive_timeout;
     }
     let _ = conn.io.shutdown().await;
 }
-
-/// How long a kept-alive connection may wait for its next request (nginx's default).
-const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(75);
 
 /// The next request head; `None` when the client closed or idled out between requests, `Err`
 /// with the response that refuses a head that is malformed, too large or too slow.

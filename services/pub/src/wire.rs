@@ -9,6 +9,7 @@
 
 use std::io;
 use std::ops::Range;
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -331,6 +332,20 @@ pub enum Framing {
     UntilClose,
 }
 
+/// A request's `Transfer-Encoding` is one header reading `chunked` and nothing else: several
+/// headers, an empty one or a list are read differently by different servers (TE.TE smuggling),
+/// and PUB re-encodes chunked bodies itself, so other codings have no meaning here.
+fn request_chunked(head: &Head) -> Result<bool, WireError> {
+    let mut values = head.all_known(Known::TransferEncoding);
+    match (values.next(), values.next()) {
+        (None, _) => Ok(false),
+        (Some(v), None) if v.trim_ascii().eq_ignore_ascii_case(b"chunked") => Ok(true),
+        _ => Err(WireError::Framing(
+            "Transfer-Encoding must be one header reading chunked",
+        )),
+    }
+}
+
 /// `Some(true)`: chunked is the final coding; `Some(false)`: some other coding; `None`: absent.
 fn transfer_coding(head: &Head) -> Option<bool> {
     let mut last: Option<&[u8]> = None;
@@ -365,22 +380,25 @@ fn content_length(head: &Head) -> Result<Option<u64>, WireError> {
 }
 
 /// Ambiguous requests are refused rather than guessed at: a proxy and its upstream reading one
-/// request's length differently is how requests get smuggled.
+/// request's length differently is how requests get smuggled. What is accepted here is what PUB
+/// writes to the fatman itself (see `proxy::upstream_request_head`): the client's own framing
+/// headers never travel on.
 pub fn request_framing(head: &Head) -> Result<Framing, WireError> {
     let length = content_length(head)?;
-    match transfer_coding(head) {
-        Some(_) if length.is_some() => Err(WireError::Framing(
+    if head.all_known(Known::Host).nth(1).is_some() {
+        return Err(WireError::Framing("more than one Host header"));
+    }
+    let chunked = request_chunked(head)?;
+    match length {
+        Some(_) if chunked => Err(WireError::Framing(
             "both Transfer-Encoding and Content-Length",
         )),
-        Some(_) if head.minor_version == 0 => Err(WireError::Framing(
+        _ if chunked && head.minor_version == 0 => Err(WireError::Framing(
             "Transfer-Encoding in an HTTP/1.0 request",
         )),
-        Some(true) => Ok(Framing::Chunked),
-        Some(false) => Err(WireError::Framing("unsupported Transfer-Encoding")),
-        None => Ok(match length {
-            None | Some(0) => Framing::Empty,
-            Some(n) => Framing::Length(n),
-        }),
+        _ if chunked => Ok(Framing::Chunked),
+        None | Some(0) => Ok(Framing::Empty),
+        Some(n) => Ok(Framing::Length(n)),
     }
 }
 
@@ -433,10 +451,27 @@ pub struct ChunkedScanner {
 impl ChunkedScanner {
     /// How many bytes of `data` belong to the body, and whether the body ends with them.
     pub fn scan(&mut self, data: &[u8]) -> Result<(usize, bool), WireError> {
+        self.scan_into(data, None)
+    }
+
+    /// As [`ChunkedScanner::scan`], and with `canonical` the body found so far written again as
+    /// plain chunks (sizes in hex, no extensions, no trailers): what the next hop reads is then
+    /// what PUB wrote, not a copy of whatever syntax the sender chose.
+    pub fn scan_into(
+        &mut self,
+        data: &[u8],
+        mut canonical: Option<&mut Vec<u8>>,
+    ) -> Result<(usize, bool), WireError> {
         let mut i = 0;
         while i < data.len() {
             if self.state == Chunk::Data {
                 let take = self.size.min((data.len() - i) as u64);
+                if let Some(out) = canonical.as_deref_mut() {
+                    use std::io::Write as _;
+                    let _ = write!(out, "{take:x}\r\n");
+                    out.extend_from_slice(&data[i..i + take as usize]);
+                    out.extend_from_slice(b"\r\n");
+                }
                 i += take as usize;
                 self.size -= take;
                 if self.size == 0 {
@@ -492,6 +527,9 @@ impl ChunkedScanner {
                 (Chunk::TrailerLf, b'\n') => Chunk::TrailerStart,
                 (Chunk::FinalLf, b'\n') => {
                     self.state = Chunk::Done;
+                    if let Some(out) = canonical {
+                        out.extend_from_slice(b"0\r\n\r\n");
+                    }
                     return Ok((i, true));
                 }
                 _ => return Err(WireError::Chunked),
@@ -536,11 +574,54 @@ pub async fn send<W: AsyncWrite + Unpin>(dst: &mut W, bytes: &[u8]) -> io::Resul
     dst.flush().await
 }
 
-/// Sends `head` and then a body of `framing` read from `src` (starting with what `buf` already
-/// holds) to `dst`, as it arrives. The head and whatever body has arrived leave in one write.
-/// Bytes after the body stay in `buf` (a pipelined request, or garbage from an upstream).
+/// How a body is copied from one hop to the next.
+#[derive(Debug, Clone, Copy)]
+pub struct Body {
+    pub framing: Framing,
+    /// A chunked body is written again in plain chunks (requests: the fatman must read the body
+    /// exactly as PUB did) rather than copied byte for byte (responses).
+    pub rechunk: bool,
+    /// Longest wait for the sender's next bytes (`None`: no limit, e.g. a stream of events).
+    pub read_timeout: Option<Duration>,
+    /// Longest wait for the receiver to take the next bytes.
+    pub write_timeout: Option<Duration>,
+}
+
+impl Body {
+    /// A body copied as framed, without deadlines.
+    pub fn as_framed(framing: Framing) -> Body {
+        Body {
+            framing,
+            rechunk: false,
+            read_timeout: None,
+            write_timeout: None,
+        }
+    }
+}
+
+/// Waits at most `limit` (if any) for `io`: a peer that stops reading or sending cannot hold a
+/// connection (and the fatman connection paired with it) for ever.
+pub async fn within<T>(
+    limit: Option<Duration>,
+    io: impl std::future::Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    match limit {
+        None => io.await,
+        Some(limit) => match tokio::time::timeout(limit, io).await {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no progress within {limit:?}"),
+            )),
+        },
+    }
+}
+
+/// Sends `head` and then a body read from `src` (starting with what `buf` already holds) to
+/// `dst`, as it arrives. The head and whatever body has arrived leave in one write. Bytes after
+/// the body stay in `buf` (a pipelined request, or garbage from an upstream).
 pub async fn forward<R, W>(
-    framing: Framing,
+    body: Body,
     mut head: Vec<u8>,
     src: &mut R,
     buf: &mut BytesMut,
@@ -550,7 +631,10 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    let framing = body.framing;
     let mut scanner = ChunkedScanner::default();
+    let mut canonical = Vec::new();
+    let rechunk = body.rechunk && framing == Framing::Chunked;
     let mut left = match framing {
         Framing::Length(n) => n,
         _ => 0,
@@ -563,23 +647,36 @@ where
                 left -= take;
                 (take as usize, left == 0)
             }
+            Framing::Chunked if rechunk => {
+                canonical.clear();
+                scanner.scan_into(buf, Some(&mut canonical))?
+            }
             Framing::Chunked => scanner.scan(buf)?,
             Framing::UntilClose => (buf.len(), false),
         };
+        let piece = if rechunk {
+            &canonical[..]
+        } else {
+            &buf[..take]
+        };
         if head.is_empty() {
-            if take > 0 {
-                send(dst, &buf[..take]).await.map_err(CopyError::Write)?;
+            if !piece.is_empty() {
+                within(body.write_timeout, send(dst, piece))
+                    .await
+                    .map_err(CopyError::Write)?;
             }
         } else {
-            head.extend_from_slice(&buf[..take]);
-            send(dst, &head).await.map_err(CopyError::Write)?;
+            head.extend_from_slice(piece);
+            within(body.write_timeout, send(dst, &head))
+                .await
+                .map_err(CopyError::Write)?;
             head = Vec::new();
         }
         buf.advance(take);
         if done {
             return Ok(());
         }
-        match read_more(src, buf).await {
+        match within(body.read_timeout, read_more(src, buf)).await {
             Ok(0) if framing == Framing::UntilClose => return Ok(()),
             Ok(0) => return Err(CopyError::Truncated),
             Ok(_) => {}
@@ -688,10 +785,19 @@ mod tests {
             Framing::Length(5)
         );
         assert_eq!(
-            framing("Transfer-Encoding: gzip, chunked\r\n").unwrap(),
+            framing("Transfer-Encoding:  Chunked \r\n").unwrap(),
             Framing::Chunked
         );
         for bad in [
+            // TE.TE: codings that some servers skip, lists, repeats, empties.
+            "Transfer-Encoding: gzip, chunked\r\n",
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding:\r\n",
+            "Transfer-Encoding:\r\n",
+            "Transfer-Encoding: chunked, identity\r\n",
+            "Transfer-Encoding: xchunked\r\n",
+            "Transfer-Encoding: \"chunked\"\r\n",
+            "Host: a\r\nHost: b\r\n",
             "Content-Length: 5\r\nContent-Length: 6\r\n",
             "Content-Length: -1\r\n",
             "Content-Length: 5x\r\n",
@@ -805,7 +911,7 @@ mod tests {
         feed.write_all(b"lo world").await.unwrap();
         let mut out = Vec::new();
         forward(
-            Framing::Length(5),
+            Body::as_framed(Framing::Length(5)),
             b"HEAD\r\n".to_vec(),
             &mut src,
             &mut buf,
@@ -818,7 +924,7 @@ mod tests {
         drop(feed);
         let mut buf = BytesMut::from(&b"ab"[..]);
         let err = forward(
-            Framing::Length(5),
+            Body::as_framed(Framing::Length(5)),
             Vec::new(),
             &mut src,
             &mut buf,

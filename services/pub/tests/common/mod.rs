@@ -36,6 +36,9 @@ pub struct FakeLifecycle {
     pub resolves: AtomicUsize,
     pub authorizes: AtomicUsize,
     pub down: AtomicBool,
+    /// When set, `AuthorizeCall` decides at once but answers only after taking a permit: an
+    /// answer still in flight while the test changes things.
+    pub authorize_gate: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
 }
 
 pub struct FakeService(pub Arc<FakeLifecycle>);
@@ -85,6 +88,10 @@ impl Lifecycle for FakeService {
         } else {
             outcome
         };
+        let gate = self.0.authorize_gate.lock().unwrap().clone();
+        if let Some(gate) = gate {
+            gate.acquire().await.unwrap().forget();
+        }
         Ok(tonic::Response::new(CallDecision {
             outcome: outcome.into(),
             reason: format!("decided for {}", r.endpoint),
