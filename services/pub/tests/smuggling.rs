@@ -165,11 +165,17 @@ fn the_reference_readers_read_what_they_should() {
     use differential::{split_requests, Stop};
     let (msgs, stop) = split_requests(&differential::connection_content_length_attack());
     assert_eq!((msgs.len(), stop), (1, None));
-    assert!(msgs[0].req.body.starts_with(b"POST /pub/fatman/echo/latest/api/v1/perform"));
+    assert!(msgs[0]
+        .req
+        .body
+        .starts_with(b"POST /pub/fatman/echo/latest/api/v1/perform"));
     assert_eq!(msgs[0].problems, ["Connection names \"Content-Length\""]);
     let (msgs, stop) = split_requests(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2;x\r\nab\r\n0\r\nT: 1\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\nGET");
     assert_eq!(msgs.len(), 2);
-    assert_eq!((msgs[0].req.body.as_slice(), msgs[1].req.target.as_slice()), (&b"ab"[..], &b"/b"[..]));
+    assert_eq!(
+        (msgs[0].req.body.as_slice(), msgs[1].req.target.as_slice()),
+        (&b"ab"[..], &b"/b"[..])
+    );
     assert_eq!(stop, Some(Stop::Unfinished));
     for ambiguous in [
         &b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n"[..],
@@ -214,9 +220,18 @@ fn export_fuzz_seeds() {
         }
     }
     for (name, head) in [
-        ("response_chunked", &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"[..]),
-        ("response_length", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok"),
-        ("response_no_content", b"HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n"),
+        (
+            "response_chunked",
+            &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"[..],
+        ),
+        (
+            "response_length",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok",
+        ),
+        (
+            "response_no_content",
+            b"HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n",
+        ),
     ] {
         write("head_parser", name, head);
     }

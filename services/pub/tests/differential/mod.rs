@@ -71,10 +71,10 @@ pub struct Parsed {
 
 impl Parsed {
     fn from_hyper(parts: &http::request::Parts, body: Vec<u8>) -> Parsed {
-        let target = parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| parts.uri.path().to_string(), |pq| pq.as_str().to_string());
+        let target = parts.uri.path_and_query().map_or_else(
+            || parts.uri.path().to_string(),
+            |pq| pq.as_str().to_string(),
+        );
         Parsed {
             method: parts.method.as_str().as_bytes().to_vec(),
             target: target.into_bytes(),
@@ -194,7 +194,12 @@ pub fn split_requests(raw: &[u8]) -> (Vec<Msg>, Option<Stop>) {
         let len = match parsed.parse(&raw[at..]) {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => return (msgs, Some(Stop::Unfinished)),
-            Err(e) => return (msgs, Some(Stop::Refused(format!("a head that does not parse ({e})")))),
+            Err(e) => {
+                return (
+                    msgs,
+                    Some(Stop::Refused(format!("a head that does not parse ({e})"))),
+                )
+            }
         };
         let head = &raw[at..at + len];
         let mut problems = Vec::new();
@@ -226,10 +231,7 @@ pub fn split_requests(raw: &[u8]) -> (Vec<Msg>, Option<Stop>) {
         for v in req.values("connection") {
             for t in v.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
                 if is_framing_name(t) {
-                    problems.push(format!(
-                        "Connection names {:?}",
-                        String::from_utf8_lossy(t)
-                    ));
+                    problems.push(format!("Connection names {:?}", String::from_utf8_lossy(t)));
                 }
             }
         }
@@ -254,10 +256,7 @@ pub fn split_requests(raw: &[u8]) -> (Vec<Msg>, Option<Stop>) {
                     for t in trailers {
                         let name = t.split(|b| *b == b':').next().unwrap_or_default();
                         if is_framing_name(name.trim_ascii()) {
-                            problems.push(format!(
-                                "trailer {:?}",
-                                String::from_utf8_lossy(&t)
-                            ));
+                            problems.push(format!("trailer {:?}", String::from_utf8_lossy(&t)));
                         }
                     }
                     (data, body_start + end)
@@ -275,7 +274,9 @@ pub fn split_requests(raw: &[u8]) -> (Vec<Msg>, Option<Stop>) {
                 .map(|v| {
                     std::str::from_utf8(v.trim_ascii())
                         .ok()
-                        .filter(|v| !v.is_empty() && v.len() <= 18 && v.bytes().all(|b| b.is_ascii_digit()))
+                        .filter(|v| {
+                            !v.is_empty() && v.len() <= 18 && v.bytes().all(|b| b.is_ascii_digit())
+                        })
                         .and_then(|v| v.parse::<usize>().ok())
                 })
                 .collect();
@@ -693,11 +694,7 @@ impl Differential {
         let h = harness(&[]).await;
         let rec = Recorder::spawn().await;
         lock(&h.lifecycle.routes).insert("echo".into(), route("echo", rec.addr.to_string(), &[]));
-        Differential {
-            h,
-            rec,
-            inputs: 0,
-        }
+        Differential { h, rec, inputs: 0 }
     }
 
     /// Runs one input (with [`MARK`] placeholders) through PUB and checks every property;
@@ -861,7 +858,10 @@ impl Differential {
                 .collect::<Vec<_>>()
         ));
         for (id, c) in &recorded.conns {
-            report.push_str(&format!("  upstream connection {id} carried: {:?}\n", excerpt(&c.raw)));
+            report.push_str(&format!(
+                "  upstream connection {id} carried: {:?}\n",
+                excerpt(&c.raw)
+            ));
         }
         if broken.is_empty() {
             println!("{report}");
@@ -1028,21 +1028,37 @@ pub fn corpus() -> Vec<(String, Vec<u8>)> {
     let get_good = req("GET", &perform, &[good], b"");
     let inner_chunk = chunked(&inner);
     let mut c: Vec<(&'static str, Vec<u8>)> = vec![
-        ("connection_content_length", connection_content_length_attack()),
+        (
+            "connection_content_length",
+            connection_content_length_attack(),
+        ),
         (
             "connection_content_length_keepalive_case",
-            with_len("GET", &live, &["connection: keep-alive, CONTENT-LENGTH"], &inner),
+            with_len(
+                "GET",
+                &live,
+                &["connection: keep-alive, CONTENT-LENGTH"],
+                &inner,
+            ),
         ),
         (
             "connection_close_content_length",
-            with_len("POST", &live, &["Connection: close, Content-Length"], &inner),
+            with_len(
+                "POST",
+                &live,
+                &["Connection: close, Content-Length"],
+                &inner,
+            ),
         ),
         (
             "connection_transfer_encoding",
             req(
                 "POST",
                 &live,
-                &["Connection: Transfer-Encoding", "Transfer-Encoding: chunked"],
+                &[
+                    "Connection: Transfer-Encoding",
+                    "Transfer-Encoding: chunked",
+                ],
                 &inner_chunk,
             ),
         ),
@@ -1052,7 +1068,12 @@ pub fn corpus() -> Vec<(String, Vec<u8>)> {
         ),
         (
             "connection_token_header",
-            req("GET", &perform, &["Connection: X-Racetrack-Auth", good], b""),
+            req(
+                "GET",
+                &perform,
+                &["Connection: X-Racetrack-Auth", good],
+                b"",
+            ),
         ),
         (
             "cl_te",
@@ -1108,27 +1129,57 @@ pub fn corpus() -> Vec<(String, Vec<u8>)> {
         ),
         (
             "te_xchunked",
-            req("POST", &live, &["Transfer-Encoding: xchunked"], &inner_chunk),
+            req(
+                "POST",
+                &live,
+                &["Transfer-Encoding: xchunked"],
+                &inner_chunk,
+            ),
         ),
         (
             "te_space_chunked",
-            req("POST", &live, &["Transfer-Encoding:  chunked"], &inner_chunk),
+            req(
+                "POST",
+                &live,
+                &["Transfer-Encoding:  chunked"],
+                &inner_chunk,
+            ),
         ),
         (
             "te_chunked_identity",
-            req("POST", &live, &["Transfer-Encoding: chunked, identity"], &inner_chunk),
+            req(
+                "POST",
+                &live,
+                &["Transfer-Encoding: chunked, identity"],
+                &inner_chunk,
+            ),
         ),
         (
             "te_identity_chunked",
-            req("POST", &live, &["Transfer-Encoding: identity, chunked"], &inner_chunk),
+            req(
+                "POST",
+                &live,
+                &["Transfer-Encoding: identity, chunked"],
+                &inner_chunk,
+            ),
         ),
         (
             "te_gzip_chunked",
-            req("POST", &live, &["Transfer-Encoding: gzip, chunked"], &inner_chunk),
+            req(
+                "POST",
+                &live,
+                &["Transfer-Encoding: gzip, chunked"],
+                &inner_chunk,
+            ),
         ),
         (
             "te_list_comma",
-            req("POST", &live, &["Transfer-Encoding: chunked,"], &inner_chunk),
+            req(
+                "POST",
+                &live,
+                &["Transfer-Encoding: chunked,"],
+                &inner_chunk,
+            ),
         ),
         (
             "te_chunked_then_identity_header",
@@ -1145,15 +1196,30 @@ pub fn corpus() -> Vec<(String, Vec<u8>)> {
         ),
         (
             "te_tab_before_colon",
-            req("POST", &live, &["Transfer-Encoding\t: chunked"], &inner_chunk),
+            req(
+                "POST",
+                &live,
+                &["Transfer-Encoding\t: chunked"],
+                &inner_chunk,
+            ),
         ),
         (
             "te_space_before_colon",
-            req("POST", &live, &["Transfer-Encoding : chunked"], &inner_chunk),
+            req(
+                "POST",
+                &live,
+                &["Transfer-Encoding : chunked"],
+                &inner_chunk,
+            ),
         ),
         (
             "te_vertical_tab",
-            req("POST", &live, &["Transfer-Encoding: \x0bchunked"], &inner_chunk),
+            req(
+                "POST",
+                &live,
+                &["Transfer-Encoding: \x0bchunked"],
+                &inner_chunk,
+            ),
         ),
         (
             "te_underscore",
@@ -1182,13 +1248,21 @@ pub fn corpus() -> Vec<(String, Vec<u8>)> {
             req(
                 "POST",
                 &live,
-                &["Content-Length: 0", &format!("Content-Length: {}", inner.len())],
+                &[
+                    "Content-Length: 0",
+                    &format!("Content-Length: {}", inner.len()),
+                ],
                 &inner,
             ),
         ),
         (
             "cl_same_twice",
-            req("POST", &perform, &[good, "Content-Length: 2", "Content-Length: 2"], b"{}"),
+            req(
+                "POST",
+                &perform,
+                &[good, "Content-Length: 2", "Content-Length: 2"],
+                b"{}",
+            ),
         ),
         (
             "cl_list",
@@ -1202,13 +1276,27 @@ pub fn corpus() -> Vec<(String, Vec<u8>)> {
             "cl_leading_space",
             req("POST", &perform, &[good, "Content-Length:  2"], b"{}"),
         ),
-        ("cl_hex", req("POST", &live, &["Content-Length: 0x5"], b"hello")),
-        ("cl_negative", req("POST", &live, &["Content-Length: -1"], b"hello")),
+        (
+            "cl_hex",
+            req("POST", &live, &["Content-Length: 0x5"], b"hello"),
+        ),
+        (
+            "cl_negative",
+            req("POST", &live, &["Content-Length: -1"], b"hello"),
+        ),
         (
             "cl_huge",
-            req("POST", &live, &["Content-Length: 99999999999999999999"], b"hello"),
+            req(
+                "POST",
+                &live,
+                &["Content-Length: 99999999999999999999"],
+                b"hello",
+            ),
         ),
-        ("cl_empty", cat(&[&req("POST", &live, &["Content-Length:"], b""), &inner])),
+        (
+            "cl_empty",
+            cat(&[&req("POST", &live, &["Content-Length:"], b""), &inner]),
+        ),
         (
             "bare_lf_head",
             cat(&[
@@ -1237,7 +1325,12 @@ pub fn corpus() -> Vec<(String, Vec<u8>)> {
         (
             "obs_fold_te",
             cat(&[
-                &req("POST", &live, &["X-Folded: a", " Transfer-Encoding: chunked"], b""),
+                &req(
+                    "POST",
+                    &live,
+                    &["X-Folded: a", " Transfer-Encoding: chunked"],
+                    b"",
+                ),
                 &inner_chunk,
             ]),
         ),
@@ -1251,11 +1344,21 @@ pub fn corpus() -> Vec<(String, Vec<u8>)> {
         ),
         (
             "absolute_form_probe_dotdot",
-            req("GET", &format!("http://evil{P}/live/../api/v1/perform"), &[], b""),
+            req(
+                "GET",
+                &format!("http://evil{P}/live/../api/v1/perform"),
+                &[],
+                b"",
+            ),
         ),
         (
             "absolute_form_other_host_header",
-            req("GET", &format!("https://evil:8443{live}"), &["Host: other"], b""),
+            req(
+                "GET",
+                &format!("https://evil:8443{live}"),
+                &["Host: other"],
+                b"",
+            ),
         ),
         (
             "expect_continue_with_body",
@@ -1286,7 +1389,12 @@ pub fn corpus() -> Vec<(String, Vec<u8>)> {
                 &req("GET", &live, &[], b""),
                 &req("GET", &perform, &["X-Racetrack-Auth: nope"], b""),
                 &with_len("POST", &perform, &["X-Racetrack-Auth: limited"], b"{}"),
-                &req("GET", &format!("{P}/api/v1/other"), &["X-Racetrack-Auth: limited"], b""),
+                &req(
+                    "GET",
+                    &format!("{P}/api/v1/other"),
+                    &["X-Racetrack-Auth: limited"],
+                    b"",
+                ),
                 &with_len("POST", &perform, &[good], b"{\"a\": 1}"),
                 &get_good,
             ]),
@@ -1298,7 +1406,12 @@ pub fn corpus() -> Vec<(String, Vec<u8>)> {
         (
             "pipelined_forbidden_with_body",
             cat(&[
-                &with_len("POST", &format!("{P}/api/v1/other"), &["X-Racetrack-Auth: limited"], &inner),
+                &with_len(
+                    "POST",
+                    &format!("{P}/api/v1/other"),
+                    &["X-Racetrack-Auth: limited"],
+                    &inner,
+                ),
                 &get_good,
             ]),
         ),
@@ -1311,10 +1424,7 @@ pub fn corpus() -> Vec<(String, Vec<u8>)> {
                 &get_good,
             ]),
         ),
-        (
-            "pipelined_twenty",
-            get_good.repeat(20),
-        ),
+        ("pipelined_twenty", get_good.repeat(20)),
         (
             "chunk_extensions",
             req(
@@ -1327,7 +1437,12 @@ pub fn corpus() -> Vec<(String, Vec<u8>)> {
         (
             "chunk_extension_bare_lf",
             cat(&[
-                &req("POST", &live, &["Transfer-Encoding: chunked"], b"2;x\n{}\r\n0\r\n\r\n"),
+                &req(
+                    "POST",
+                    &live,
+                    &["Transfer-Encoding: chunked"],
+                    b"2;x\n{}\r\n0\r\n\r\n",
+                ),
                 &inner,
             ]),
         ),
@@ -1343,7 +1458,12 @@ pub fn corpus() -> Vec<(String, Vec<u8>)> {
         (
             "chunk_size_0x",
             cat(&[
-                &req("POST", &live, &["Transfer-Encoding: chunked"], b"0x2\r\n{}\r\n0\r\n\r\n"),
+                &req(
+                    "POST",
+                    &live,
+                    &["Transfer-Encoding: chunked"],
+                    b"0x2\r\n{}\r\n0\r\n\r\n",
+                ),
                 &inner,
             ]),
         ),
@@ -1362,14 +1482,24 @@ pub fn corpus() -> Vec<(String, Vec<u8>)> {
         (
             "chunk_lf_only",
             cat(&[
-                &req("POST", &live, &["Transfer-Encoding: chunked"], b"2\n{}\n0\n\n"),
+                &req(
+                    "POST",
+                    &live,
+                    &["Transfer-Encoding: chunked"],
+                    b"2\n{}\n0\n\n",
+                ),
                 &inner,
             ]),
         ),
         (
             "chunk_short_data",
             cat(&[
-                &req("POST", &live, &["Transfer-Encoding: chunked"], b"5\r\n{}\r\n0\r\n\r\n"),
+                &req(
+                    "POST",
+                    &live,
+                    &["Transfer-Encoding: chunked"],
+                    b"5\r\n{}\r\n0\r\n\r\n",
+                ),
                 &inner,
             ]),
         ),
@@ -1394,13 +1524,34 @@ pub fn corpus() -> Vec<(String, Vec<u8>)> {
                 b"2\r\n{}\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n",
             ),
         ),
-        ("probe_dotdot_semicolon", req("GET", &format!("{P}/live/..;/api/v1/perform"), &[], b"")),
-        ("probe_dotdot_backslash", req("GET", &format!("{P}/live/..\\api/v1/perform"), &[], b"")),
-        ("probe_encoded_dotdot", req("GET", &format!("{P}/live/%2e%2e/api/v1/perform"), &[], b"")),
-        ("probe_encoded_backslash", req("GET", &format!("{P}/live/..%5capi/v1/perform"), &[], b"")),
-        ("probe_subpath", req("GET", &format!("{P}/live/api/v1/perform"), &[], b"")),
-        ("probe_semicolon_param", req("GET", &format!("{P}/live;x=1"), &[], b"")),
-        ("probe_trailing_slash", req("GET", &format!("{P}/ready/"), &[], b"")),
+        (
+            "probe_dotdot_semicolon",
+            req("GET", &format!("{P}/live/..;/api/v1/perform"), &[], b""),
+        ),
+        (
+            "probe_dotdot_backslash",
+            req("GET", &format!("{P}/live/..\\api/v1/perform"), &[], b""),
+        ),
+        (
+            "probe_encoded_dotdot",
+            req("GET", &format!("{P}/live/%2e%2e/api/v1/perform"), &[], b""),
+        ),
+        (
+            "probe_encoded_backslash",
+            req("GET", &format!("{P}/live/..%5capi/v1/perform"), &[], b""),
+        ),
+        (
+            "probe_subpath",
+            req("GET", &format!("{P}/live/api/v1/perform"), &[], b""),
+        ),
+        (
+            "probe_semicolon_param",
+            req("GET", &format!("{P}/live;x=1"), &[], b""),
+        ),
+        (
+            "probe_trailing_slash",
+            req("GET", &format!("{P}/ready/"), &[], b""),
+        ),
         (
             "limited_dotdot_semicolon",
             req(
@@ -1412,11 +1563,25 @@ pub fn corpus() -> Vec<(String, Vec<u8>)> {
         ),
         (
             "limited_semicolon_suffix",
-            req("GET", &format!("{P}/api/v1/other;/perform"), &["X-Racetrack-Auth: limited"], b""),
+            req(
+                "GET",
+                &format!("{P}/api/v1/other;/perform"),
+                &["X-Racetrack-Auth: limited"],
+                b"",
+            ),
         ),
         (
             "forged_caller_with_token",
-            req("GET", &perform, &[good, "X-Racetrack-Caller: admin", "x-racetrack-caller-type: user"], b""),
+            req(
+                "GET",
+                &perform,
+                &[
+                    good,
+                    "X-Racetrack-Caller: admin",
+                    "x-racetrack-caller-type: user",
+                ],
+                b"",
+            ),
         ),
         (
             "forged_caller_underscore_on_probe",
@@ -1434,7 +1599,14 @@ pub fn corpus() -> Vec<(String, Vec<u8>)> {
             "host_twice",
             cat(&[&req("GET", &live, &["Host: other"], b""), &get_good]),
         ),
-        ("host_missing", cat(&[b"GET ", perform.as_bytes(), b" HTTP/1.1\r\nX-Racetrack-Auth: good\r\nx-mark: {MARK}\r\n\r\n"])),
+        (
+            "host_missing",
+            cat(&[
+                b"GET ",
+                perform.as_bytes(),
+                b" HTTP/1.1\r\nX-Racetrack-Auth: good\r\nx-mark: {MARK}\r\n\r\n",
+            ]),
+        ),
         (
             "content_length_odd_case",
             req("POST", &perform, &[good, "cOnTeNt-LeNgTh: 2"], b"{}"),
@@ -1449,27 +1621,52 @@ pub fn corpus() -> Vec<(String, Vec<u8>)> {
         ),
         (
             "request_line_double_space",
-            cat(&[b"GET  ", live.as_bytes(), b" HTTP/1.1\r\nHost: pub.test\r\n\r\n", &get_good]),
+            cat(&[
+                b"GET  ",
+                live.as_bytes(),
+                b" HTTP/1.1\r\nHost: pub.test\r\n\r\n",
+                &get_good,
+            ]),
         ),
         ("lower_case_method", with_len("post", &live, &[], &inner)),
         (
             "upgrade_probe",
-            with_len("GET", &live, &["Connection: Upgrade", "Upgrade: websocket"], &inner),
+            with_len(
+                "GET",
+                &live,
+                &["Connection: Upgrade", "Upgrade: websocket"],
+                &inner,
+            ),
         ),
         ("leading_empty_lines", cat(&[b"\r\n\r\n", &get_good])),
-        ("no_prefix_route", req("GET", "/fatman/echo/latest/api/v1/perform", &[good], b"")),
-        ("unfinished_body", req("POST", &perform, &[good, "Content-Length: 10"], b"{}")),
-        ("unfinished_head", b"GET /pub/fatman/echo/latest/live HTTP/1.1\r\nHost: pub.t".to_vec()),
+        (
+            "no_prefix_route",
+            req("GET", "/fatman/echo/latest/api/v1/perform", &[good], b""),
+        ),
+        (
+            "unfinished_body",
+            req("POST", &perform, &[good, "Content-Length: 10"], b"{}"),
+        ),
+        (
+            "unfinished_head",
+            b"GET /pub/fatman/echo/latest/live HTTP/1.1\r\nHost: pub.t".to_vec(),
+        ),
     ];
     // Every family once more behind an ordinary authorised call on the same connection, so
     // each also runs on a connection PUB has admitted and pooled for.
     let behind: Vec<(&'static str, Vec<u8>)> = c
         .iter()
-        .filter(|(n, _)| n.starts_with("connection_") || n.starts_with("te_") || n.starts_with("cl_"))
+        .filter(|(n, _)| {
+            n.starts_with("connection_") || n.starts_with("te_") || n.starts_with("cl_")
+        })
         .map(|(n, v)| (*n, cat(&[&get_good, v])))
         .collect();
     let mut named: Vec<(String, Vec<u8>)> = c.drain(..).map(|(n, v)| (n.to_string(), v)).collect();
-    named.extend(behind.into_iter().map(|(n, v)| (format!("{n}_after_a_call"), v)));
+    named.extend(
+        behind
+            .into_iter()
+            .map(|(n, v)| (format!("{n}_after_a_call"), v)),
+    );
     named
 }
 
@@ -1572,11 +1769,17 @@ pub fn mutate(input: &[u8], rng: &mut Rng, corpus: &[(String, Vec<u8>)]) -> Vec<
             }
             9 => {
                 // Nudge a number (a length or a chunk size) by one.
-                let digits: Vec<usize> = (0..out.len()).filter(|i| out[*i].is_ascii_digit()).collect();
+                let digits: Vec<usize> = (0..out.len())
+                    .filter(|i| out[*i].is_ascii_digit())
+                    .collect();
                 if !digits.is_empty() {
                     let i = digits[rng.below(digits.len())];
                     out[i] = if rng.below(2) == 0 {
-                        if out[i] == b'9' { b'0' } else { out[i] + 1 }
+                        if out[i] == b'9' {
+                            b'0'
+                        } else {
+                            out[i] + 1
+                        }
                     } else if out[i] == b'0' {
                         b'9'
                     } else {

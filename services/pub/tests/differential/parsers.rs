@@ -8,8 +8,11 @@ use bytes::BytesMut;
 use racetrack_pub::path::{self, Route};
 use racetrack_pub::wire::{self, ChunkedScanner, Framing, Head, Known};
 
+/// A property: panics, saying what differed, when it does not hold for an input.
+pub type Property = fn(&[u8]);
+
 /// The fuzz targets, by the name of their regression folder.
-pub const TARGETS: [(&str, fn(&[u8])); 3] = [
+pub const TARGETS: [(&str, Property); 3] = [
     ("head_parser", head_parser),
     ("chunked_scanner", chunked_scanner),
     ("path_normaliser", path_normaliser),
@@ -21,7 +24,11 @@ pub fn head_parser(data: &[u8]) {
     let mut buf = BytesMut::from(data);
     if let Ok(Some(head)) = wire::parse_request(&mut buf) {
         fields_agree(&head, data, buf.len());
-        let _ = (head.keep_alive(), head.is_upgrade(), head.connection_listed());
+        let _ = (
+            head.keep_alive(),
+            head.is_upgrade(),
+            head.connection_listed(),
+        );
         if let Ok(framing) = wire::request_framing(&head) {
             request_framing_is_unambiguous(&head, framing);
             body_end_is_consistent(framing, &buf);
@@ -40,12 +47,21 @@ pub fn head_parser(data: &[u8]) {
 }
 
 fn fields_agree(head: &Head, data: &[u8], left: usize) {
-    assert_eq!(head.size() + left, data.len(), "the head and the rest split the input");
+    assert_eq!(
+        head.size() + left,
+        data.len(),
+        "the head and the rest split the input"
+    );
     assert!(head.size() <= data.len());
     for f in head.fields() {
         assert!(!f.name.is_empty(), "empty header name");
         assert!(f.line.starts_with(f.name), "a line starts with its name");
-        assert_eq!(f.known, Known::of(f.name), "{:?}", String::from_utf8_lossy(f.name));
+        assert_eq!(
+            f.known,
+            Known::of(f.name),
+            "{:?}",
+            String::from_utf8_lossy(f.name)
+        );
         if !f.value.is_empty() {
             assert!(f.line.ends_with(f.value), "a line ends with its value");
         }
@@ -70,7 +86,13 @@ fn request_framing_is_unambiguous(head: &Head, framing: Framing) {
     let cl: Vec<&[u8]> = named(head, "content-length").collect();
     let show = || {
         head.headers()
-            .map(|(n, v)| format!("{}: {}", String::from_utf8_lossy(n), String::from_utf8_lossy(v)))
+            .map(|(n, v)| {
+                format!(
+                    "{}: {}",
+                    String::from_utf8_lossy(n),
+                    String::from_utf8_lossy(v)
+                )
+            })
             .collect::<Vec<_>>()
     };
     match framing {
@@ -84,7 +106,11 @@ fn request_framing_is_unambiguous(head: &Head, framing: Framing) {
             );
         }
         Framing::Length(_) | Framing::Empty => {
-            assert!(te.is_empty(), "a Transfer-Encoding not taken as chunked: {:?}", show());
+            assert!(
+                te.is_empty(),
+                "a Transfer-Encoding not taken as chunked: {:?}",
+                show()
+            );
             lengths_agree(head, framing);
         }
         Framing::UntilClose => panic!("a request read until close: {:?}", show()),
@@ -107,7 +133,9 @@ fn lengths_agree(head: &Head, framing: Framing) {
                 String::from_utf8_lossy(v)
             );
             assert_eq!(
-                std::str::from_utf8(part).ok().and_then(|s| s.parse::<u64>().ok()),
+                std::str::from_utf8(part)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok()),
                 Some(expected),
                 "Content-Length {:?} framed as {framing:?}",
                 String::from_utf8_lossy(v)
@@ -129,7 +157,10 @@ pub fn chunked_scanner(data: &[u8]) {
     if let Ok((n, done)) = whole {
         assert!(n <= data.len());
         if done {
-            assert!(data[..n].ends_with(b"\r\n\r\n"), "a body ends with an empty line");
+            assert!(
+                data[..n].ends_with(b"\r\n\r\n"),
+                "a body ends with an empty line"
+            );
             let reference = decode_chunked(&data[..n]);
             assert!(
                 matches!(reference, Chunked::Done { end, .. } if end == n),
@@ -184,7 +215,12 @@ fn assert_same(
     data: &[u8],
 ) {
     match (whole, parts) {
-        (Ok(a), Ok(b)) => assert_eq!(a, b, "split at {split}: {:?}", String::from_utf8_lossy(data)),
+        (Ok(a), Ok(b)) => assert_eq!(
+            a,
+            b,
+            "split at {split}: {:?}",
+            String::from_utf8_lossy(data)
+        ),
         (Err(_), Err(_)) => {}
         (a, b) => panic!(
             "split at {split}: whole {a:?}, in parts {b:?}: {:?}",
@@ -236,9 +272,9 @@ pub fn decode_chunked(data: &[u8]) -> Chunked {
         if !ext.is_empty() && !matches!(ext[0], b';' | b' ' | b'\t') {
             return Chunked::Malformed("chunk extension");
         }
-        let size = text[..digits]
-            .iter()
-            .fold(0u64, |n, d| (n << 4) | u64::from((*d as char).to_digit(16).unwrap_or(0)));
+        let size = text[..digits].iter().fold(0u64, |n, d| {
+            (n << 4) | u64::from((*d as char).to_digit(16).unwrap_or(0))
+        });
         at = next;
         if size == 0 {
             let mut trailers = Vec::new();
@@ -283,7 +319,11 @@ pub fn lenient_segments(path: &[u8]) -> Vec<Vec<u8>> {
     let mut i = 0;
     while i < path.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        match (path[i], path.get(i + 1).copied().and_then(hex), path.get(i + 2).copied().and_then(hex)) {
+        match (
+            path[i],
+            path.get(i + 1).copied().and_then(hex),
+            path.get(i + 2).copied().and_then(hex),
+        ) {
             (b'%', Some(h), Some(l)) => {
                 decoded.push((h * 16 + l) as u8);
                 i += 3;
@@ -348,7 +388,11 @@ pub fn path_normaliser(data: &[u8]) {
     }
     let lower = call.rest.to_ascii_lowercase();
     for bad in ["%2f", "%5c", "%00"] {
-        assert!(!lower.contains(bad), "{raw:?}: {bad} in the forwarded rest {:?}", call.rest);
+        assert!(
+            !lower.contains(bad),
+            "{raw:?}: {bad} in the forwarded rest {:?}",
+            call.rest
+        );
     }
     for seg in call.rest.split('/') {
         let lenient = lenient_segments(seg.as_bytes());
@@ -364,7 +408,10 @@ pub fn path_normaliser(data: &[u8]) {
     }
     if call.is_health_probe() {
         let lenient = lenient_segments(call.rest.as_bytes());
-        let endpoint: Vec<u8> = lenient.iter().flat_map(|s| [&b"/"[..], s].concat()).collect();
+        let endpoint: Vec<u8> = lenient
+            .iter()
+            .flat_map(|s| [&b"/"[..], s].concat())
+            .collect();
         assert!(
             PROBES.iter().any(|p| p.as_bytes() == endpoint.as_slice()),
             "{raw:?} passes as a health probe, but a lenient server serves {:?}",
