@@ -362,9 +362,19 @@ pub const PROBES: [&str; 3] = ["/live", "/ready", "/health"];
 /// idempotent); nothing a server could read as a dot segment or a separator survives into what
 /// is forwarded; and a call PUB lets through as a probe is a probe for every reading of it.
 pub fn path_normaliser(data: &[u8]) {
-    let Ok(raw) = std::str::from_utf8(data) else {
+    // Only what can arrive: a request target the head parser takes whole (no spaces, controls),
+    // its query cut off as PUB does.
+    let mut line = b"GET ".to_vec();
+    line.extend_from_slice(data);
+    line.extend_from_slice(b" HTTP/1.1\r\n\r\n");
+    match wire::parse_request(&mut BytesMut::from(&line[..])) {
+        Ok(Some(head)) if head.target() == data => {}
+        _ => return,
+    }
+    let Ok(target) = std::str::from_utf8(data) else {
         return;
     };
+    let raw = target.split('?').next().unwrap_or_default();
     let Ok(Route::Fatman(call)) = path::route(raw) else {
         return;
     };
