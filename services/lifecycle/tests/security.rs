@@ -99,20 +99,17 @@ both_backends!(
     }
 );
 
-/// Reprovision must run the image that was deployed, never one a build left behind.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_build_only_image_is_never_reprovisioned() {
-    if !std::path::Path::new("/var/run/docker.sock").exists() {
-        assert!(!in_ci(), "Docker is required under CI");
-        eprintln!("SKIPPED: no Docker engine (reprovisioning runs on the docker target)");
-        return;
-    }
-    for backend in [Backend::Sqlite, Backend::Postgres] {
-        let Some(app) =
-            TestApp::spawn_with(backend, &[("DOCKER_NETWORK", "racetrack-lc-tests")]).await
-        else {
-            continue;
-        };
+// Reprovision (and the supervisor's reconcile, which calls it) must run the image that was
+// deployed, never one a build left behind.
+both_backends!(
+    a_build_only_image_is_never_reprovisioned,
+    env = &[("DOCKER_NETWORK", "racetrack-lc-tests")],
+    |app: TestApp| async move {
+        if !std::path::Path::new("/var/run/docker.sock").exists() {
+            assert!(!in_ci(), "Docker is required under CI");
+            eprintln!("SKIPPED: no Docker engine (reprovisioning runs on the docker target)");
+            return;
+        }
         app.seed_fatman("adder", "1.0.0", None).await;
         let run = uuid::Uuid::new_v4().simple().to_string();
         let deployed = format!("127.0.0.1:5000/racetrack-lc-tests/adder:deployed-{run}");
@@ -158,10 +155,10 @@ async fn a_build_only_image_is_never_reprovisioned() {
         let error = body["error"].as_str().unwrap_or_default();
         assert!(
             error.contains(&deployed) && !error.contains(&built),
-            "{backend:?}: reprovision must pick the deployed image: {body}"
+            "reprovision must pick the deployed image: {body}"
         );
     }
-}
+);
 
 async fn grpc(app: &TestApp) -> LifecycleClient<tonic::transport::Channel> {
     LifecycleClient::connect(app.grpc_url.clone())
@@ -405,24 +402,17 @@ both_backends!(
 );
 
 // Item 10d: concurrent wrong passwords all passed the throttle's check before any was counted.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_login_guesses_never_exceed_the_limit() {
-    const LIMIT: usize = 5;
-    for backend in [Backend::Sqlite, Backend::Postgres] {
-        let Some(app) = TestApp::spawn_with(
-            backend,
-            &[
-                ("LOGIN_MAX_FAILURES_PER_USER", "5"),
-                // Only the per-user limit is under test here.
-                ("LOGIN_MAX_FAILURES_PER_ADDRESS", "1000"),
-                ("DATABASE_MAX_CONNECTIONS", "16"),
-                ("HTTP_WORKERS", "4"),
-            ],
-        )
-        .await
-        else {
-            continue;
-        };
+const LOGIN_LIMIT: usize = 5;
+both_backends!(
+    concurrent_login_guesses_never_exceed_the_limit,
+    env = &[
+        ("LOGIN_MAX_FAILURES_PER_USER", "5"),
+        // Only the per-user limit is under test here.
+        ("LOGIN_MAX_FAILURES_PER_ADDRESS", "1000"),
+        ("DATABASE_MAX_CONNECTIONS", "16"),
+        ("HTTP_WORKERS", "4"),
+    ],
+    |app: TestApp| async move {
         let guesses = (0..50).map(|i| {
             let (client, url) = (app.client.clone(), app.url("/api/v1/users/login"));
             async move {
@@ -445,10 +435,10 @@ async fn concurrent_login_guesses_never_exceed_the_limit() {
             .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
             .count();
         assert!(
-            refused <= LIMIT,
-            "{backend:?}: {refused} guesses were checked (limit {LIMIT})"
+            refused <= LOGIN_LIMIT,
+            "{refused} guesses were checked (limit {LOGIN_LIMIT})"
         );
-        assert_eq!(refused + throttled, 50, "{backend:?}: {statuses:?}");
+        assert_eq!(refused + throttled, 50, "{statuses:?}");
         let (status, _) = app
             .post(
                 "/api/v1/users/login",
@@ -459,7 +449,7 @@ async fn concurrent_login_guesses_never_exceed_the_limit() {
         assert_eq!(
             status,
             StatusCode::TOO_MANY_REQUESTS,
-            "{backend:?}: the right password waits too"
+            "the right password waits too"
         );
     }
-}
+);

@@ -360,19 +360,22 @@ fn seed_fatman_blocking(
 #[macro_export]
 macro_rules! both_backends {
     ($name:ident, $body:expr) => {
+        $crate::both_backends!($name, env = &[], $body);
+    };
+    ($name:ident, env = $env:expr, $body:expr) => {
         mod $name {
             use super::*;
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                if let Some(app) = TestApp::spawn(Backend::Sqlite).await {
+                if let Some(app) = TestApp::spawn_with(Backend::Sqlite, $env).await {
                     ($body)(app).await;
                 }
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if let Some(app) = TestApp::spawn(Backend::Postgres).await {
+                if let Some(app) = TestApp::spawn_with(Backend::Postgres, $env).await {
                     ($body)(app).await;
                 }
             }
