@@ -110,6 +110,7 @@ async fn run(app: TestApp) {
         // Reprovision: the owner, admins and the supervisor get past authorization (400: no
         // deployed image); nobody else.
         case(Method::POST, "/api/v1/fatman/owned/1.0.0/reprovision", None, [401, 401, 400, 403, 400, 403, 403, 403, 403, 400, 401]),
+        case(Method::POST, "/api/v1/fatman/owned/9.9.9/reprovision", None, [401, 401, 403, 403, 404, 403, 403, 403, 403, 404, 401]),
         // Build: the permission deploying that version needs (the owner's fatman-level rows on
         // 1.0.0 do not cover 9.9.9); the admin's build starts (200).
         case(Method::POST, "/api/v1/build", Some(build), [401, 401, 403, 403, 200, 403, 403, 403, 403, 403, 401]),

@@ -303,10 +303,18 @@ async fn rerun(
             let fatman = match mode {
                 // The supervisor's token may re-provision and nothing else.
                 Mode::Reprovision => {
-                    authorized_exact_fatman(conn, caller, "reprovision_fatman", &name, &version)
-                        .or_else(|_| {
-                            authorized_exact_fatman(conn, caller, "deploy_fatman", &name, &version)
-                        })?
+                    match authorized_exact_fatman(
+                        conn,
+                        caller,
+                        "reprovision_fatman",
+                        &name,
+                        &version,
+                    ) {
+                        Err(ApiError::Forbidden(_)) => {
+                            authorized_exact_fatman(conn, caller, "deploy_fatman", &name, &version)?
+                        }
+                        other => other?,
+                    }
                 }
                 _ => authorized_exact_fatman(conn, caller, "deploy_fatman", &name, &version)?,
             };
