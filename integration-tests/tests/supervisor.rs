@@ -274,7 +274,6 @@ async fn one_leader_and_takeover(database_url: &str, label: &str) {
     let retry = Duration::from_millis(500);
     let env = test_env(database_url, &network);
     let env = with(env, "DOCKER_NETWORK_ONLY", "true");
-    let env = with(env, "AUTH_KEY", "lease-test-key");
     let env = with(env, "LEASE_SECS", &lease.as_secs().to_string());
     let env = with(env, "LEASE_RETRY_SECS", "0.5");
     let a = SupervisorProc::start(&format!("supervisor-a-{label}"), &env).await;

@@ -30,12 +30,16 @@ pub fn test_env(database_url: &str, network: &str) -> Vec<(String, String)> {
     .collect()
 }
 
-/// Environment for a supervisor of `p` (its database, `AUTH_KEY` and Lifecycle).
+/// Environment for a supervisor of `p`: its database, Lifecycle and the supervisor's own stored
+/// token (`generate-auth lifecycle-supervisor`, as `make run` does).
 pub fn platform_env(p: &Platform) -> Vec<(String, String)> {
     let mut env = test_env(&p.database_url, "racetrack-it");
     // Parallel tests share the engine: look only at this platform's fatman network.
     env.push(("DOCKER_NETWORK_ONLY".into(), "true".into()));
-    env.push(("AUTH_KEY".into(), p.auth_key.clone()));
+    env.push((
+        "LIFECYCLE_AUTH_TOKEN".into(),
+        p.internal_token("lifecycle-supervisor"),
+    ));
     env.push(("LIFECYCLE_URL".into(), p.lifecycle_url.clone()));
     // Status changes are published for PUB's cache, as in production.
     env.push(("REDIS_URL".into(), super::REDIS_URL.to_string()));

@@ -8,13 +8,16 @@ use std::collections::BTreeSet;
 
 pub const FULL_ACCESS: &str = "full_access";
 
-/// Global permissions every new user profile receives.
-pub const DEFAULT_USER_SCOPES: &[&str] = &[
-    "read_fatman",
-    "call_fatman",
-    "deploy_new_family",
-    "deploy_fatman",
-];
+/// Global permissions every new user profile receives. Deliberately narrower than the original's
+/// (which added a global `deploy_fatman`, so any user could publish a new version of anyone's
+/// family and take over its `latest`): a new user may see and call fatmen and start new families;
+/// the family they create is theirs to deploy ([`FAMILY_CREATOR_SCOPES`]); anything more is granted
+/// by an admin (README: "Permissions of a new user").
+pub const DEFAULT_USER_SCOPES: &[&str] = &["read_fatman", "call_fatman", "deploy_new_family"];
+
+/// Family-level permissions the subject whose deployment created a family receives on it, so it
+/// can deploy the family's next versions without a global `deploy_fatman`.
+pub const FAMILY_CREATOR_SCOPES: &[&str] = &["deploy_fatman"];
 
 /// Fatman-level permissions the deployer of a new fatman receives on it (so users can delete only
 /// what they deployed).
@@ -82,17 +85,14 @@ pub fn has_endpoint(
     })
 }
 
-/// Internal (service) tokens: a scope list restricts them, no list allows everything. An endpoint
-/// that needs no particular scope (`required == None`) rejects scope-limited internal tokens.
-pub fn internal_allows(scopes: Option<&[String]>, required: Option<&str>) -> bool {
-    match scopes {
-        None => true,
-        Some([]) => true,
-        Some(list) => {
-            list.iter().any(|s| s == FULL_ACCESS)
-                || required.is_some_and(|r| list.iter().any(|s| s == r))
-        }
-    }
+/// Internal (service) tokens: allowed iff their stored scopes hold `required` or `full_access`.
+/// Deny by default: no scopes allow nothing (the original let a token without a list do
+/// everything), and an endpoint that needs no particular scope (`required == None`) is open only to
+/// `full_access`.
+pub fn internal_allows(scopes: &[String], required: Option<&str>) -> bool {
+    scopes
+        .iter()
+        .any(|s| s == FULL_ACCESS || required.is_some_and(|r| s == r))
 }
 
 /// Which fatmen a subject may see with `scope`. `fatmen` are (name, version) pairs in the order to
@@ -250,11 +250,13 @@ mod tests {
     fn internal_token_scopes() {
         let full = vec![FULL_ACCESS.to_string()];
         let read = vec!["read_fatman".to_string()];
-        assert!(internal_allows(None, None));
-        assert!(internal_allows(Some(&full), Some("call_admin_api")));
-        assert!(internal_allows(Some(&read), Some("read_fatman")));
-        assert!(!internal_allows(Some(&read), Some("delete_fatman")));
-        assert!(!internal_allows(Some(&read), None));
+        assert!(!internal_allows(&[], None), "no scopes allow nothing");
+        assert!(!internal_allows(&[], Some("read_fatman")));
+        assert!(internal_allows(&full, None));
+        assert!(internal_allows(&full, Some("call_admin_api")));
+        assert!(internal_allows(&read, Some("read_fatman")));
+        assert!(!internal_allows(&read, Some("delete_fatman")));
+        assert!(!internal_allows(&read, None));
     }
 
     #[test]

@@ -1,4 +1,10 @@
-//! Attempt limiting (login): at most `max_attempts` failures per key within a sliding window.
+//! Attempt limiting (login): at most `max_attempts` unsuccessful attempts per key within a sliding
+//! window.
+//!
+//! An attempt is counted when it starts ([`Throttle::acquire`]), under the same lock that checks the
+//! limit: concurrent attempts cannot all pass the check before any of them is counted (a password
+//! check takes long enough for dozens to start). A success gives its slot back ([`Throttle::release`])
+//! or clears the key ([`Throttle::reset`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -20,13 +26,23 @@ impl Throttle {
         }
     }
 
-    /// `Err(retry_after)` when `key` has used up its failures in the window.
-    pub fn check(&self, key: &str) -> Result<(), Duration> {
-        self.check_at(key, Instant::now())
+    /// Counts an attempt for `key`, or `Err(retry_after)` when the key has used up its attempts in
+    /// the window (nothing is counted then). The slot stays used unless the attempt succeeds.
+    pub fn acquire(&self, key: &str) -> Result<(), Duration> {
+        self.acquire_at(key, Instant::now())
     }
 
-    pub fn record_failure(&self, key: &str) {
-        self.record_at(key, Instant::now())
+    /// Gives back the slot of one successful attempt (keys that stay limited after a success, such
+    /// as a client address).
+    pub fn release(&self, key: &str) {
+        if let Ok(mut map) = self.attempts.lock() {
+            if let Some(times) = map.get_mut(key) {
+                times.pop_back();
+                if times.is_empty() {
+                    map.remove(key);
+                }
+            }
+        }
     }
 
     /// A success clears the key's failures.
@@ -36,32 +52,10 @@ impl Throttle {
         }
     }
 
-    fn check_at(&self, key: &str, now: Instant) -> Result<(), Duration> {
+    fn acquire_at(&self, key: &str, now: Instant) -> Result<(), Duration> {
         let Ok(mut map) = self.attempts.lock() else {
-            return Ok(());
-        };
-        let Some(times) = map.get_mut(key) else {
-            return Ok(());
-        };
-        while times
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.window)
-        {
-            times.pop_front();
-        }
-        if times.len() >= self.max_attempts {
-            let oldest = times.front().copied().unwrap_or(now);
-            return Err(self.window.saturating_sub(now.duration_since(oldest)));
-        }
-        if times.is_empty() {
-            map.remove(key);
-        }
-        Ok(())
-    }
-
-    fn record_at(&self, key: &str, now: Instant) {
-        let Ok(mut map) = self.attempts.lock() else {
-            return;
+            // A poisoned lock means a panic while counting: refuse rather than stop limiting.
+            return Err(self.window);
         };
         // Bound memory under a flood of distinct keys: forget keys whose attempts all expired.
         if map.len() > 100_000 {
@@ -72,10 +66,18 @@ impl Throttle {
             });
         }
         let times = map.entry(key.to_string()).or_default();
-        times.push_back(now);
-        while times.len() > self.max_attempts {
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
             times.pop_front();
         }
+        if times.len() >= self.max_attempts {
+            let oldest = times.front().copied().unwrap_or(now);
+            return Err(self.window.saturating_sub(now.duration_since(oldest)));
+        }
+        times.push_back(now);
+        Ok(())
     }
 }
 
@@ -84,27 +86,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn blocks_after_max_failures_until_window_passes() {
+    fn blocks_after_max_attempts_until_window_passes() {
         let t = Throttle::new(3, Duration::from_secs(60));
         let start = Instant::now();
         for _ in 0..3 {
-            assert!(t.check_at("u", start).is_ok());
-            t.record_at("u", start);
+            assert!(t.acquire_at("u", start).is_ok());
         }
         let retry = t
-            .check_at("u", start + Duration::from_secs(10))
+            .acquire_at("u", start + Duration::from_secs(10))
             .unwrap_err();
         assert_eq!(retry, Duration::from_secs(50));
-        assert!(t.check_at("other", start).is_ok(), "keys are independent");
-        assert!(t.check_at("u", start + Duration::from_secs(61)).is_ok());
+        assert!(t.acquire_at("other", start).is_ok(), "keys are independent");
+        assert!(t.acquire_at("u", start + Duration::from_secs(61)).is_ok());
     }
 
     #[test]
-    fn success_resets() {
+    fn success_resets_or_releases() {
         let t = Throttle::new(1, Duration::from_secs(60));
-        t.record_failure("u");
-        assert!(t.check("u").is_err());
+        t.acquire("u").unwrap();
+        assert!(t.acquire("u").is_err());
         t.reset("u");
-        assert!(t.check("u").is_ok());
+        t.acquire("u").unwrap();
+        t.release("u");
+        assert!(t.acquire("u").is_ok(), "a released slot is free again");
+    }
+
+    #[test]
+    fn concurrent_attempts_never_exceed_the_limit() {
+        let t = std::sync::Arc::new(Throttle::new(5, Duration::from_secs(60)));
+        let admitted: usize = (0..50)
+            .map(|_| {
+                let t = t.clone();
+                std::thread::spawn(move || usize::from(t.acquire("u").is_ok()))
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .sum();
+        assert_eq!(admitted, 5);
     }
 }

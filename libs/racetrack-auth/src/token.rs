@@ -5,8 +5,9 @@
 //! signature has already proven the claims were issued with `AUTH_KEY`, and the random `seed` makes
 //! the digest unguessable. Tokens Lifecycle issues get a seed derived from `AUTH_KEY` and the
 //! token row's id ([`TokenSigner::derive_seed`]), so a subject's token can be shown again to an
-//! admin without keeping it: reading the database alone reveals no token, and whoever holds
-//! `AUTH_KEY` could mint internal tokens anyway.
+//! admin without keeping it: reading the database alone reveals no token. Internal (service)
+//! tokens are stored the same way: a token is valid only while its digest has a row, so a token
+//! merely signed with `AUTH_KEY` is refused.
 
 use std::collections::HashSet;
 
@@ -169,16 +170,6 @@ impl TokenSigner {
         };
         let token = self.sign(&claims)?;
         Ok((token, digest(&claims)))
-    }
-
-    /// An internal (service) token; never stored, valid as long as `AUTH_KEY` is.
-    pub fn internal_token(&self, service: &str, scopes: &[&str]) -> Result<String, TokenError> {
-        self.sign(&Claims {
-            seed: uuid::Uuid::new_v4().to_string(),
-            subject: service.to_string(),
-            subject_type: "internal".to_string(),
-            scopes: ScopesClaim::List(scopes.iter().map(|s| s.to_string()).collect()),
-        })
     }
 }
 
@@ -362,18 +353,6 @@ mod tests {
         assert!(signer.verify(&user).is_err());
         // Unpadded base64 is not the legacy format.
         assert!(signer.verify(token.trim_end_matches('=')).is_err() || !token.ends_with('='));
-    }
-
-    #[test]
-    fn internal_tokens_carry_scopes() {
-        let signer = TokenSigner::new(KEY);
-        let token = signer.internal_token("pub", &["full_access"]).unwrap();
-        let claims = signer.verify(&token).unwrap().claims;
-        assert_eq!(claims.subject_type, "internal");
-        assert_eq!(
-            claims.scopes.as_list().unwrap(),
-            ["full_access".to_string()]
-        );
     }
 
     #[test]

@@ -192,7 +192,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let db = Database::connect(&url, 2).unwrap();
-        assert_eq!(db.migrate().unwrap().len(), 2);
+        assert_eq!(db.migrate().unwrap().len(), 3);
         assert!(
             db.migrate().unwrap().is_empty(),
             "second run applies nothing"

@@ -138,6 +138,8 @@ pub struct AuthSubject {
     pub fatman_family_id: Option<String>,
     pub expiry_time: Option<NaiveDateTime>,
     pub active: bool,
+    /// Set for a Racetrack service (`pub`, `lifecycle-supervisor`, ...): its internal tokens.
+    pub service_name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, Identifiable)]
@@ -178,9 +180,21 @@ pub struct NewAuthPermission<'a> {
 /// Who an auth subject is, resolved from its foreign keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubjectOwner {
-    User { username: String, is_active: bool },
-    Esc { id: String, name: String },
-    Family { name: String },
+    User {
+        username: String,
+        is_active: bool,
+    },
+    Esc {
+        id: String,
+        name: String,
+    },
+    Family {
+        name: String,
+    },
+    /// A Racetrack service; its tokens are internal tokens.
+    Service {
+        name: String,
+    },
     Unknown,
 }
 
@@ -191,6 +205,7 @@ impl SubjectOwner {
             SubjectOwner::User { username, .. } => format!("User: {username}"),
             SubjectOwner::Esc { id, name } => format!("ESC: {name} ({id})"),
             SubjectOwner::Family { name } => format!("Fatman Family: {name}"),
+            SubjectOwner::Service { name } => format!("Internal: {name}"),
             SubjectOwner::Unknown => subject_id.to_string(),
         }
     }
@@ -201,6 +216,7 @@ impl SubjectOwner {
             SubjectOwner::User { username, .. } => Some(username),
             SubjectOwner::Esc { id, .. } => Some(id),
             SubjectOwner::Family { name } => Some(name),
+            SubjectOwner::Service { name } => Some(name),
             SubjectOwner::Unknown => None,
         }
     }
@@ -210,6 +226,7 @@ impl SubjectOwner {
             SubjectOwner::User { .. } => Some("user"),
             SubjectOwner::Esc { .. } => Some("esc"),
             SubjectOwner::Family { .. } => Some("fatman_family"),
+            SubjectOwner::Service { .. } => Some("internal"),
             SubjectOwner::Unknown => None,
         }
     }

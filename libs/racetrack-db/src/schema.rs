@@ -121,6 +121,8 @@ diesel::table! {
         fatman_family_id -> Nullable<Text>,
         expiry_time -> Nullable<Timestamp>,
         active -> Bool,
+        /// A Racetrack service's subject (migration 0003).
+        service_name -> Nullable<Text>,
     }
 }
 

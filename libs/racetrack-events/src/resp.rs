@@ -14,9 +14,18 @@ pub enum Frame {
     Array(Vec<Frame>),
 }
 
-/// Bulk strings and arrays above this are refused: pub/sub payloads here are tiny, and a confused
+/// Bulk strings above this are refused: pub/sub payloads here are tiny, and a confused or hostile
 /// peer must not make us allocate gigabytes.
 const MAX_LEN: usize = 1 << 20;
+
+/// Longest line (type byte, simple string or length, CRLF); checked while reading, so a line that
+/// never ends is cut off instead of buffered.
+const MAX_LINE: usize = 64 * 1024;
+
+/// Replies and pushes we read have at most a handful of items (`message`, channel, payload);
+/// anything larger or deeper is a broken or hostile peer.
+const MAX_ARRAY: usize = 1024;
+const MAX_DEPTH: usize = 8;
 
 pub fn command(parts: &[&[u8]]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", parts.len()).into_bytes();
@@ -33,15 +42,31 @@ fn parse_len(line: &str) -> Result<i64, EventError> {
         .map_err(|_| EventError::Protocol(format!("bad length {line:?}")))
 }
 
+/// One CRLF-terminated line, never more than [`MAX_LINE`] bytes buffered.
 async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R) -> Result<String, EventError> {
-    let mut line = String::new();
-    let n = r.read_line(&mut line).await?;
-    if n == 0 {
-        return Err(EventError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+    let mut line = Vec::new();
+    loop {
+        let available = r.fill_buf().await?;
+        if available.is_empty() {
+            return Err(EventError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        let (taken, done) = match available.iter().position(|b| *b == b'\n') {
+            Some(at) => (at + 1, true),
+            None => (available.len(), false),
+        };
+        if line.len() + taken > MAX_LINE {
+            return Err(EventError::Protocol(format!(
+                "line longer than {MAX_LINE} bytes"
+            )));
+        }
+        line.extend_from_slice(&available[..taken]);
+        r.consume(taken);
+        if done {
+            break;
+        }
     }
-    if line.len() > MAX_LEN {
-        return Err(EventError::Protocol("line too long".into()));
-    }
+    let line =
+        String::from_utf8(line).map_err(|_| EventError::Protocol("line is not UTF-8".into()))?;
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
@@ -72,13 +97,18 @@ pub async fn read_frame<R: AsyncBufRead + Unpin>(r: &mut R) -> Result<Frame, Eve
             }
             "*" => {
                 let len = parse_len(rest)?;
-                if len > MAX_LEN as i64 {
+                if len > MAX_ARRAY as i64 {
                     return Err(EventError::Protocol(format!("array of {len} items")));
                 }
                 if len <= 0 {
                     Frame::Array(Vec::new())
+                } else if pending.len() >= MAX_DEPTH {
+                    return Err(EventError::Protocol(format!(
+                        "arrays nested deeper than {MAX_DEPTH}"
+                    )));
                 } else {
-                    pending.push((Vec::with_capacity(len as usize), len as usize));
+                    // Reserve for what has arrived, not for what the peer announces.
+                    pending.push((Vec::with_capacity((len as usize).min(8)), len as usize));
                     continue;
                 }
             }
@@ -136,6 +166,12 @@ mod tests {
         assert!(parse(b"?what\r\n").await.is_err());
         assert!(parse(b"$99999999\r\n").await.is_err());
         assert!(parse(b"*2\r\n:1\r\n").await.is_err(), "truncated array");
+        assert!(parse(b"*2000000000\r\n").await.is_err());
+        assert!(parse(&b"*1\r\n".repeat(MAX_DEPTH + 1)).await.is_err());
+        let mut long = b"+".to_vec();
+        long.resize(MAX_LINE + 1, b'a');
+        long.extend_from_slice(b"\r\n");
+        assert!(parse(&long).await.is_err(), "line too long");
     }
 
     #[test]

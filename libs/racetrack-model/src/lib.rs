@@ -19,7 +19,7 @@ pub use names::{
     resource_name, validate_fatman_identity, validate_fatman_name, validate_fatman_version,
     NameError,
 };
-pub use scope::AuthScope;
+pub use scope::{AuthScope, InternalService};
 pub use status::{AuthSubjectType, DeploymentStatus, FatmanStatus};
 pub use version::{
     resolve_version, ResolveError, SemVer, VersionError, VersionQuery, WildcardPattern,

@@ -13,6 +13,12 @@ pub enum AuthScope {
     CallFatman,
     CallAdminApi,
     FullAccess,
+    /// Lifecycle's internal gRPC API (`ResolveFatman`, `AuthorizeCall`): what PUB needs.
+    AuthorizeCalls,
+    /// `POST /fatman/{name}/{version}/reprovision` only: what the supervisor's reconcile needs.
+    ReprovisionFatman,
+    /// `PUT /deploy/{id}/phase`: a builder reporting progress.
+    WriteDeploymentPhase,
 }
 
 wire_enum!(AuthScope, "scope", {
@@ -23,12 +29,59 @@ wire_enum!(AuthScope, "scope", {
     CallFatman => "call_fatman",
     CallAdminApi => "call_admin_api",
     FullAccess => "full_access",
+    AuthorizeCalls => "authorize_calls",
+    ReprovisionFatman => "reprovision_fatman",
+    WriteDeploymentPhase => "write_deployment_phase",
 });
 
 impl AuthScope {
     /// Whether holding `self` is enough for an operation that requires `required`.
     pub fn grants(self, required: AuthScope) -> bool {
         self == AuthScope::FullAccess || self == required
+    }
+}
+
+/// Racetrack's own services that hold internal tokens (`lifecycle generate-auth SERVICE`). Each gets
+/// only the scopes its calls to Lifecycle need (docs: README, "Internal tokens").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InternalService {
+    Pub,
+    Dashboard,
+    ImageBuilder,
+    LifecycleSupervisor,
+}
+
+wire_enum!(InternalService, "service", {
+    Pub => "pub",
+    Dashboard => "dashboard",
+    ImageBuilder => "image-builder",
+    LifecycleSupervisor => "lifecycle-supervisor",
+});
+
+impl InternalService {
+    /// The scopes a new token of this service gets.
+    pub fn scopes(self) -> &'static [AuthScope] {
+        match self {
+            // Resolve fatmen and decide calls; nothing on the REST API, and no call_fatman: PUB's
+            // token is not a key to every fatman.
+            InternalService::Pub => &[AuthScope::AuthorizeCalls],
+            // User profiles (registration, login: call_admin_api) and read-only pages.
+            InternalService::Dashboard => &[AuthScope::CallAdminApi, AuthScope::ReadFatman],
+            // Deployment progress of the builds it runs.
+            InternalService::ImageBuilder => &[AuthScope::WriteDeploymentPhase],
+            // Reconcile re-provisions lost fatmen from their last deployed image, nothing else.
+            InternalService::LifecycleSupervisor => &[AuthScope::ReprovisionFatman],
+        }
+    }
+
+    /// Who the service's actions are recorded as (`deployed_by`, audit executor): the supervisor
+    /// re-provisions as `racetrack`, as the original's reconcile did.
+    pub fn executor(self) -> &'static str {
+        match self {
+            InternalService::LifecycleSupervisor => "racetrack",
+            other => other.as_str(),
+        }
     }
 }
 
@@ -47,7 +100,13 @@ mod tests {
             let back: AuthScope = serde_json::from_str(&format!("\"{}\"", scope.as_str())).unwrap();
             assert_eq!(back, *scope);
         }
-        assert_eq!(AuthScope::ALL.len(), 7);
+        assert_eq!(AuthScope::ALL.len(), 10);
+        for scope in AuthScope::ALL {
+            assert!(
+                scope.as_str().len() <= 32,
+                "stored in a 32-character column"
+            );
+        }
     }
 
     #[test]
@@ -70,5 +129,21 @@ mod tests {
         }
         assert!(!AuthScope::ReadFatman.grants(AuthScope::CallFatman));
         assert!(!AuthScope::CallAdminApi.grants(AuthScope::FullAccess));
+    }
+
+    #[test]
+    fn internal_services_are_narrow() {
+        for service in InternalService::ALL {
+            assert_eq!(service.as_str().parse::<InternalService>(), Ok(*service));
+            assert!(!service.scopes().contains(&AuthScope::FullAccess));
+            assert!(!service.scopes().contains(&AuthScope::CallFatman));
+        }
+        assert_eq!(InternalService::Pub.scopes(), [AuthScope::AuthorizeCalls]);
+        assert_eq!(InternalService::LifecycleSupervisor.executor(), "racetrack");
+        let err = "nginx".parse::<InternalService>().unwrap_err().to_string();
+        assert!(
+            err.contains("pub, dashboard, image-builder, lifecycle-supervisor"),
+            "{err}"
+        );
     }
 }

@@ -46,7 +46,7 @@ pub enum AuthSubjectType {
     User,
     Esc,
     FatmanFamily,
-    /// Racetrack's own services; has no row in the database.
+    /// Racetrack's own services; stored subjects with a `service_name` (see `InternalService`).
     Internal,
 }
 

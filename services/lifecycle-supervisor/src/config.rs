@@ -2,7 +2,6 @@
 //! "Configuration conventions"; intervals from runtime.md §5.2).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// | env var | default | meaning |
@@ -10,8 +9,7 @@ use std::time::Duration;
 /// | `HTTP_ADDR` | `0.0.0.0:7106` | `/live`, `/ready`, `/health`, `/metrics` |
 /// | `DATABASE_URL` | `sqlite://racetrack.db` | the Lifecycle's database (`postgres://…` or `sqlite://PATH`) |
 /// | `DATABASE_MAX_CONNECTIONS` | `4` | pool size (Postgres leadership uses one more, outside the pool) |
-/// | `AUTH_KEY` | — | signs the supervisor's internal token for Lifecycle; with SQLite read from `<db>.auth_key` when unset |
-/// | `LIFECYCLE_AUTH_TOKEN` | — | a ready internal token instead of signing one |
+/// | `LIFECYCLE_AUTH_TOKEN` | — | the supervisor's internal token for reconcile (`lifecycle generate-auth lifecycle-supervisor`: scope `reprovision_fatman` only); without it reconcile is skipped |
 /// | `LIFECYCLE_URL` | `http://127.0.0.1:7102` | where reconcile asks Lifecycle to re-provision (plain HTTP) |
 /// | `INFRASTRUCTURE_TARGET` | `docker` | targets to watch (comma-separated; `none` = no target) |
 /// | `DOCKER_NETWORK` | `racetrack` | network of fatman containers (as Lifecycle's) |
@@ -34,7 +32,6 @@ pub struct Config {
     pub http_addr: SocketAddr,
     pub database_url: String,
     pub database_max_connections: u32,
-    pub auth_key: Option<String>,
     pub lifecycle_auth_token: Option<String>,
     pub lifecycle_url: String,
     pub infrastructure_targets: Vec<String>,
@@ -55,7 +52,7 @@ pub struct Config {
 
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Secrets (AUTH_KEY, the token, a password in DATABASE_URL or REDIS_URL) are left out.
+        // Secrets (the token, a password in DATABASE_URL or REDIS_URL) are left out.
         f.debug_struct("Config")
             .field("http_addr", &self.http_addr)
             .field(
@@ -122,7 +119,6 @@ impl Config {
             http_addr: env.addr("HTTP_ADDR", "0.0.0.0:7106")?,
             database_url: env.string_or("DATABASE_URL", "sqlite://racetrack.db"),
             database_max_connections: env.positive("DATABASE_MAX_CONNECTIONS", 4)?,
-            auth_key: env.string("AUTH_KEY"),
             lifecycle_auth_token: env.string("LIFECYCLE_AUTH_TOKEN"),
             lifecycle_url,
             infrastructure_targets,
@@ -144,15 +140,6 @@ impl Config {
             redis_url: env.string("REDIS_URL"),
             git_version: env.string_or("GIT_VERSION", "dev"),
         })
-    }
-
-    /// Where Lifecycle keeps the generated `AUTH_KEY` of the embedded SQLite default.
-    pub fn sqlite_key_file(&self) -> Option<PathBuf> {
-        let path = self
-            .database_url
-            .strip_prefix("sqlite://")
-            .or_else(|| self.database_url.strip_prefix("sqlite:"))?;
-        Some(PathBuf::from(format!("{path}.auth_key")))
     }
 
     /// How often a leader renews its lease: a third of it, so two renewals may fail in a row.
@@ -180,10 +167,6 @@ mod tests {
         assert_eq!(c.lifecycle_url, "http://127.0.0.1:7102");
         assert_eq!(c.infrastructure_targets, ["docker"]);
         assert_eq!(c.lease_renewal(), Duration::from_secs(5));
-        assert_eq!(
-            c.sqlite_key_file().unwrap(),
-            PathBuf::from("racetrack.db.auth_key")
-        );
     }
 
     #[test]
@@ -222,14 +205,13 @@ mod tests {
     #[test]
     fn debug_hides_secrets() {
         let c = cfg(&[
-            ("AUTH_KEY", "s3cret-key"),
             ("LIFECYCLE_AUTH_TOKEN", "tok-123456"),
             ("DATABASE_URL", "postgres://u:pw@h/db"),
         ])
         .unwrap();
         let shown = format!("{c:?}");
         assert!(
-            !shown.contains("s3cret") && !shown.contains("tok-123456") && !shown.contains("pw@"),
+            !shown.contains("tok-123456") && !shown.contains("pw@"),
             "{shown}"
         );
     }

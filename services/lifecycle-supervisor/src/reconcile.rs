@@ -1,7 +1,7 @@
 //! Reconcile (runtime.md §5.2): every `RECONCILE_INTERVAL_SECS`, each `lost` fatman that has a
 //! manifest is re-provisioned from its last built image. The supervisor asks Lifecycle to do it
-//! (`POST /api/v1/fatman/{name}/{version}/reprovision` with an internal token of user
-//! `racetrack`), so the provisioning rules (env vars, family tokens, audit `fatman_deployed`)
+//! (`POST /api/v1/fatman/{name}/{version}/reprovision` with the supervisor's internal token, whose
+//! deployments are recorded as `racetrack`), so the provisioning rules (env vars, family tokens, audit `fatman_deployed`)
 //! live in one place. One fatman at a time; a failure is logged, counted and audited
 //! (`fatman_reconcile_failed`) and does not stop the others.
 
@@ -14,11 +14,12 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::plan::LOST;
-use crate::{audit, Supervisor, EXECUTOR};
+use crate::{audit, Supervisor};
 
 /// Why one re-provisioning failed.
 enum Failure {
-    /// Lifecycle could not be reached: the rest of the round would fail alike.
+    /// Lifecycle could not be reached (or there is no token to ask it with): the rest of the
+    /// round would fail alike.
     Unreachable(String),
     /// Lifecycle (or the token) refused or failed this fatman.
     Refused(String),
@@ -153,7 +154,8 @@ impl Supervisor {
 
     /// Asks Lifecycle to run the fatman's last image again; waits for the outcome.
     async fn reprovision(&self, name: &str, version: &str) -> Result<(), Failure> {
-        let token = self.lifecycle_token().map_err(Failure::Refused)?;
+        // Without a token every attempt would fail alike: stop the round.
+        let token = self.lifecycle_token().map_err(Failure::Unreachable)?;
         let url = format!(
             "{}/api/v1/fatman/{name}/{version}/reprovision",
             self.config.lifecycle_url
@@ -184,32 +186,13 @@ impl Supervisor {
         )))
     }
 
-    /// `LIFECYCLE_AUTH_TOKEN`, or an internal token signed with `AUTH_KEY` (with SQLite, the key
-    /// Lifecycle generated beside the database, read when needed: Lifecycle may start later).
+    /// `LIFECYCLE_AUTH_TOKEN`: a stored internal token Lifecycle can revoke, minted by
+    /// `lifecycle generate-auth lifecycle-supervisor` with only `reprovision_fatman`. The supervisor
+    /// holds no `AUTH_KEY` and signs nothing itself.
     pub fn lifecycle_token(&self) -> Result<String, String> {
-        if let Some(token) = &self.config.lifecycle_auth_token {
-            return Ok(token.clone());
-        }
-        let key = match &self.config.auth_key {
-            Some(key) => key.clone(),
-            None => {
-                let path = self.config.sqlite_key_file().ok_or(
-                    "neither LIFECYCLE_AUTH_TOKEN nor AUTH_KEY is set (required with Postgres)",
-                )?;
-                let key = std::fs::read_to_string(&path)
-                    .map(|k| k.trim().to_string())
-                    .unwrap_or_default();
-                if key.is_empty() {
-                    return Err(format!(
-                        "no AUTH_KEY: set AUTH_KEY or LIFECYCLE_AUTH_TOKEN, or start Lifecycle once so it creates {}",
-                        path.display()
-                    ));
-                }
-                key
-            }
-        };
-        racetrack_auth::TokenSigner::new(&key)
-            .internal_token(EXECUTOR, &["full_access"])
-            .map_err(|e| format!("cannot sign the internal token: {e}"))
+        self.config.lifecycle_auth_token.clone().ok_or_else(|| {
+            "LIFECYCLE_AUTH_TOKEN is not set: create one with `lifecycle generate-auth lifecycle-supervisor`"
+                .to_string()
+        })
     }
 }

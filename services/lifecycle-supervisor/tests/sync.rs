@@ -341,8 +341,10 @@ async fn orphans_are_registered_then_removed_after_grace_or_kept_in_dry_run() {
 #[tokio::test]
 async fn reconcile_reports_lifecycle_failures_and_audits_them() {
     // Lifecycle is not running at this address: the attempt fails, is counted and audited.
-    let (_dir, db, _target, sup) =
-        supervisor(&[("LIFECYCLE_URL", "http://127.0.0.1:9"), ("AUTH_KEY", "k")]);
+    let (_dir, db, _target, sup) = supervisor(&[
+        ("LIFECYCLE_URL", "http://127.0.0.1:9"),
+        ("LIFECYCLE_AUTH_TOKEN", "t"),
+    ]);
     sup.leadership.set(true, Duration::from_secs(60));
     register(&db, "lost-one", "lost");
     register(&db, "lost-two", "lost");
@@ -365,29 +367,22 @@ async fn reconcile_reports_lifecycle_failures_and_audits_them() {
     assert!(events(&db, "lost-bare").is_empty());
 }
 
-#[test]
-fn token_comes_from_the_key_lifecycle_keeps_beside_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let db_path = dir.path().join("rt.db");
-    let url = format!("sqlite://{}", db_path.display());
-    let config = Config::from_lookup(|k| (k == "DATABASE_URL").then(|| url.clone())).unwrap();
-    let db = Database::connect(&url, 1).unwrap();
-    let sup = Supervisor::new(
-        config,
-        db,
-        BTreeMap::new(),
-        racetrack_events::Publisher::disabled(),
-    );
+#[tokio::test]
+async fn without_a_token_reconcile_stops_with_a_clear_error_and_signs_nothing() {
+    // The supervisor holds no AUTH_KEY: with no LIFECYCLE_AUTH_TOKEN there is nothing to ask
+    // Lifecycle with, and one failure (not one per fatman) says how to get a token.
+    let (_dir, db, _target, sup) = supervisor(&[("LIFECYCLE_URL", "http://127.0.0.1:9")]);
+    sup.leadership.set(true, Duration::from_secs(60));
+    register(&db, "lost-one", "lost");
+    register(&db, "lost-two", "lost");
     let err = sup.lifecycle_token().unwrap_err();
-    assert!(err.contains("rt.db.auth_key"), "{err}");
-    std::fs::write(format!("{}.auth_key", db_path.display()), "generated-key\n").unwrap();
-    let token = sup.lifecycle_token().unwrap();
-    let claims = racetrack_auth::TokenSigner::new("generated-key")
-        .verify(&token)
-        .unwrap()
-        .claims;
-    assert_eq!(claims.subject, "racetrack");
-    assert_eq!(claims.subject_type, "internal");
+    assert!(err.contains("generate-auth lifecycle-supervisor"), "{err}");
+    let report = sup.reconcile_once().await;
+    assert_eq!(report.attempted, 1, "{report:?}");
+    assert!(
+        report.failed[0].error.contains("LIFECYCLE_AUTH_TOKEN"),
+        "{report:?}"
+    );
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use racetrack_auth::token;
 use racetrack_db::models::{PermissionView, SubjectOwner};
 use racetrack_db::repo::auth as repo;
 use racetrack_db::DbConnection;
+use racetrack_model::InternalService;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -44,10 +45,12 @@ impl FromRequest for AuthToken {
 
 #[derive(Debug, Clone)]
 pub enum Caller {
-    /// A Racetrack service (pub, dashboard, image-builder): no stored subject.
+    /// A Racetrack service (pub, dashboard, image-builder, lifecycle-supervisor): a stored subject
+    /// whose scopes are its global permission rows (resource filters never apply to services).
     Internal {
+        subject_id: String,
         service: String,
-        scopes: Option<Vec<String>>,
+        scopes: Vec<String>,
     },
     Subject {
         subject_id: String,
@@ -62,7 +65,10 @@ impl Caller {
     /// The token's subject: what the original records as `deployed_by`, audit executor, etc.
     pub fn username(&self) -> &str {
         match self {
-            Caller::Internal { service, .. } => service,
+            Caller::Internal { service, .. } => match service.parse::<InternalService>() {
+                Ok(known) => known.executor(),
+                Err(_) => service,
+            },
             Caller::Subject { name, .. } => name,
         }
     }
@@ -106,13 +112,9 @@ pub fn authenticate(
         .signer
         .verify(raw)
         .map_err(|e| ApiError::Unauthenticated(e.to_string()))?;
+    // Every token, internal ones included, is valid only while its digest is stored: a token
+    // merely signed with AUTH_KEY (or revoked) is refused.
     let claims = verified.claims;
-    if claims.subject_type == "internal" && !verified.legacy {
-        return Ok(Caller::Internal {
-            service: claims.subject,
-            scopes: claims.scopes.as_list().map(|s| s.to_vec()),
-        });
-    }
     let digest = token::digest(&claims);
     let (stored, subject) = repo::find_token_by_hash(conn, &digest)?
         .filter(|(stored, _)| token::digests_match(&stored.token_hash, &digest))
@@ -153,10 +155,19 @@ pub fn authenticate(
     {
         let _ = repo::touch_token(conn, &stored.id, now);
     }
-    let permissions = repo::permissions_of_subject(conn, &subject.id)?
-        .into_iter()
-        .map(to_permission)
-        .collect();
+    let views = repo::permissions_of_subject(conn, &subject.id)?;
+    if let SubjectOwner::Service { name } = owner {
+        return Ok(Caller::Internal {
+            subject_id: subject.id,
+            service: name,
+            scopes: views
+                .into_iter()
+                .filter(|v| v.family_name.is_none() && v.fatman.is_none())
+                .map(|v| v.scope)
+                .collect(),
+        });
+    }
+    let permissions = views.into_iter().map(to_permission).collect();
     Ok(Caller::Subject {
         subject_id: subject.id,
         owner,
@@ -168,9 +179,7 @@ pub fn authenticate(
 /// Any valid token (limited internal tokens excepted, as the original).
 pub fn require_authn(caller: &Caller) -> Result<(), ApiError> {
     match caller {
-        Caller::Internal { scopes, .. }
-            if !permission::internal_allows(scopes.as_deref(), None) =>
-        {
+        Caller::Internal { scopes, .. } if !permission::internal_allows(scopes, None) => {
             Err(scope_denied(caller, "(none)"))
         }
         _ => Ok(()),
@@ -179,9 +188,7 @@ pub fn require_authn(caller: &Caller) -> Result<(), ApiError> {
 
 pub fn require_scope(caller: &Caller, scope: &str) -> Result<(), ApiError> {
     let allowed = match caller {
-        Caller::Internal { scopes, .. } => {
-            permission::internal_allows(scopes.as_deref(), Some(scope))
-        }
+        Caller::Internal { scopes, .. } => permission::internal_allows(scopes, Some(scope)),
         Caller::Subject { permissions, .. } => permission::has_scope(permissions, scope),
     };
     if allowed {
@@ -206,9 +213,7 @@ pub fn require_resource(
     resolved_version: &str,
 ) -> Result<(), ApiError> {
     let allowed = match caller {
-        Caller::Internal { scopes, .. } => {
-            permission::internal_allows(scopes.as_deref(), Some(scope))
-        }
+        Caller::Internal { scopes, .. } => permission::internal_allows(scopes, Some(scope)),
         Caller::Subject { permissions, .. } => {
             permission::has_resource(permissions, scope, name, resolved_version)
         }
@@ -220,6 +225,15 @@ pub fn require_resource(
             "no permission to do this operation: auth subject \"{}\" does not have permission to access resource \"{name} v{resolved_version}\" with scope \"{scope}\"",
             caller.display()
         )))
+    }
+}
+
+/// Users, and services holding `service_scope`: for what ESC and fatman family tokens (credentials
+/// handed to programs) must not do, such as reading the whole audit log.
+pub fn require_user_or_service(caller: &Caller, service_scope: &str) -> Result<(), ApiError> {
+    match caller {
+        Caller::Internal { .. } => require_scope(caller, service_scope),
+        _ => require_user(caller).map(|_| ()),
     }
 }
 

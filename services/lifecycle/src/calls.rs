@@ -28,9 +28,7 @@ pub fn check_allowed(
     let found = try_resolve_fatman(conn, name, version)?;
     let resolved = found.as_ref().map_or("", |f| f.version.as_str());
     let allowed = match &caller {
-        Caller::Internal { scopes, .. } => {
-            permission::internal_allows(scopes.as_deref(), Some(scope))
-        }
+        Caller::Internal { scopes, .. } => permission::internal_allows(scopes, Some(scope)),
         Caller::Subject { permissions, .. } => match endpoint {
             Some(ep) => permission::has_endpoint(permissions, scope, name, resolved, ep),
             None => permission::has_resource(permissions, scope, name, resolved),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
-use racetrack_auth::permission::DEPLOYER_SCOPES;
+use racetrack_auth::permission::{DEPLOYER_SCOPES, FAMILY_CREATOR_SCOPES};
 use racetrack_db::models::{Deployment, Fatman, NewAuthPermission};
 use racetrack_db::repo::{auth as auth_repo, deployments, fatmen};
 use racetrack_db::{Connection as _, DbConnection};
@@ -253,8 +253,7 @@ async fn run_steps(
     Ok(Some(image))
 }
 
-/// Deploy authorization (spec: family exists → deploy_fatman on it, else deploy_new_family) and
-/// overwrite protection.
+/// Deploy authorization and overwrite protection.
 fn check_may_deploy(
     conn: &mut DbConnection,
     caller: &Caller,
@@ -262,6 +261,31 @@ fn check_may_deploy(
     version: &str,
     force: bool,
 ) -> Result<(), ApiError> {
+    let existing = check_deploy_permission(conn, caller, name, version)?;
+    if !force {
+        if existing.is_some() {
+            return Err(ApiError::AlreadyExists(format!(
+                "fatman {name} v{version} is already deployed. Try deploying next version or use --force flag"
+            )));
+        }
+        if fatmen::is_trashed(conn, name, version)? {
+            return Err(ApiError::AlreadyExists(format!(
+                "Fatman {name} v{version} has already been deployed and deleted. Can't claim it again to prevent accidental/hostile reusing."
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Deploy authorization (spec: family exists → deploy_fatman on it, else deploy_new_family); also
+/// what `POST /build` requires, since a build claims the version for a while. Returns the existing
+/// fatman of that version, if any.
+pub fn check_deploy_permission(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    name: &str,
+    version: &str,
+) -> Result<Option<Fatman>, ApiError> {
     let existing = fatmen::find(conn, name, version)?;
     if fatmen::find_family(conn, name)?.is_some() {
         let resolved = existing.as_ref().map_or("", |f| f.version.as_str());
@@ -285,19 +309,7 @@ fn check_may_deploy(
             _ => caller::require_scope(caller, "deploy_new_family")?,
         }
     }
-    if !force {
-        if existing.is_some() {
-            return Err(ApiError::AlreadyExists(format!(
-                "fatman {name} v{version} is already deployed. Try deploying next version or use --force flag"
-            )));
-        }
-        if fatmen::is_trashed(conn, name, version)? {
-            return Err(ApiError::AlreadyExists(format!(
-                "Fatman {name} v{version} has already been deployed and deleted. Can't claim it again to prevent accidental/hostile reusing."
-            )));
-        }
-    }
-    Ok(())
+    Ok(existing)
 }
 
 async fn build_image(
@@ -504,9 +516,24 @@ pub async fn provision(
     let name = manifest.name.clone();
     let version = manifest.version.clone();
     let family_token = {
-        let (st, n) = (state.clone(), name.clone());
+        let (st, n, c) = (state.clone(), name.clone(), caller.clone());
         db(state, move |conn| {
-            let (family, _) = fatmen::get_or_create_family(conn, &n)?;
+            let (family, created) = fatmen::get_or_create_family(conn, &n)?;
+            if let (true, Caller::Subject { subject_id, .. }) = (created, &c) {
+                // New users have no global deploy_fatman: the family they start is theirs.
+                for scope in FAMILY_CREATOR_SCOPES {
+                    auth_repo::grant(
+                        conn,
+                        &NewAuthPermission {
+                            auth_subject_id: subject_id,
+                            scope,
+                            fatman_family_id: Some(&family.id),
+                            fatman_id: None,
+                            endpoint: None,
+                        },
+                    )?;
+                }
+            }
             let subject = subjects::ensure_family_subject(conn, &st.signer, &family)?;
             let owner = racetrack_db::models::SubjectOwner::Family {
                 name: family.name.clone(),
@@ -626,7 +653,9 @@ pub async fn provision(
     Ok(())
 }
 
-/// A deployment record in progress, before the background work starts.
+/// A deployment record in progress, before the background work starts. `target` is `None` only for
+/// build-only records: reprovisioning picks images only from records with a target (see
+/// `deployments::latest_provisioned_image`).
 pub fn new_deployment(caller: &Caller, input: &DeployInput, target: Option<&str>) -> Deployment {
     let now = racetrack_db::now();
     Deployment {

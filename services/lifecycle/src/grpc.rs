@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use actix_web::web;
 use racetrack_db::repo::fatmen;
+use racetrack_model::AuthScope;
 use racetrack_proto::lifecycle::call_decision::Outcome;
 use racetrack_proto::lifecycle::lifecycle_server::{Lifecycle, LifecycleServer};
 use racetrack_proto::lifecycle::{
@@ -29,29 +30,32 @@ impl LifecycleApi {
         LifecycleServer::new(LifecycleApi { state })
     }
 
-    /// The caller must be a Racetrack service (internal token) allowed to read fatmen.
-    fn require_service<T>(&self, req: &Request<T>) -> Result<(), Status> {
+    /// The caller must be a Racetrack service whose stored internal token holds `authorize_calls`
+    /// (PUB's scope); unstored, revoked or otherwise scoped tokens are refused.
+    async fn require_service<T>(&self, req: &Request<T>) -> Result<(), Status> {
         let token = req
             .metadata()
             .get(AUTH_METADATA)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| Status::unauthenticated("internal token missing in x-racetrack-auth"))?;
-        let verified = self
-            .state
-            .signer
-            .verify(token)
-            .map_err(|e| Status::unauthenticated(format!("invalid internal token: {e}")))?;
-        let claims = verified.claims;
-        if claims.subject_type != "internal" || verified.legacy {
-            return Err(Status::permission_denied(
-                "only internal service tokens may use this API",
-            ));
-        }
-        let scopes = claims.scopes.as_list().map(|s| s.to_vec());
-        if !racetrack_auth::permission::internal_allows(scopes.as_deref(), Some("read_fatman")) {
-            return Err(Status::permission_denied("token lacks read_fatman"));
-        }
-        Ok(())
+            .ok_or_else(|| Status::unauthenticated("internal token missing in x-racetrack-auth"))?
+            .to_string();
+        with_db(self.state.clone(), move |conn, state| {
+            let caller = crate::caller::authenticate(conn, state, Some(&token))?;
+            if !matches!(caller, Caller::Internal { .. }) {
+                return Err(ApiError::Forbidden(
+                    "only internal service tokens may use this API".into(),
+                ));
+            }
+            crate::caller::require_scope(&caller, AuthScope::AuthorizeCalls.as_str())
+        })
+        .await
+        .map_err(|e| match e {
+            ApiError::Unauthenticated(m) => {
+                Status::unauthenticated(format!("invalid internal token: {m}"))
+            }
+            ApiError::Forbidden(m) => Status::permission_denied(m),
+            other => status_of(other),
+        })
     }
 }
 
@@ -75,7 +79,7 @@ impl Lifecycle for LifecycleApi {
         &self,
         req: Request<ResolveFatmanRequest>,
     ) -> Result<Response<FatmanRoute>, Status> {
-        self.require_service(&req)?;
+        self.require_service(&req).await?;
         let ResolveFatmanRequest { name, version } = req.into_inner();
         let route = with_db(self.state.clone(), move |conn, _| {
             let f = crate::registry::resolve_fatman(conn, &name, &version)?;
@@ -102,7 +106,7 @@ impl Lifecycle for LifecycleApi {
         &self,
         req: Request<AuthorizeCallRequest>,
     ) -> Result<Response<CallDecision>, Status> {
-        self.require_service(&req)?;
+        self.require_service(&req).await?;
         let r = req.into_inner();
         let debug = self.state.config.auth_debug;
         let token = Some(r.token).filter(|t| !t.is_empty());
@@ -122,7 +126,11 @@ impl Lifecycle for LifecycleApi {
         let decision = match result {
             Ok(caller) => {
                 let (subject_id, subject_name) = match &caller {
-                    Caller::Internal { service, .. } => (String::new(), service.clone()),
+                    Caller::Internal {
+                        subject_id,
+                        service,
+                        ..
+                    } => (subject_id.clone(), service.clone()),
                     Caller::Subject {
                         subject_id, name, ..
                     } => (subject_id.clone(), name.clone()),

@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use lifecycle::accounts::{self, NewAccount};
 use lifecycle::config::Config;
 use racetrack_db::repo::users;
+use racetrack_model::InternalService;
 
 #[derive(Parser)]
 #[command(
@@ -32,7 +33,9 @@ enum Command {
     },
     /// Change a user's password (read like createsuperuser's).
     Changepassword { username: String },
-    /// Print an internal token for a Racetrack service (pub, dashboard, image-builder).
+    /// Issue and print a new internal token for a Racetrack service (pub, dashboard,
+    /// image-builder, lifecycle-supervisor), with only that service's scopes. The service's
+    /// earlier tokens stay valid until revoked (`DELETE /api/v1/auth/tokens/{id}`).
     GenerateAuth { service: String },
 }
 
@@ -89,11 +92,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::GenerateAuth { service } => {
-            let db = racetrack_db::Database::connect(&config.database_url, 1)?;
-            let key = lifecycle::bootstrap::auth_key(&config, db.backend())?;
-            let token = racetrack_auth::TokenSigner::new(&key)
-                .internal_token(&service, &["full_access"])?;
-            println!("Service: {service}\nLIFECYCLE_AUTH_TOKEN:\n{token}");
+            // Unknown names are refused (listing the known ones) before anything is stored.
+            let service: InternalService = service
+                .parse()
+                .map_err(|e: racetrack_model::ParseEnumError| anyhow::anyhow!("{e}"))?;
+            let state = admin_state(config)?;
+            let mut conn = state.db.get()?;
+            let (row, token) =
+                lifecycle::subjects::issue_service_token(&mut conn, &state.signer, service)
+                    .map_err(|e| anyhow::anyhow!(e.to_string()))?;
+            let scopes: Vec<&str> = service.scopes().iter().map(|s| s.as_str()).collect();
+            println!(
+                "Service: {service}\nScopes: {}\nToken id: {} (revoke: DELETE /api/v1/auth/tokens/{})\nLIFECYCLE_AUTH_TOKEN:\n{token}",
+                scopes.join(", "),
+                row.id,
+                row.id
+            );
             Ok(())
         }
     }

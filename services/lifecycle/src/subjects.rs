@@ -10,6 +10,7 @@ use racetrack_db::models::{
 use racetrack_db::repo::auth::{self as repo, SubjectKey};
 use racetrack_db::Connection as _;
 use racetrack_db::DbConnection;
+use racetrack_model::InternalService;
 
 use crate::error::ApiError;
 
@@ -159,6 +160,42 @@ pub fn ensure_family_subject(
         }
         Ok(subject)
     })
+}
+
+/// The service's subject; a new one gets the service's scopes as global rows (an admin may change
+/// them later through the permission endpoints).
+pub fn ensure_service_subject(
+    conn: &mut DbConnection,
+    service: InternalService,
+) -> Result<AuthSubject, ApiError> {
+    conn.transaction(|conn| {
+        let (subject, created) =
+            repo::get_or_create_subject(conn, SubjectKey::Service(service.as_str()))?;
+        if created {
+            for scope in service.scopes() {
+                grant_global(conn, &subject.id, scope.as_str())?;
+            }
+        }
+        Ok(subject)
+    })
+}
+
+/// A new internal token for `service` (`lifecycle generate-auth`): stored as a digest like every
+/// token; the service's earlier tokens stay valid until revoked, so operators can roll.
+pub fn issue_service_token(
+    conn: &mut DbConnection,
+    signer: &TokenSigner,
+    service: InternalService,
+) -> Result<(AuthToken, String), ApiError> {
+    let subject = ensure_service_subject(conn, service)?;
+    let owner = SubjectOwner::Service {
+        name: service.as_str().to_string(),
+    };
+    let label = format!(
+        "generate-auth {}",
+        racetrack_db::now().format("%Y-%m-%d %H:%M:%S")
+    );
+    issue_token(conn, signer, &subject, &owner, &label, None)
 }
 
 pub fn grant_global(

@@ -81,19 +81,57 @@ fn migrate_createsuperuser_changepassword_generate_auth() {
     assert!(!ok);
     assert!(err.contains("user 'nobody' does not exist"), "{err}");
 
+    // generate-auth: an unknown service is refused with the known ones listed, nothing stored.
+    let (ok, _, err) = lifecycle(&db, &["generate-auth", "nginx"], "");
+    assert!(!ok);
+    assert!(
+        err.contains("\"nginx\"")
+            && err.contains("pub, dashboard, image-builder, lifecycle-supervisor"),
+        "{err}"
+    );
     let (ok, out, err) = lifecycle(&db, &["generate-auth", "pub"], "");
     assert!(ok, "{err}");
-    let token = out.lines().nth(2).expect("token line");
-    let key = std::fs::read_to_string(dir.path().join("rt.db.auth_key")).unwrap();
-    let claims = racetrack_auth::TokenSigner::new(key.trim())
-        .verify(token)
-        .unwrap()
-        .claims;
-    assert_eq!(
-        (claims.subject.as_str(), claims.subject_type.as_str()),
-        ("pub", "internal")
+    assert!(
+        out.starts_with("Service: pub\nScopes: authorize_calls\n"),
+        "{out}"
     );
-    assert!(out.starts_with("Service: pub\nLIFECYCLE_AUTH_TOKEN:\n"));
+    let first = out.lines().last().expect("token line").to_string();
+    // Rotation: a second token for the same service; the first one stays valid until revoked.
+    let (ok, out, err) = lifecycle(&db, &["generate-auth", "pub"], "");
+    assert!(ok, "{err}");
+    let second = out.lines().last().expect("token line").to_string();
+    assert_ne!(first, second);
+    let key = std::fs::read_to_string(dir.path().join("rt.db.auth_key")).unwrap();
+    let signer = racetrack_auth::TokenSigner::new(key.trim());
+    let database = racetrack_db::Database::connect(&db, 1).unwrap();
+    let mut conn = database.get().unwrap();
+    use racetrack_db::repo::auth as repo;
+    let subject = repo::find_subject_by(&mut conn, repo::SubjectKey::Service("pub"))
+        .unwrap()
+        .expect("pub has a stored subject");
+    for token in [&first, &second] {
+        let claims = signer.verify(token).unwrap().claims;
+        assert_eq!(
+            (claims.subject.as_str(), claims.subject_type.as_str()),
+            ("pub", "internal")
+        );
+        let digest = racetrack_auth::token::digest(&claims);
+        let (row, owner) = repo::find_token_by_hash(&mut conn, &digest)
+            .unwrap()
+            .expect("the token is stored (as a digest)");
+        assert_eq!(owner.id, subject.id);
+        assert_ne!(row.token_hash, *token, "stored hashed, not as is");
+    }
+    let scopes: Vec<String> = repo::permissions_of_subject(&mut conn, &subject.id)
+        .unwrap()
+        .into_iter()
+        .map(|p| p.scope)
+        .collect();
+    assert_eq!(
+        scopes,
+        ["authorize_calls"],
+        "PUB's scope only, no full_access"
+    );
 
     let (ok, _, err) = lifecycle("mysql://nope", &["migrate"], "");
     assert!(!ok);

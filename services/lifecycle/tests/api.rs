@@ -116,7 +116,8 @@ both_backends!(
         assert_eq!(status, StatusCode::OK);
         assert_eq!(again["token"], token);
 
-        // New users get the four default global permissions.
+        // New users get the default global permissions: no global deploy_fatman (changed rule,
+        // issue 10: the original's four let any user deploy into anyone's family).
         let (_, perms) = app
             .get("/api/v1/auth/permissions", Some(&app.admin_token))
             .await;
@@ -128,15 +129,7 @@ both_backends!(
             .map(|p| p["scope"].as_str().unwrap())
             .collect();
         scopes.sort();
-        assert_eq!(
-            scopes,
-            [
-                "call_fatman",
-                "deploy_fatman",
-                "deploy_new_family",
-                "read_fatman"
-            ]
-        );
+        assert_eq!(scopes, ["call_fatman", "deploy_new_family", "read_fatman"]);
     }
 );
 
@@ -261,8 +254,8 @@ both_backends!(login_failures_are_rate_limited, |app: TestApp| async move {
 });
 
 both_backends!(bad_tokens_are_refused, |app: TestApp| async move {
-    let forged = racetrack_auth::TokenSigner::new("some-other-key")
-        .internal_token("pub", &["full_access"])
+    let (forged, _) = racetrack_auth::TokenSigner::new("some-other-key")
+        .subject_token("x", "pub", "internal")
         .unwrap();
     for token in [
         forged.as_str(),
@@ -398,24 +391,30 @@ both_backends!(
             original_admin, app.admin_token,
             "admin login shows the original's admin token"
         );
-        // Internal tokens from generate-auth need no stored subject.
-        let internal = racetrack_auth::TokenSigner::new(&app.auth_key)
-            .internal_token("dashboard", &["full_access"])
-            .unwrap();
+        // Internal tokens are stored like every other token, with their service's scopes only
+        // (changed rule: an unstored full_access token signed with AUTH_KEY used to pass).
+        let forged = app.forged_internal_token("dashboard");
         assert_eq!(
-            app.get("/api/v1/escs", Some(&internal)).await.0,
+            app.get("/api/v1/escs", Some(&forged)).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        let dashboard = app
+            .service_token(racetrack_model::InternalService::Dashboard)
+            .await;
+        assert_eq!(
+            app.get("/api/v1/escs", Some(&dashboard)).await.0,
             StatusCode::OK
         );
-        let limited = racetrack_auth::TokenSigner::new(&app.auth_key)
-            .internal_token("pub", &["read_fatman"])
-            .unwrap();
+        let pub_token = app
+            .service_token(racetrack_model::InternalService::Pub)
+            .await;
         assert_eq!(
-            app.get("/api/v1/escs", Some(&limited)).await.0,
+            app.get("/api/v1/escs", Some(&pub_token)).await.0,
             StatusCode::FORBIDDEN
         );
         assert_eq!(
-            app.get("/api/v1/fatman", Some(&limited)).await.0,
-            StatusCode::OK
+            app.get("/api/v1/fatman", Some(&pub_token)).await.0,
+            StatusCode::FORBIDDEN
         );
     }
 );

@@ -19,6 +19,8 @@ pub enum SubjectKey<'a> {
     User(i32),
     Esc(&'a str),
     Family(&'a str),
+    /// A Racetrack service, by name.
+    Service(&'a str),
 }
 
 pub fn find_subject(conn: &mut DbConnection, id: &str) -> Result<Option<AuthSubject>, DbError> {
@@ -38,6 +40,7 @@ pub fn find_subject_by(
         SubjectKey::User(id) => q.filter(subject::user_id.eq(id)),
         SubjectKey::Esc(id) => q.filter(subject::esc_id.eq(id)),
         SubjectKey::Family(id) => q.filter(subject::fatman_family_id.eq(id)),
+        SubjectKey::Service(name) => q.filter(subject::service_name.eq(name)),
     };
     Ok(q.first(conn).optional()?)
 }
@@ -58,11 +61,13 @@ pub fn get_or_create_subject(
         fatman_family_id: None,
         expiry_time: None,
         active: true,
+        service_name: None,
     };
     match key {
         SubjectKey::User(id) => row.user_id = Some(id),
         SubjectKey::Esc(id) => row.esc_id = Some(id.to_string()),
         SubjectKey::Family(id) => row.fatman_family_id = Some(id.to_string()),
+        SubjectKey::Service(name) => row.service_name = Some(name.to_string()),
     }
     diesel::insert_into(subject::table)
         .values(&row)
@@ -121,6 +126,9 @@ pub fn owner_of(conn: &mut DbConnection, row: &AuthSubject) -> Result<SubjectOwn
         if let Some(name) = found {
             return Ok(SubjectOwner::Family { name });
         }
+    }
+    if let Some(name) = &row.service_name {
+        return Ok(SubjectOwner::Service { name: name.clone() });
     }
     Ok(SubjectOwner::Unknown)
 }

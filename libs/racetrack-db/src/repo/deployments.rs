@@ -48,8 +48,10 @@ pub fn list_in_progress(conn: &mut DbConnection) -> Result<Vec<Deployment>, DbEr
         .load(conn)?)
 }
 
-/// The newest successful deployment of a fatman version that recorded an image.
-pub fn latest_image(
+/// The image of the newest successful deployment of a fatman version that ran it on an
+/// infrastructure target. Build-only records (`POST /build`) have no target: their images were
+/// never deployed by anyone allowed to, so reprovisioning (and reconcile) never picks them.
+pub fn latest_provisioned_image(
     conn: &mut DbConnection,
     name: &str,
     version: &str,
@@ -58,6 +60,7 @@ pub fn latest_image(
         .filter(dsl::fatman_name.eq(name))
         .filter(dsl::fatman_version.eq(version))
         .filter(dsl::status.eq("done"))
+        .filter(dsl::infrastructure_target.is_not_null())
         .filter(dsl::image_name.is_not_null())
         .order(dsl::update_time.desc())
         .select(dsl::image_name)

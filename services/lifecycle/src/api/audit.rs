@@ -1,10 +1,11 @@
 use actix_web::{web, HttpResponse};
 use racetrack_db::models::AuditLogEvent;
 use racetrack_db::repo::audit::{self, EventFilter};
+use racetrack_model::AuthScope;
 use serde::Serialize;
 
 use super::{with_caller, State};
-use crate::caller::{require_authn, require_user, AuthToken};
+use crate::caller::{require_user, require_user_or_service, AuthToken};
 use crate::error::ApiError;
 use crate::registry::unix_time;
 
@@ -77,7 +78,8 @@ async fn query(
         let user = if user_only {
             Some(require_user(caller)?.to_string())
         } else {
-            require_authn(caller)?;
+            // The whole log names every user and fatman: not for ESC or fatman family tokens.
+            require_user_or_service(caller, AuthScope::CallAdminApi.as_str())?;
             None
         };
         let filter = EventFilter {

@@ -4,11 +4,12 @@
 use actix_web::{web, HttpResponse};
 use base64::Engine;
 use racetrack_db::repo::deployments;
+use racetrack_model::AuthScope;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{null, with_caller, State};
-use crate::caller::{require_authn, AuthToken};
+use crate::caller::{require_authn, require_scope, AuthToken};
 use crate::deploy::{self, DeployInput, GitCredentials, Mode, SecretVars};
 use crate::error::ApiError;
 use crate::registry::DeploymentDto;
@@ -122,10 +123,18 @@ async fn start(
     let input = validate_payload(payload, max)?;
     let spawn_state = state.clone();
     let (deployment_id, caller, input) = with_caller(state, token, move |conn, state, caller| {
-        require_authn(caller)?;
         let target = if mode == Mode::BuildOnly {
+            // A build claims the version (a concurrent deploy of it is refused) and leaves an
+            // image: the same permission as deploying it, checked before anything is recorded.
+            deploy::check_deploy_permission(
+                conn,
+                caller,
+                &input.manifest.name,
+                &input.manifest.version,
+            )?;
             None
         } else {
+            require_authn(caller)?;
             Some(
                 deploy::resolve_target(state, &input.manifest)?
                     .name()
@@ -202,7 +211,9 @@ async fn set_phase(
     let id = path.into_inner();
     let phase = body.into_inner().phase;
     with_caller(state, token, move |conn, _, caller| {
-        require_authn(caller)?;
+        // Progress comes from the builder (image-builder's internal token) or an admin; callers
+        // with a mere login (ESCs, fatmen, users) cannot rewrite what a deployment shows.
+        require_scope(caller, AuthScope::WriteDeploymentPhase.as_str())?;
         let mut d = deployments::find(conn, &id)?.ok_or_else(|| not_found(&id))?;
         d.phase = Some(phase);
         d.update_time = racetrack_db::now();

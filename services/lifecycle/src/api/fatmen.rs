@@ -300,7 +300,24 @@ async fn rerun(
     let run_state = state.clone();
     let (deployment_id, caller, input) =
         with_caller(state.clone(), token, move |conn, state, caller| {
-            let fatman = authorized_exact_fatman(conn, caller, "deploy_fatman", &name, &version)?;
+            let fatman = match mode {
+                // The supervisor's token may re-provision and nothing else.
+                Mode::Reprovision => {
+                    match authorized_exact_fatman(
+                        conn,
+                        caller,
+                        "reprovision_fatman",
+                        &name,
+                        &version,
+                    ) {
+                        Err(ApiError::Forbidden(_)) => {
+                            authorized_exact_fatman(conn, caller, "deploy_fatman", &name, &version)?
+                        }
+                        other => other?,
+                    }
+                }
+                _ => authorized_exact_fatman(conn, caller, "deploy_fatman", &name, &version)?,
+            };
             let yaml = fatman.manifest.clone().ok_or_else(|| {
                 ApiError::BadRequest("fatman has no manifest to deploy from".into())
             })?;
@@ -311,11 +328,13 @@ async fn rerun(
             }
             let prebuilt_image = match mode {
                 Mode::Reprovision => Some(
-                    deployments::latest_image(conn, &name, &version)?.ok_or_else(|| {
-                        ApiError::BadRequest(format!(
-                            "fatman {name} {version} has no built image to reprovision"
-                        ))
-                    })?,
+                    deployments::latest_provisioned_image(conn, &name, &version)?.ok_or_else(
+                        || {
+                            ApiError::BadRequest(format!(
+                                "fatman {name} {version} has no built image to reprovision"
+                            ))
+                        },
+                    )?,
                 ),
                 _ => None,
             };

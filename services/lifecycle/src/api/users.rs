@@ -112,18 +112,17 @@ async fn login(
         .unwrap_or_default();
     let (username, token) = with_db(state, move |conn, state| {
         let user_key = body.username.to_lowercase();
-        state
-            .login_user_throttle
-            .check(&user_key)
-            .map_err(ApiError::TooManyRequests)?;
+        // Counted before the password is checked, so concurrent guesses cannot overrun the limit.
         state
             .login_address_throttle
-            .check(&address)
+            .acquire(&address)
             .map_err(ApiError::TooManyRequests)?;
+        if let Err(retry) = state.login_user_throttle.acquire(&user_key) {
+            state.login_address_throttle.release(&address);
+            return Err(ApiError::TooManyRequests(retry));
+        }
         let user = users::find_by_username(conn, &body.username)?;
         if !password::verify_password(&body.password, user.as_ref().map(|u| u.password.as_str())) {
-            state.login_user_throttle.record_failure(&user_key);
-            state.login_address_throttle.record_failure(&address);
             tracing::info!("login refused: wrong username or password");
             return Err(ApiError::Unauthenticated(
                 "wrong username or password".into(),
@@ -131,12 +130,13 @@ async fn login(
         }
         let user =
             user.ok_or_else(|| ApiError::Unauthenticated("wrong username or password".into()))?;
+        state.login_user_throttle.reset(&user_key);
+        state.login_address_throttle.release(&address);
         if !user.is_active {
             return Err(ApiError::Forbidden(
                 "user account is not active yet: ask a Racetrack admin to activate it".into(),
             ));
         }
-        state.login_user_throttle.reset(&user_key);
         users::touch_last_login(conn, user.id)?;
         let subject = subjects::ensure_user_subject(conn, &state.signer, &user)?;
         let token =

@@ -23,6 +23,8 @@ pub enum Backend {
 
 pub struct TestApp {
     pub base: String,
+    /// The internal gRPC API (PUB's), `http://127.0.0.1:PORT`.
+    pub grpc_url: String,
     pub state: actix_web::web::Data<AppState>,
     pub client: reqwest::Client,
     pub admin_token: String,
@@ -102,6 +104,8 @@ impl TestApp {
             ("DATABASE_MAX_CONNECTIONS".into(), "4".into()),
             ("AUTH_KEY".into(), auth_key.clone()),
             ("ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
+            // Builds started by tests must never reach an image-builder running on this host.
+            ("IMAGE_BUILDER_URL".into(), "http://127.0.0.1:9".into()),
         ];
         env.extend(
             extra_env
@@ -109,7 +113,8 @@ impl TestApp {
                 .map(|(k, v)| (k.to_string(), v.to_string())),
         );
         let config =
-            Config::from_lookup(|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+            // The last value wins, so a test's `extra_env` overrides the defaults above.
+            Config::from_lookup(|k| env.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
                 .expect("test config");
         let state = tokio::task::spawn_blocking(move || lifecycle::prepare(config))
             .await
@@ -117,6 +122,7 @@ impl TestApp {
             .expect("lifecycle prepares");
         let running = lifecycle::start(state).expect("lifecycle starts");
         let base = format!("http://{}", running.addr);
+        let grpc_url = format!("http://{}", running.grpc_addr);
         tokio::spawn(running.server);
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
@@ -124,6 +130,7 @@ impl TestApp {
             .unwrap();
         let mut app = TestApp {
             base,
+            grpc_url,
             state: running.state,
             client,
             admin_token: String::new(),
@@ -260,6 +267,33 @@ impl TestApp {
         .unwrap()
     }
 
+    /// A stored internal token for `service`, issued as `lifecycle generate-auth` does.
+    pub async fn service_token(&self, service: racetrack_model::InternalService) -> String {
+        let state = self.state.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = state.db.get().unwrap();
+            lifecycle::subjects::issue_service_token(&mut conn, &state.signer, service)
+                .unwrap()
+                .1
+        })
+        .await
+        .unwrap()
+    }
+
+    /// What `generate-auth` used to print: an internal token signed with `AUTH_KEY` and
+    /// `full_access`, with no stored row. Lifecycle must refuse it.
+    pub fn forged_internal_token(&self, service: &str) -> String {
+        use racetrack_auth::token::{Claims, ScopesClaim};
+        racetrack_auth::TokenSigner::new(&self.auth_key)
+            .sign(&Claims {
+                seed: uuid::Uuid::new_v4().to_string(),
+                subject: service.to_string(),
+                subject_type: "internal".to_string(),
+                scopes: ScopesClaim::List(vec!["full_access".to_string()]),
+            })
+            .unwrap()
+    }
+
     pub fn db(&self) -> racetrack_db::PooledConnection {
         self.state.db.get().unwrap()
     }
@@ -326,19 +360,22 @@ fn seed_fatman_blocking(
 #[macro_export]
 macro_rules! both_backends {
     ($name:ident, $body:expr) => {
+        $crate::both_backends!($name, env = &[], $body);
+    };
+    ($name:ident, env = $env:expr, $body:expr) => {
         mod $name {
             use super::*;
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                if let Some(app) = TestApp::spawn(Backend::Sqlite).await {
+                if let Some(app) = TestApp::spawn_with(Backend::Sqlite, $env).await {
                     ($body)(app).await;
                 }
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if let Some(app) = TestApp::spawn(Backend::Postgres).await {
+                if let Some(app) = TestApp::spawn_with(Backend::Postgres, $env).await {
                     ($body)(app).await;
                 }
             }
