@@ -250,16 +250,9 @@ fn redis_url() -> Option<String> {
 }
 
 async fn metric(h: &Harness, line_start: &str) -> f64 {
-    let text = h
-        .client
-        .get(format!("{}/metrics", h.pub_url))
-        .send()
+    h.metrics()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .filter(|l| l.starts_with(line_start))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()

@@ -325,15 +325,7 @@ async fn own_routes_answer_without_lifecycle() {
     for _ in 0..3 {
         assert_eq!(h.get("/fatman/echo/latest/x", Some("good")).await.0, 200);
     }
-    let metrics = h
-        .client
-        .get(format!("{}/metrics", h.pub_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.metrics().await;
     assert!(
         metrics
             .contains("pub_fatman_proxy_requests{fatman_name=\"echo\",fatman_version=\"1.0.0\"} 3"),

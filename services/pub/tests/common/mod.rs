@@ -319,6 +319,13 @@ impl Harness {
         String::from_utf8_lossy(&buf[..n]).to_string()
     }
 
+    /// PUB's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let url = format!("{}/metrics", self.pub_url);
+        let resp = self.client.get(url).send().await.unwrap();
+        resp.text().await.unwrap()
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
         let mut req = self.client.get(format!("{}{}", self.pub_url, path));
         if let Some(t) = token {
