@@ -1,4 +1,4 @@
-//! Typed reading of the services' environment variables (architecture.md, "Configuration
+//! Typed reading of the services' environment variables (docs/architecture.md, "Configuration
 //! conventions"), so each service's `Config::from_lookup` only states names, defaults and its own
 //! rules.
 //!

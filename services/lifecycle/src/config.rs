@@ -1,4 +1,4 @@
-//! Lifecycle configuration: environment variables with documented defaults (architecture.md,
+//! Lifecycle configuration: environment variables with documented defaults (docs/architecture.md,
 //! "Configuration conventions").
 
 use std::net::SocketAddr;

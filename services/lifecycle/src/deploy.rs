@@ -277,7 +277,7 @@ fn check_may_deploy(
     Ok(())
 }
 
-/// Deploy authorization (spec: family exists → deploy_fatman on it, else deploy_new_family); also
+/// Deploy authorization (the family exists → deploy_fatman on it, else deploy_new_family); also
 /// what `POST /build` requires, since a build claims the version for a while. Returns the existing
 /// fatman of that version, if any.
 pub fn check_deploy_permission(
