@@ -24,6 +24,7 @@ use std::time::Duration;
 /// | `MAX_CONNECTIONS_PER_ADDRESS` | `1000` | concurrent connections from one client address; more are closed at once, so one address cannot take every slot (behind a load balancer all clients share its address: raise it, or `0` for no per-address share) |
 /// | `CLIENT_TIMEOUT` | `30` | seconds a client may take to send the next part of a request body, or to take the next part of a response |
 /// | `KEEP_ALIVE_TIMEOUT` | `20` | seconds an idle kept-alive connection waits for its next request |
+/// | `SHUTDOWN_TIMEOUT` | `30` | seconds a shutdown (SIGTERM, Ctrl-C) waits for the calls in flight before cutting them |
 /// | `FORWARD_TO_PROTOCOL` | `http` | scheme used to reach fatmen: only `http`, accepted as the original's setting |
 /// | `REQUEST_TRACING_HEADER` | `X-Request-Tracing-Id` | request id header, read and set |
 /// | `TLS_CERT_FILE`, `TLS_KEY_FILE` | — | PEM certificate chain and key: serve HTTPS instead of HTTP |
@@ -50,6 +51,7 @@ pub struct Config {
     pub max_connections_per_address: Option<usize>,
     pub client_timeout: Duration,
     pub keep_alive_timeout: Duration,
+    pub shutdown_timeout: Duration,
     pub request_tracing_header: String,
     pub tls: Option<(PathBuf, PathBuf)>,
     pub git_version: String,
@@ -141,6 +143,7 @@ impl Config {
             .filter(|n| *n > 0),
             client_timeout: secs("CLIENT_TIMEOUT", 30)?,
             keep_alive_timeout: secs("KEEP_ALIVE_TIMEOUT", 20)?,
+            shutdown_timeout: secs("SHUTDOWN_TIMEOUT", 30)?,
             request_tracing_header: env.string_or("REQUEST_TRACING_HEADER", "X-Request-Tracing-Id"),
             tls,
             git_version: env.string_or("GIT_VERSION", "dev"),

@@ -48,6 +48,8 @@ pub struct Core {
     /// `REQUEST_TRACING_HEADER`, lower-cased.
     tracing_header: String,
     pub redis_connected: AtomicBool,
+    /// `true` once PUB is shutting down.
+    stop: tokio::sync::watch::Sender<bool>,
     /// The workers' counts of per-call metrics, folded in when metrics are read.
     tallies: Tallies,
     /// A span per call costs about as much as the rest of PUB's work on it: only when it is
@@ -75,8 +77,24 @@ impl Core {
             call_spans: config.otlp_export || tracing::enabled!(tracing::Level::DEBUG),
             config,
             redis_connected: AtomicBool::new(false),
+            stop: tokio::sync::watch::Sender::new(false),
             tallies: Tallies::default(),
         })
+    }
+
+    /// Begins the shutdown: no new connection is accepted, no new request read.
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    pub fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Resolves once the shutdown has begun.
+    pub async fn stopped(&self) {
+        let mut stop = self.stop.subscribe();
+        let _ = stop.wait_for(|stopping| *stopping).await;
     }
 }
 

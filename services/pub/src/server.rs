@@ -76,16 +76,15 @@ fn take_share(shares: &Shares, ip: IpAddr, limit: usize) -> Option<AddressShare>
 }
 
 /// Accepts until the listener fails, handing each connection to `hand_off` with its [`Slot`]:
-/// at most `max_connections` at once, and at most `per_address` of them from one address (the
+/// at most as many at once as `slots` has permits, and at most `per_address` of them from one address (the
 /// rest are closed as soon as they are accepted, so one client cannot starve the others).
 pub async fn accept_loop(
     listener: TcpListener,
-    max_connections: usize,
+    slots: Arc<Semaphore>,
     per_address: Option<usize>,
     on_refused: impl Fn(),
     mut hand_off: impl FnMut(TcpStream, SocketAddr, Slot),
 ) -> anyhow::Result<()> {
-    let slots = Arc::new(Semaphore::new(max_connections));
     let shares: Shares = Arc::default();
     loop {
         let permit = slots.clone().acquire_owned().await?;
@@ -143,28 +142,6 @@ pub fn spawn_connection(
     });
 }
 
-/// Accepts and serves on the current runtime (one worker).
-pub async fn serve(
-    listener: TcpListener,
-    app: Arc<Pub>,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-) -> anyhow::Result<()> {
-    let max = app.config.max_connections;
-    let per_address = app.config.max_connections_per_address;
-    let refused = app
-        .metrics
-        .connections_refused
-        .with_label_values(&["per_address"]);
-    accept_loop(
-        listener,
-        max,
-        per_address,
-        move || refused.inc(),
-        move |stream, peer, slot| spawn_connection(stream, peer, slot, app.clone(), tls.clone()),
-    )
-    .await
-}
-
 /// Serves requests on one connection until either side ends it.
 pub async fn serve_connection<I>(io: I, peer: SocketAddr, app: Arc<Pub>)
 where
@@ -181,7 +158,13 @@ where
     // kept-alive connection may idle longer.
     let mut idle = app.config.header_read_timeout;
     loop {
-        let head = match read_head(&mut conn, idle, &app.config).await {
+        // Shutting down: an idle connection is closed at once, a busy one after its response.
+        let next = tokio::select! {
+            biased;
+            _ = app.stopped(), if conn.buf.is_empty() => break,
+            next = read_head(&mut conn, idle, &app.config) => next,
+        };
+        let head = match next {
             Ok(Some(head)) => head,
             Ok(None) => break,
             Err(refusal) => {
@@ -191,7 +174,7 @@ where
                 break;
             }
         };
-        if app.handle(&mut conn, head).await == Next::Close {
+        if app.handle(&mut conn, head).await == Next::Close || app.stopping() {
             break;
         }
         idle = app.config.keep_alive_timeout;

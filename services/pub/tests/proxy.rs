@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 
 #[tokio::test]
 async fn allowed_calls_reach_the_fatman_with_the_verified_identity() {
@@ -434,4 +434,64 @@ async fn the_wire_protocol_is_kept_for_every_kind_of_client() {
     // Ambiguous lengths are refused before anything reaches a fatman.
     let head = h.raw("POST /pub/fatman/echo/latest/x HTTP/1.1\r\nHost: x\r\nX-Racetrack-Auth: good\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n").await;
     assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+}
+
+/// A shutdown stops accepting, closes idle connections at once and lets the call in flight
+/// finish before PUB ends (the binary's wiring: a control thread and a worker).
+#[tokio::test]
+async fn shutdown_finishes_the_calls_in_flight() {
+    let h = harness(&[("SHUTDOWN_TIMEOUT", "10")]).await;
+    let fatman = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let fatman_addr = fatman.local_addr().unwrap();
+    let (asked_tx, asked_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut s, _) = fatman.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).await.unwrap();
+        let _ = asked_tx.send(());
+        // Below the harness's UPSTREAM_TIMEOUT (1 s).
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\ndone")
+            .await
+            .unwrap();
+    });
+    h.lifecycle
+        .routes
+        .lock()
+        .unwrap()
+        .insert("slow".into(), route("slow", fatman_addr.to_string(), &[]));
+    let mut busy = h
+        .send(
+            b"GET /pub/fatman/slow/latest/x HTTP/1.1\r\nHost: x\r\nX-Racetrack-Auth: good\r\n\r\n",
+        )
+        .await;
+    asked_rx.await.unwrap();
+    let mut idle = h.send(b"GET /pub/live HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let (head, _) = read_response(&mut idle).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+
+    let addr = h.pub_addr;
+    let Harness { server, .. } = h;
+    let started = std::time::Instant::now();
+    let stopping = tokio::task::spawn_blocking(move || server.shutdown());
+    // The idle connection is closed at once; nobody new gets in.
+    let mut rest = Vec::new();
+    let closed =
+        tokio::time::timeout(Duration::from_millis(500), idle.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "an idle connection was kept open");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "a new connection was accepted while shutting down"
+    );
+    // The call in flight is answered whole.
+    let (head, body) = read_response(&mut busy).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, "done");
+    stopping.await.unwrap().unwrap();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_secs(5),
+        "shutdown took {took:?}"
+    );
 }

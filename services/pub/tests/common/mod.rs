@@ -210,7 +210,7 @@ pub struct Harness {
     pub pub_addr: SocketAddr,
     pub lifecycle: Arc<FakeLifecycle>,
     pub client: reqwest::Client,
-    pub _pub: racetrack_pub::Running,
+    pub server: racetrack_pub::Server,
 }
 
 pub fn route(name: &str, internal_name: String, public: &[&str]) -> FatmanRoute {
@@ -263,6 +263,7 @@ pub async fn harness(extra: &[(&str, &str)]) -> Harness {
     }
     let mut vars: HashMap<String, String> = [
         ("PUB_ADDR", "127.0.0.1:0".to_string()),
+        ("WORKERS", "1".to_string()),
         ("LIFECYCLE_GRPC_URL", format!("http://{lc_addr}")),
         ("LIFECYCLE_AUTH_TOKEN", PUB_TOKEN.to_string()),
         ("UPSTREAM_TIMEOUT", "1".to_string()),
@@ -276,16 +277,17 @@ pub async fn harness(extra: &[(&str, &str)]) -> Harness {
         vars.insert(k.to_string(), v.to_string());
     }
     let config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
-    let running = racetrack_pub::start(config).await.unwrap();
+    // The binary's own wiring (control thread, one worker).
+    let server = racetrack_pub::spawn(config).unwrap();
     Harness {
-        pub_url: format!("http://{}/pub", running.addr),
-        pub_addr: running.addr,
+        pub_url: format!("http://{}/pub", server.addr),
+        pub_addr: server.addr,
         lifecycle,
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap(),
-        _pub: running,
+        server,
     }
 }
 
