@@ -14,6 +14,7 @@ test-services:
 test: test-services
 	python3 -m unittest discover -s job-types/python3/tests
 	cargo build --workspace --bins
+	cargo clippy --workspace --all-targets -- -D warnings
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --workspace --no-fail-fast; \
 	else \
@@ -27,7 +28,7 @@ fmt:
 	cargo fmt --all
 
 lint:
-	cargo clippy --workspace --all-targets
+	cargo clippy --workspace --all-targets -- -D warnings
 
 bench:
 	python3 bench/lifecycle.py
