@@ -175,7 +175,10 @@ mod tests {
             (Some("pub-reader"), Some("p@ss"), 1)
         );
         let d = RedisAddr::parse("rediss://u:pw@redis.internal").unwrap();
-        assert_eq!((d.host.as_str(), d.port, d.tls), ("redis.internal", 6379, true));
+        assert_eq!(
+            (d.host.as_str(), d.port, d.tls),
+            ("redis.internal", 6379, true)
+        );
         assert!(!format!("{d:?}").contains("pw"), "{d:?}");
         assert!(RedisAddr::parse("http://x").is_err());
         assert!(RedisAddr::parse("redis+unix:///tmp/redis.sock").is_err());

@@ -157,7 +157,8 @@ async fn tls_connect(
     .map_err(|e| tls_err(&e))?
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| tls_err(&e))?;
+    let name =
+        rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| tls_err(&e))?;
     tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
         .await

@@ -107,7 +107,12 @@ impl Drop for AclUser {
     fn drop(&mut self) {
         let deleted = redis::Client::open(self.admin_url.as_str())
             .and_then(|c| c.get_connection())
-            .and_then(|mut c| redis::cmd("ACL").arg("DELUSER").arg(&self.name).exec(&mut c));
+            .and_then(|mut c| {
+                redis::cmd("ACL")
+                    .arg("DELUSER")
+                    .arg(&self.name)
+                    .exec(&mut c)
+            });
         if let Err(e) = deleted {
             eprintln!("could not delete ACL user {}: {e}", self.name);
         }
@@ -148,7 +153,9 @@ async fn an_acl_user_and_password_from_the_url_publish_and_subscribe() {
     let event = Event::Fatman {
         name: format!("acl-{}", user.name),
     };
-    Publisher::new(Some(&as_user)).unwrap().publish(event.clone());
+    Publisher::new(Some(&as_user))
+        .unwrap()
+        .publish(event.clone());
     // Other tests publish on the same channel meanwhile.
     loop {
         match next(&mut rx).await {
@@ -212,7 +219,10 @@ async fn rediss_against_a_plain_text_answer_is_a_tls_handshake_error() {
 
     // The publisher's client (the redis crate's rustls) and the subscriber's own both refuse.
     let err = ping(&tls_url).await.unwrap_err().to_string();
-    assert!(err.contains("corrupt message"), "not a TLS handshake error: {err}");
+    assert!(
+        err.contains("corrupt message"),
+        "not a TLS handshake error: {err}"
+    );
     let mut rx = subscribe(&tls_url).unwrap();
     assert_eq!(within(&mut rx, 5).await, Notification::Disconnected);
     assert_eq!(within(&mut rx, 5).await, Notification::Disconnected);
