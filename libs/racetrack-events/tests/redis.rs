@@ -228,3 +228,68 @@ async fn rediss_against_a_plain_text_answer_is_a_tls_handshake_error() {
     assert_eq!(within(&mut rx, 5).await, Notification::Disconnected);
     server.abort();
 }
+
+/// Waits for `want`, skipping the events other tests publish on the same channel meanwhile.
+async fn until(rx: &mut tokio::sync::mpsc::Receiver<Notification>, want: &Notification) {
+    loop {
+        match within(rx, 5).await {
+            got if &got == want => return,
+            Notification::Event(_) => continue,
+            other => panic!("{other:?} while waiting for {want:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn connections_killed_by_redis_are_remade_and_the_subscriber_says_connected_again() {
+    let Some(url) = redis_url() else { return };
+    // A user of its own so that killing its connections touches no other test.
+    let user = AclUser::create(
+        &url,
+        "kill-me",
+        &[
+            "resetchannels",
+            "&racetrack:invalidate",
+            "-@all",
+            "+publish",
+            "+subscribe",
+            "+ping",
+        ],
+    )
+    .await;
+    let as_user = url_as(&url, &user.name, "kill-me");
+    let mut rx = subscribe(&as_user).unwrap();
+    assert_eq!(within(&mut rx, 5).await, Notification::Connected);
+    let publisher = Publisher::new(Some(&as_user)).unwrap();
+    let first = Event::Subject {
+        subject_id: format!("before-{}", user.name),
+    };
+    publisher.publish(first.clone());
+    until(&mut rx, &Notification::Event(first)).await;
+
+    let mut admin = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("USER")
+        .arg(&user.name)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(
+        killed, 2,
+        "the publisher's and the subscriber's connections"
+    );
+
+    // PUB drops its whole cache on this Connected: events may have been missed in between.
+    until(&mut rx, &Notification::Disconnected).await;
+    until(&mut rx, &Notification::Connected).await;
+    let second = Event::Subject {
+        subject_id: format!("after-{}", user.name),
+    };
+    publisher.publish(second.clone());
+    until(&mut rx, &Notification::Event(second)).await;
+}
