@@ -1,6 +1,8 @@
 //! A hostile "Redis" on loopback: after confirming the subscription it sends frames announcing
 //! huge lengths, deeply nested huge arrays or a line that never ends. The subscriber must drop
-//! the connection with an error at once and reconnect, never buffering more than a bounded line.
+//! the connection with an error and reconnect, never buffering more than a bounded amount: the
+//! `redis` crate waits for a reply to end, so a half-sent reply ends at the next unanswered
+//! `PING` (a few seconds) and a flood at the subscriber's byte budget.
 
 use std::time::{Duration, Instant};
 
