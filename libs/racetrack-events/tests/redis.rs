@@ -293,3 +293,35 @@ async fn connections_killed_by_redis_are_remade_and_the_subscriber_says_connecte
     publisher.publish(second.clone());
     until(&mut rx, &Notification::Event(second)).await;
 }
+
+#[tokio::test]
+async fn a_redis_that_never_answers_never_blocks_publishers() {
+    // Accepts connections and reads commands but never replies: every PUBLISH waits for its
+    // response timeout in the background while the queue fills and overflows.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("redis://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut held = Vec::new();
+        loop {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            held.push(tokio::spawn(async move {
+                let mut sink = [0u8; 1024];
+                while conn.read(&mut sink).await.map(|n| n > 0).unwrap_or(false) {}
+            }));
+        }
+    });
+    let publisher = Publisher::new(Some(&url)).unwrap();
+    let start = std::time::Instant::now();
+    for i in 0..5000 {
+        publisher.publish(Event::Fatman {
+            name: format!("f{i}"),
+        });
+    }
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "publishing 5000 events took {:?}",
+        start.elapsed()
+    );
+    server.abort();
+}
