@@ -68,6 +68,16 @@ async fn unreachable_redis_never_blocks_publishers() {
     assert_eq!(next(&mut rx).await, Notification::Disconnected);
 }
 
+/// What this crate needs (README): its one channel, PUBLISH/SUBSCRIBE/PING, no keys.
+const LEAST_PRIVILEGE: &[&str] = &[
+    "resetchannels",
+    "&racetrack:invalidate",
+    "-@all",
+    "+publish",
+    "+subscribe",
+    "+ping",
+];
+
 /// A Redis ACL user made for one test and deleted when it ends, however it ends.
 struct AclUser {
     admin_url: String,
@@ -131,20 +141,7 @@ fn url_as(base: &str, user: &str, password_encoded: &str) -> String {
 #[tokio::test]
 async fn an_acl_user_and_password_from_the_url_publish_and_subscribe() {
     let Some(url) = redis_url() else { return };
-    // Least privilege for this crate: its one channel, PUBLISH/SUBSCRIBE/PING, no keys.
-    let user = AclUser::create(
-        &url,
-        "s3cret:with@odd/chars",
-        &[
-            "resetchannels",
-            "&racetrack:invalidate",
-            "-@all",
-            "+publish",
-            "+subscribe",
-            "+ping",
-        ],
-    )
-    .await;
+    let user = AclUser::create(&url, "s3cret:with@odd/chars", LEAST_PRIVILEGE).await;
     let as_user = url_as(&url, &user.name, "s3cret%3Awith%40odd%2Fchars");
     ping(&as_user).await.unwrap();
 
@@ -244,19 +241,7 @@ async fn until(rx: &mut tokio::sync::mpsc::Receiver<Notification>, want: &Notifi
 async fn connections_killed_by_redis_are_remade_and_the_subscriber_says_connected_again() {
     let Some(url) = redis_url() else { return };
     // A user of its own so that killing its connections touches no other test.
-    let user = AclUser::create(
-        &url,
-        "kill-me",
-        &[
-            "resetchannels",
-            "&racetrack:invalidate",
-            "-@all",
-            "+publish",
-            "+subscribe",
-            "+ping",
-        ],
-    )
-    .await;
+    let user = AclUser::create(&url, "kill-me", LEAST_PRIVILEGE).await;
     let as_user = url_as(&url, &user.name, "kill-me");
     let mut rx = subscribe(&as_user).unwrap();
     assert_eq!(within(&mut rx, 5).await, Notification::Connected);
