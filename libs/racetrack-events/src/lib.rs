@@ -4,16 +4,17 @@
 //! changes; every PUB replica subscribes and drops the affected cache entries. Redis is optional:
 //! without it nothing is published and PUB's cache TTL bounds how stale a decision can be.
 //!
-//! The Redis side speaks just enough RESP2 for `PUBLISH`, `SUBSCRIBE` and `PING`, in the spirit of
-//! mini-redis: two commands do not justify a full client and its dependency tree.
+//! The wire protocol is the `redis` crate's: a reconnecting connection manager publishes, a
+//! dedicated pub/sub connection listens. URLs are `redis://[user[:password]@]host[:port][/db]`
+//! or `rediss://…` for TLS (rustls with the ring provider, system trust roots).
 
 mod publisher;
-mod resp;
 mod subscriber;
 
-pub use publisher::Publisher;
+pub use publisher::{ping, Publisher};
 pub use subscriber::{subscribe, Notification};
 
+use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 use serde::{Deserialize, Serialize};
 
 /// The pub/sub channel every replica listens on.
@@ -45,65 +46,97 @@ impl Event {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
-    #[error("invalid REDIS_URL {0:?}: expected redis://[:password@]host[:port][/db]")]
+    #[error("invalid REDIS_URL {0:?}: expected redis[s]://[user[:password]@]host[:port][/db]")]
     Url(String),
     #[error("redis connection failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error("redis TLS failed: {0}")]
+    Tls(String),
     #[error("redis protocol error: {0}")]
     Protocol(String),
-    #[error("redis answered with an error: {0}")]
+    #[error("redis error: {0}")]
     Redis(String),
     #[error("undecodable event: {0}")]
     Decode(String),
 }
 
-/// Where Redis is, parsed from a `redis://` URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl From<redis::RedisError> for EventError {
+    fn from(e: redis::RedisError) -> EventError {
+        // The crate's messages never carry the URL (and so no password).
+        EventError::Redis(e.to_string())
+    }
+}
+
+/// Where Redis is, parsed from a `redis://` or `rediss://` URL by the `redis` crate (so user and
+/// password are percent-decoded the way the crate sends them).
+#[derive(Clone)]
 pub struct RedisAddr {
     pub host: String,
     pub port: u16,
+    pub username: Option<String>,
     pub password: Option<String>,
-    pub db: Option<u32>,
+    pub db: i64,
+    /// `rediss://`: TLS, the server's certificate checked against the system's trust roots.
+    pub tls: bool,
+    info: ConnectionInfo,
+}
+
+impl std::fmt::Debug for RedisAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisAddr")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("db", &self.db)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 impl RedisAddr {
     pub fn parse(url: &str) -> Result<RedisAddr, EventError> {
         let bad = || EventError::Url(redact(url));
-        let rest = url.strip_prefix("redis://").ok_or_else(bad)?;
-        let (auth, rest) = match rest.rsplit_once('@') {
-            Some((a, r)) => (Some(a), r),
-            None => (None, rest),
-        };
-        let (hostport, db) = match rest.split_once('/') {
-            Some((h, "")) => (h, None),
-            Some((h, d)) => (h, Some(d.parse().map_err(|_| bad())?)),
-            None => (rest, None),
-        };
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse().map_err(|_| bad())?),
-            None => (hostport, 6379),
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            return Err(bad());
+        }
+        let info = url.into_connection_info().map_err(|_| bad())?;
+        let (host, port, tls) = match info.addr() {
+            ConnectionAddr::Tcp(host, port) => (host.clone(), *port, false),
+            // `#insecure` (no certificate check) is refused: the crate is built without it.
+            ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure: false,
+                ..
+            } => (host.clone(), *port, true),
+            _ => return Err(bad()),
         };
         if host.is_empty() {
             return Err(bad());
         }
-        let password = auth
-            .map(|a| a.split_once(':').map_or(a, |(_, p)| p))
-            .filter(|p| !p.is_empty())
-            .map(String::from);
+        let redis = info.redis_settings();
         Ok(RedisAddr {
-            host: host.to_string(),
+            host,
             port,
-            password,
-            db,
+            username: redis.username().map(String::from),
+            password: redis.password().map(String::from),
+            db: redis.db(),
+            tls,
+            info,
         })
     }
 
     pub fn socket(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
+
+    pub(crate) fn connection_info(&self) -> &ConnectionInfo {
+        &self.info
+    }
 }
 
-/// A Redis URL fit for logs: the password replaced.
+/// A Redis URL fit for logs: user and password replaced.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
@@ -130,15 +163,33 @@ mod tests {
     fn redis_urls() {
         let a = RedisAddr::parse("redis://127.0.0.1:6380/2").unwrap();
         assert_eq!(
-            (a.host.as_str(), a.port, a.db),
-            ("127.0.0.1", 6380, Some(2))
+            (a.host.as_str(), a.port, a.db, a.tls),
+            ("127.0.0.1", 6380, 2, false)
         );
         let b = RedisAddr::parse("redis://:s3cret@redis").unwrap();
         assert_eq!((b.port, b.password.as_deref()), (6379, Some("s3cret")));
+        assert_eq!(b.username, None);
+        let c = RedisAddr::parse("redis://pub%2Dreader:p%40ss@redis:6390/1").unwrap();
+        assert_eq!(
+            (c.username.as_deref(), c.password.as_deref(), c.db),
+            (Some("pub-reader"), Some("p@ss"), 1)
+        );
+        let d = RedisAddr::parse("rediss://u:pw@redis.internal").unwrap();
+        assert_eq!(
+            (d.host.as_str(), d.port, d.tls),
+            ("redis.internal", 6379, true)
+        );
+        assert!(!format!("{d:?}").contains("pw"), "{d:?}");
         assert!(RedisAddr::parse("http://x").is_err());
+        assert!(RedisAddr::parse("redis+unix:///tmp/redis.sock").is_err());
+        assert!(RedisAddr::parse("rediss://h/#insecure").is_err());
         let err = RedisAddr::parse("redis://:s3cret@h:notaport")
             .unwrap_err()
             .to_string();
         assert!(!err.contains("s3cret"), "{err}");
+        assert_eq!(
+            redact("rediss://user:s3cret@h:6380/0"),
+            "rediss://***@h:6380/0"
+        );
     }
 }

@@ -1,11 +1,14 @@
 //! Fire-and-forget publishing from any thread (Lifecycle publishes from its blocking DB closures).
+//!
+//! Events go into a bounded queue drained by one background thread that owns a small Tokio
+//! runtime and the `redis` crate's reconnecting [`ConnectionManager`]: callers never wait on
+//! Redis, whichever runtime (or none) they run on.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::time::Duration;
 
-use crate::resp::command;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::mpsc::{self, error::TrySendError};
+
 use crate::{redact, Event, EventError, RedisAddr, CHANNEL};
 
 /// Events waiting for Redis beyond this are dropped (and logged): the cache TTL still bounds
@@ -16,7 +19,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// Publishes [`Event`]s on [`CHANNEL`] from a background thread. Cloning is cheap.
 #[derive(Clone)]
 pub struct Publisher {
-    tx: Option<SyncSender<Event>>,
+    tx: Option<mpsc::Sender<Event>>,
 }
 
 impl Publisher {
@@ -30,12 +33,15 @@ impl Publisher {
         let Some(url) = redis_url else {
             return Ok(Publisher::disabled());
         };
-        let addr = RedisAddr::parse(url)?;
-        let (tx, rx) = sync_channel(QUEUE);
+        let client = client(&RedisAddr::parse(url)?)?;
+        let (tx, rx) = mpsc::channel(QUEUE);
         let shown = redact(url);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         std::thread::Builder::new()
             .name("redis-publisher".into())
-            .spawn(move || run(addr, shown, rx))?;
+            .spawn(move || runtime.block_on(run(client, shown, rx)))?;
         Ok(Publisher { tx: Some(tx) })
     }
 
@@ -50,83 +56,71 @@ impl Publisher {
             Err(TrySendError::Full(e)) => {
                 tracing::warn!(event = ?e, "redis publish queue full; event dropped (cache TTL applies)")
             }
-            Err(TrySendError::Disconnected(_)) => {
+            Err(TrySendError::Closed(_)) => {
                 tracing::warn!("redis publisher thread is gone; event dropped")
             }
         }
     }
 }
 
-struct Conn {
-    writer: TcpStream,
-    reader: BufReader<TcpStream>,
+/// Connects once and sends `PING`: a startup or readiness check of a `REDIS_URL` (credentials,
+/// TLS) with the same client the publisher uses.
+pub async fn ping(redis_url: &str) -> Result<(), EventError> {
+    let client = client(&RedisAddr::parse(redis_url)?)?;
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(IO_TIMEOUT))
+        .set_response_timeout(Some(IO_TIMEOUT));
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?;
+    redis::cmd("PING").query_async::<()>(&mut conn).await?;
+    Ok(())
 }
 
-impl Conn {
-    fn open(addr: &RedisAddr) -> Result<Conn, EventError> {
-        let socket = std::net::ToSocketAddrs::to_socket_addrs(&addr.socket())?
-            .next()
-            .ok_or_else(|| EventError::Url(addr.socket()))?;
-        let stream = TcpStream::connect_timeout(&socket, IO_TIMEOUT)?;
-        stream.set_read_timeout(Some(IO_TIMEOUT))?;
-        stream.set_write_timeout(Some(IO_TIMEOUT))?;
-        stream.set_nodelay(true)?;
-        let mut conn = Conn {
-            reader: BufReader::new(stream.try_clone()?),
-            writer: stream,
-        };
-        if let Some(pw) = &addr.password {
-            conn.call(&[b"AUTH", pw.as_bytes()])?;
-        }
-        if let Some(db) = addr.db {
-            conn.call(&[b"SELECT", db.to_string().as_bytes()])?;
-        }
-        Ok(conn)
+pub(crate) fn client(addr: &RedisAddr) -> Result<redis::Client, EventError> {
+    if addr.tls {
+        crate::subscriber::install_ring_provider();
     }
-
-    /// Sends a command whose reply is a single line (`+OK`, `:n` or `-ERR …`).
-    fn call(&mut self, parts: &[&[u8]]) -> Result<String, EventError> {
-        self.writer.write_all(&command(parts))?;
-        let mut line = String::new();
-        if self.reader.read_line(&mut line)? == 0 {
-            return Err(EventError::Io(std::io::ErrorKind::UnexpectedEof.into()));
-        }
-        let line = line.trim_end();
-        match line.split_at(line.len().min(1)) {
-            ("-", msg) => Err(EventError::Redis(msg.to_string())),
-            ("+" | ":", rest) => Ok(rest.to_string()),
-            _ => Err(EventError::Protocol(format!("unexpected reply {line:?}"))),
-        }
-    }
+    Ok(redis::Client::open(addr.connection_info().clone())?)
 }
 
-fn run(addr: RedisAddr, shown: String, rx: Receiver<Event>) {
-    let mut conn: Option<Conn> = None;
-    while let Ok(event) = rx.recv() {
+async fn run(client: redis::Client, shown: String, mut rx: mpsc::Receiver<Event>) {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(IO_TIMEOUT))
+        .set_response_timeout(Some(IO_TIMEOUT))
+        // Reconnects are retried per command; a Redis that stays down costs each queued event
+        // at most a few seconds, after which it is dropped and logged.
+        .set_number_of_retries(1)
+        .set_max_delay(IO_TIMEOUT);
+    let manager = match ConnectionManager::new_lazy_with_config(client, config) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(redis = %shown, error = %e, "redis publisher cannot start; events will be dropped");
+            // Keep draining so publishers never see a closed queue and warn on every event.
+            while rx.recv().await.is_some() {}
+            return;
+        }
+    };
+    while let Some(event) = rx.recv().await {
         let payload = event.encode();
-        // One retry on a fresh connection covers a Redis restart between events.
+        // One retry covers a Redis restart between events: the manager reconnects after the
+        // first failure.
         for attempt in 0..2 {
-            if conn.is_none() {
-                match Conn::open(&addr) {
-                    Ok(c) => conn = Some(c),
-                    Err(e) => {
-                        tracing::warn!(redis = %shown, error = %e, "cannot reach redis; event dropped (cache TTL applies)");
-                        break;
-                    }
-                }
-            }
-            let c = conn.as_mut().expect("just connected");
-            match c.call(&[b"PUBLISH", CHANNEL.as_bytes(), payload.as_bytes()]) {
+            let mut conn = manager.clone();
+            let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+                .arg(CHANNEL)
+                .arg(&payload)
+                .query_async(&mut conn)
+                .await;
+            match sent {
                 Ok(receivers) => {
-                    tracing::debug!(?event, %receivers, "published invalidation");
+                    tracing::debug!(?event, receivers, "published invalidation");
                     break;
                 }
-                Err(e) => {
-                    conn = None;
-                    if attempt == 1 {
-                        tracing::warn!(redis = %shown, error = %e, "redis publish failed; event dropped (cache TTL applies)");
-                    }
+                Err(e) if attempt == 1 => {
+                    tracing::warn!(redis = %shown, error = %e, "redis publish failed; event dropped (cache TTL applies)");
                 }
+                Err(_) => {}
             }
         }
     }
