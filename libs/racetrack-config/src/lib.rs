@@ -18,6 +18,8 @@
 //! assert!(env.flag("DRY_RUN", false).is_ok_and(|dry| !dry));
 //! ```
 
+pub mod redact;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::str::FromStr;

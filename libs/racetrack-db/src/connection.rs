@@ -144,20 +144,12 @@ fn parse_url(url: &str) -> Result<(Backend, String), DbError> {
     let path = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
-        .ok_or_else(|| DbError::UnsupportedUrl(redact_url(url)))?;
+        .ok_or_else(|| DbError::UnsupportedUrl(racetrack_config::redact::url(url)))?;
     if path.is_empty() || path == ":memory:" {
         // Every pooled connection would see its own empty in-memory database.
         return Err(DbError::UnsupportedUrl(url.to_string()));
     }
     Ok((Backend::Sqlite, path.to_string()))
-}
-
-/// Drops anything between `://` and `@` so a password never reaches an error message.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(start), Some(at)) if at > start => format!("{}://***{}", &url[..start], &url[at..]),
-        _ => url.to_string(),
-    }
 }
 
 #[cfg(test)]

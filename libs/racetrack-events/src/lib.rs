@@ -137,12 +137,7 @@ impl RedisAddr {
 }
 
 /// A Redis URL fit for logs: user and password replaced.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
-        _ => url.to_string(),
-    }
-}
+pub use racetrack_config::redact::url as redact;
 
 #[cfg(test)]
 mod tests {

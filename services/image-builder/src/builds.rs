@@ -14,7 +14,7 @@ use racetrack_proto::image_builder::build_status::State;
 use racetrack_proto::image_builder::{BuildEvent, BuildResult, BuildStatus, LogLine};
 use tokio::sync::watch;
 
-use crate::redact::Redactor;
+use racetrack_config::redact::Redactor;
 
 /// In-memory log kept per build; the log file always has everything.
 pub const MAX_MEMORY_LOG_BYTES: usize = 32 << 20;

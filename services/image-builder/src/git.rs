@@ -13,7 +13,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 use crate::builds::BuildLog;
-use crate::redact::percent_encode;
+use racetrack_config::redact::percent_encode;
 
 pub const CLONE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
@@ -31,7 +31,7 @@ impl std::fmt::Debug for GitSource {
         f.debug_struct("GitSource")
             .field(
                 "remote",
-                &crate::redact::scrub_url_credentials(&self.remote),
+                &racetrack_config::redact::scrub_url_credentials(&self.remote),
             )
             .field("branch", &self.branch)
             .field("directory", &self.directory)
@@ -80,7 +80,7 @@ pub fn check_remote(remote: &str, allow_file: bool) -> Result<(), String> {
     } else {
         Err(format!(
             "git.remote `{}` is not a URL (local paths are not allowed)",
-            crate::redact::scrub_url_credentials(remote)
+            racetrack_config::redact::scrub_url_credentials(remote)
         ))
     }
 }

@@ -20,7 +20,7 @@ pub mod http;
 pub mod jobtype;
 pub mod metrics;
 pub mod naming;
-pub mod redact;
+
 pub mod template;
 
 use std::future::Future;

@@ -1,10 +1,9 @@
-//! Keeping secrets out of logs, errors and spans.
+//! Keeping secrets out of logs, errors, spans and `Debug` output: one home for every service.
 //!
-//! Every line a build produces (git, docker, our own messages) and every error message goes
-//! through a [`Redactor`] before it is streamed, stored or written to a log file. It replaces
-//! the known secret values (git password, secret build env values, also in their URL-encoded
-//! form) with `***` and, independently of what it knows, masks the user-info part of any URL
-//! (`https://user:pass@host` → `https://***@host`).
+//! [`url`] hides the credentials of one URL (a database or Redis URL in a config's `Debug`, an
+//! error message). [`Redactor`] replaces known secret values (and their URL-encoded form) in free
+//! text with [`MASK`] and, independently of what it knows, masks the user-info part of any URL in
+//! it (`https://user:pass@host` → `https://***@host`).
 
 use std::sync::OnceLock;
 
@@ -76,6 +75,15 @@ pub fn scrub_url_credentials(text: &str) -> String {
         .into_owned()
 }
 
+/// One URL fit for logs: everything between `scheme://` and the last `@` replaced (a password
+/// may hold `/` or `@`, so this is not the pattern [`scrub_url_credentials`] looks for in text).
+pub fn url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://{MASK}@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}
+
 /// Percent-encodes everything but RFC 3986 unreserved characters (for URL user-info).
 pub fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -130,6 +138,16 @@ mod tests {
         r.add("secret");
         r.add("secret-and-more");
         assert_eq!(r.redact("x secret-and-more y"), "x *** y");
+    }
+
+    #[test]
+    fn one_url_loses_its_credentials_whatever_they_hold() {
+        assert_eq!(url("redis://:pw@h:6379/0"), "redis://***@h:6379/0");
+        assert_eq!(
+            url("postgres://u:p/@ss@db/racetrack"),
+            "postgres://***@db/racetrack"
+        );
+        assert_eq!(url("sqlite://a/b.db"), "sqlite://a/b.db");
     }
 
     #[test]
