@@ -724,7 +724,16 @@ impl InfrastructureTarget for DockerTarget {
                     .to_vec(),
             ),
         ]);
-        let options = EventsOptionsBuilder::default().filters(&filters).build();
+        // The request goes out at the stream's first poll; `since` makes the engine replay what
+        // happened from this call on, so nothing between here and that poll is missed.
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let since = format!("{}.{:09}", since.as_secs(), since.subsec_nanos());
+        let options = EventsOptionsBuilder::default()
+            .since(&since)
+            .filters(&filters)
+            .build();
         let stream = docker.events(Some(options)).filter_map(|item| async move {
             match item {
                 Ok(message) => fatman_event(&message).map(Ok),
