@@ -2,14 +2,12 @@
 //! (SQLite) registry and a recording fake Lifecycle. No Docker needed (see `heal_docker.rs`).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lifecycle_supervisor::config::Config;
 use lifecycle_supervisor::Supervisor;
-use racetrack_db::models::Fatman;
 use racetrack_db::repo::fatmen;
 use racetrack_db::Database;
 use racetrack_infra::{
@@ -17,6 +15,9 @@ use racetrack_infra::{
     InfraStatus, InfrastructureTarget,
 };
 use tokio::sync::mpsc;
+
+mod common;
+use common::{fake_lifecycle, register, reprovisions, status, wait_for};
 
 /// A target whose containers and events the test sets.
 #[derive(Default)]
@@ -90,96 +91,6 @@ impl InfrastructureTarget for FakeTarget {
         Ok(Box::pin(futures_util::stream::unfold(rx, |mut rx| async {
             rx.recv().await.map(|event| (Ok(event), rx))
         })))
-    }
-}
-
-/// Records `POST path` + the auth header of each request, calls `on_call` with the path, answers
-/// 200 `null` (as Lifecycle's reprovision does when the fatman runs again).
-fn fake_lifecycle(
-    on_call: impl Fn(&str) + Send + 'static,
-) -> (String, Arc<Mutex<Vec<(String, String)>>>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let calls = Arc::new(Mutex::new(Vec::new()));
-    let recorded = calls.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut request_line = String::new();
-            let _ = reader.read_line(&mut request_line);
-            let mut token = String::new();
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some((k, v)) = line.split_once(':') {
-                    if k.eq_ignore_ascii_case("x-racetrack-auth") {
-                        token = v.trim().to_string();
-                    }
-                }
-            }
-            let path = request_line
-                .split_whitespace()
-                .take(2)
-                .collect::<Vec<_>>()
-                .join(" ");
-            on_call(&path);
-            recorded.lock().unwrap().push((path, token));
-            let mut stream = stream;
-            let _ = stream.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnull",
-            );
-        }
-    });
-    (url, calls)
-}
-
-fn register(db: &Database, name: &str) {
-    let mut conn = db.get().unwrap();
-    let (family, _) = fatmen::get_or_create_family(&mut conn, name).unwrap();
-    let now = racetrack_db::now();
-    fatmen::insert(
-        &mut conn,
-        &Fatman {
-            id: racetrack_db::new_id(),
-            family_id: family.id,
-            name: name.into(),
-            version: "1.0.0".into(),
-            status: "running".into(),
-            create_time: now,
-            update_time: now,
-            manifest: Some(format!("name: {name}\nversion: 1.0.0\n")),
-            internal_name: Some("127.0.0.1:9".into()),
-            error: None,
-            image_tag: Some("t".into()),
-            deployed_by: Some("alice".into()),
-            last_call_time: None,
-            infrastructure_target: Some("docker".into()),
-        },
-    )
-    .unwrap();
-}
-
-fn status(db: &Database, name: &str) -> (String, Option<String>) {
-    fatmen::find(&mut db.get().unwrap(), name, "1.0.0")
-        .unwrap()
-        .map(|f| (f.status, f.error))
-        .unwrap()
-}
-
-async fn wait_for<T>(
-    what: &str,
-    within: Duration,
-    mut f: impl FnMut() -> Option<T>,
-) -> (T, Duration) {
-    let started = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return (v, started.elapsed());
-        }
-        assert!(started.elapsed() < within, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -257,25 +168,12 @@ impl Drop for Parts {
     }
 }
 
-fn reprovisions(calls: &Mutex<Vec<(String, String)>>, name: &str) -> usize {
-    let wanted = format!("POST /api/v1/fatman/{name}/1.0.0/reprovision");
-    calls
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(path, token)| {
-            assert_eq!(token, "sup-token", "the supervisor's stored token is sent");
-            *path == wanted
-        })
-        .count()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_fatman_is_marked_lost_and_reprovisioned_at_once() {
     let p = start(&[]);
     let feed = p.target.feed();
-    register(&p.db, "gone");
-    register(&p.db, "bystander");
+    register(&p.db, "gone", "127.0.0.1:9");
+    register(&p.db, "bystander", "127.0.0.1:9");
     p.target.set("gone", Some(InfraStatus::Running));
     p.target.set("bystander", Some(InfraStatus::Running));
     tokio::spawn(p.sup.clone().watch_loop(p.stop.clone()));
@@ -311,7 +209,7 @@ async fn a_removed_fatman_is_marked_lost_and_reprovisioned_at_once() {
 async fn a_crashed_fatman_shows_its_exit_and_a_crash_loop_is_left_in_error() {
     let p = start(&[("CRASH_LOOP_RESTARTS", "2"), ("HEAL_BACKOFF_SECS", "0.2")]);
     let feed = p.target.feed();
-    register(&p.db, "crashy");
+    register(&p.db, "crashy", "127.0.0.1:9");
     p.target.set("crashy", Some(InfraStatus::Running));
     tokio::spawn(p.sup.clone().watch_loop(p.stop.clone()));
 
@@ -372,7 +270,7 @@ async fn a_broken_event_stream_reconnects_and_syncs_at_once() {
     let p = start(&[]);
     let first = p.target.feed();
     let _second = p.target.feed();
-    register(&p.db, "missed");
+    register(&p.db, "missed", "127.0.0.1:9");
     p.target.set("missed", Some(InfraStatus::Running));
     tokio::spawn(p.sup.clone().sync_loop(p.stop.clone()));
     tokio::spawn(p.sup.clone().watch_loop(p.stop.clone()));
