@@ -108,7 +108,7 @@ struct Parts {
     db: Database,
     target: Arc<FakeTarget>,
     sup: Arc<Supervisor>,
-    calls: Arc<Mutex<Vec<(String, String)>>>,
+    calls: common::Calls,
     stop: Arc<AtomicBool>,
 }
 

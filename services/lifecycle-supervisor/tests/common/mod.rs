@@ -10,11 +10,14 @@ use racetrack_db::models::Fatman;
 use racetrack_db::repo::fatmen;
 use racetrack_db::Database;
 
+/// Requests the fake Lifecycle received: `(METHOD path, X-Racetrack-Auth)`.
+pub type Calls = Arc<Mutex<Vec<(String, String)>>>;
+
 /// Records `POST path` + the auth header of each request, calls `on_call` with the path, answers
 /// 200 `null` (as Lifecycle's reprovision does when the fatman runs again).
 pub fn fake_lifecycle(
     on_call: impl Fn(&str) + Send + 'static,
-) -> (String, Arc<Mutex<Vec<(String, String)>>>) {
+) -> (String, Calls) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let calls = Arc::new(Mutex::new(Vec::new()));
