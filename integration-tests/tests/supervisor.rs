@@ -164,6 +164,87 @@ async fn lost_fatman_is_reported_and_reconciled_and_restarts_lose_nothing() {
     assert_eq!(health["last_sync"]["status_changes"], 0, "{health}");
 }
 
+/// Event-driven healing through the real Lifecycle: with the periodic sync and reconcile far
+/// away (60 s, 600 s), a fatman container removed, then killed, behind the platform's back is
+/// `lost` / `error` (with the exit code) within 2 s and `running` again within 15 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_or_killed_fatman_is_reported_at_once_and_restored_within_seconds() {
+    if !(docker_prerequisites() && require("the local registry at 127.0.0.1:5000", registry_ok())) {
+        return;
+    }
+    let p = Platform::start().await;
+    let name = unique("sup-heal");
+    let version = "0.0.1";
+    let resource = format!("fatman-{name}-v-0-0-1");
+    let _cleanup = DockerCleanup {
+        containers: vec![resource.clone()],
+        networks: vec![],
+    };
+    let sample = workspace_root().join("sample/python-class");
+    let d = p
+        .deploy(json!({"manifest": sample_manifest("python-class", &name, version), "build_context": build_context(&sample)}))
+        .await;
+    assert_eq!(d["status"], "done", "{d}");
+    let env = with(platform_env(&p), "SYNC_INTERVAL_SECS", "60");
+    let env = with(env, "RECONCILE_INTERVAL_SECS", "600");
+    let sup = SupervisorProc::start("supervisor-heal", &env).await;
+    wait_until(
+        "the supervisor to lead",
+        Duration::from_secs(10),
+        || async { sup.is_leader().await },
+    )
+    .await;
+    sup.wait_syncs(1, Duration::from_secs(20)).await;
+    wait_until("following events", Duration::from_secs(10), || async {
+        sup.metric("supervisor_event_stream_connects_total").await >= 1.0
+    })
+    .await;
+
+    let (ok, out) = docker(&["rm", "-f", &resource]);
+    assert!(ok, "{out}");
+    let took = wait_until("status lost", Duration::from_secs(2), || async {
+        status_of(&p, &name, version).await.as_deref() == Some("lost")
+    })
+    .await;
+    eprintln!("removed → lost in {took:?}");
+    let took = wait_until("running again", Duration::from_secs(15), || async {
+        status_of(&p, &name, version).await.as_deref() == Some("running")
+    })
+    .await;
+    eprintln!("lost → running in {took:?}");
+    let f = listed_fatman(&p, &name, version).await.unwrap();
+    assert_eq!(f["deployed_by"], "racetrack", "{f}");
+    let internal = f["internal_name"].as_str().unwrap().to_string();
+    assert_eq!(
+        perform(&internal, json!({"numbers": [40, 2]})).await,
+        (200, json!(42))
+    );
+
+    let (ok, out) = docker(&["kill", &resource]);
+    assert!(ok, "{out}");
+    let took = wait_until("status error", Duration::from_secs(2), || async {
+        listed_fatman(&p, &name, version).await.is_some_and(|f| {
+            f["status"] == "error"
+                && f["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("exited with code 137"))
+        })
+    })
+    .await;
+    eprintln!("killed → error in {took:?}");
+    let took = wait_until("running again", Duration::from_secs(15), || async {
+        status_of(&p, &name, version).await.as_deref() == Some("running")
+    })
+    .await;
+    eprintln!("error → running in {took:?}");
+    assert_eq!(sup.metric("supervisor_reconcile_failures_total").await, 0.0);
+    assert_eq!(
+        sup.health().await["syncs_completed"],
+        1,
+        "the periodic sync did not do it"
+    );
+}
+
 /// An unowned container with racetrack labels is reported as an orphan; dry-run keeps it; past
 /// the grace period a supervisor without dry-run removes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -743,9 +743,20 @@ impl InfrastructureTarget for DockerTarget {
         Ok(Box::pin(stream))
     }
 
+    /// As [`list`](Self::list) shows it: with `list_network_only`, a container on another
+    /// network is not this installation's.
     async fn get(&self, name: &str, version: &str) -> Result<Option<DeployedFatman>, InfraError> {
         let resource = checked_resource_name(name, version)?;
         let docker = self.client().await?;
+        if self.config.list_network_only {
+            let network = Some(self.config.network.as_str());
+            for summary in list_managed(docker, Some(&resource), network).await? {
+                if container_name(&summary).as_deref() == Some(resource.as_str()) {
+                    return self.describe(docker, summary).await;
+                }
+            }
+            return Ok(None);
+        }
         self.find(docker, &resource).await
     }
 

@@ -503,6 +503,18 @@ async fn list_network_only_sees_just_its_network() {
     assert!(own.contains(&resource), "{own:?}");
     let other = names(scoped("racetrack-infra-test-other").list().await.unwrap());
     assert!(!other.contains(&resource), "{other:?}");
+    // `get` agrees with `list` (the supervisor's one-fatman checks use it).
+    let version = deployed.version.as_str();
+    assert!(scoped(NETWORK)
+        .get(&deployed.name, version)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(scoped("racetrack-infra-test-other")
+        .get(&deployed.name, version)
+        .await
+        .unwrap()
+        .is_none());
     let all = names(target().list().await.unwrap());
     assert!(
         all.contains(&resource),
