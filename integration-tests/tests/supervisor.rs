@@ -194,7 +194,10 @@ async fn removed_or_killed_fatman_is_reported_at_once_and_restored_within_second
         || async { sup.is_leader().await },
     )
     .await;
-    sup.wait_syncs(1, Duration::from_secs(20)).await;
+    wait_until("the first sync", Duration::from_secs(20), || async {
+        sup.health().await["syncs_completed"].as_u64().unwrap_or(0) >= 1
+    })
+    .await;
     wait_until("following events", Duration::from_secs(10), || async {
         sup.metric("supervisor_event_stream_connects_total").await >= 1.0
     })
