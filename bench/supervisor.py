@@ -202,9 +202,10 @@ def status_of(db_path, name):
     return row
 
 
-def wait_status(db_path, name, wanted, limit):
-    """Seconds until `name` has status `wanted` (polled every 20 ms), or None after `limit` s."""
-    start = time.perf_counter()
+def wait_status(db_path, name, wanted, limit, start=None):
+    """Seconds from `start` (default: now) until `name` has status `wanted` (polled every 20 ms),
+    or None after `limit` s."""
+    start = time.perf_counter() if start is None else start
     while time.perf_counter() - start < limit:
         if status_of(db_path, name)[0] == wanted:
             return time.perf_counter() - start
@@ -235,11 +236,13 @@ def heal_figures(db_path):
         for i, action in ((0, "rm"), (1, "kill")):
             name = f"bench{RUN_ID}-{i:03d}"
             bad = "lost" if action == "rm" else "error"
+            # From before the command: the engine's event can precede the CLI's return.
+            t0 = time.perf_counter()
             if action == "rm":
                 sh("docker", "rm", "-f", container(i))
             else:
                 sh("docker", "kill", container(i))
-            down = wait_status(db_path, name, bad, 30)
+            down = wait_status(db_path, name, bad, 30, t0)
             up = wait_status(db_path, name, "running", 30) if down is not None else None
             figures += [down, up]
         return figures
