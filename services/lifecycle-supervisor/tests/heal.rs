@@ -17,7 +17,7 @@ use racetrack_infra::{
 use tokio::sync::mpsc;
 
 mod common;
-use common::{fake_lifecycle, register, reprovisions, status, wait_for};
+use common::{fake_lifecycle, leading_supervisor, register, reprovisions, status, wait_for};
 
 /// A target whose containers and events the test sets.
 #[derive(Default)]
@@ -141,16 +141,7 @@ fn start(vars: &[(&str, &str)]) -> Parts {
     let config = Config::from_lookup(|k| map.get(k).cloned()).unwrap();
     let db = Database::connect(&url, 2).unwrap();
     db.migrate().unwrap();
-    let mut targets: BTreeMap<String, Arc<dyn InfrastructureTarget>> = BTreeMap::new();
-    targets.insert("docker".into(), target.clone());
-    let sup = Arc::new(Supervisor::new(
-        config,
-        db.clone(),
-        targets,
-        racetrack_events::Publisher::disabled(),
-    ));
-    sup.leadership.set(true, Duration::from_secs(600));
-    let stop = Arc::new(AtomicBool::new(false));
+    let (sup, stop) = leading_supervisor(config, &db, target.clone());
     Parts {
         _dir: dir,
         db,

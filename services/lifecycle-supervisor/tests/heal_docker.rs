@@ -6,12 +6,11 @@
 //! Skipped (with a reason) without Docker and busybox-static, failed instead under CI=true.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use lifecycle_supervisor::config::Config;
-use lifecycle_supervisor::Supervisor;
 use racetrack_db::Database;
 use racetrack_infra::testing::{
     docker_test_env_or_skip, ensure_test_image, unique_name, ContainerGuard, TEST_IMAGE,
@@ -19,7 +18,7 @@ use racetrack_infra::testing::{
 use racetrack_infra::{DockerTarget, DockerTargetConfig, FatmanSpec, InfrastructureTarget};
 
 mod common;
-use common::{fake_lifecycle, register, reprovisions, status, wait_for};
+use common::{fake_lifecycle, leading_supervisor, register, reprovisions, status, wait_for};
 
 const NETWORK: &str = "racetrack-sup-heal-test";
 
@@ -100,16 +99,7 @@ async fn removed_and_killed_containers_are_reported_at_once_and_reprovisioned() 
     let db = Database::connect(&url, 2).unwrap();
     db.migrate().unwrap();
     register(&db, &name, &deployed.internal_name);
-    let mut targets: BTreeMap<String, Arc<dyn InfrastructureTarget>> = BTreeMap::new();
-    targets.insert("docker".into(), Arc::new(target()));
-    let sup = Arc::new(Supervisor::new(
-        config,
-        db.clone(),
-        targets,
-        racetrack_events::Publisher::disabled(),
-    ));
-    sup.leadership.set(true, Duration::from_secs(600));
-    let stop = Arc::new(AtomicBool::new(false));
+    let (sup, stop) = leading_supervisor(config, &db, Arc::new(target()));
     tokio::spawn(sup.clone().watch_loop(stop.clone()));
     // The stream is open once an event would be seen; give the first connection a moment.
     wait_for("the event stream", Duration::from_secs(5), || {

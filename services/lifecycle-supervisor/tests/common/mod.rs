@@ -6,18 +6,22 @@ use std::io::{BufRead, BufReader, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+
+use lifecycle_supervisor::config::Config;
+use lifecycle_supervisor::Supervisor;
 use racetrack_db::models::Fatman;
 use racetrack_db::repo::fatmen;
 use racetrack_db::Database;
+use racetrack_infra::InfrastructureTarget;
 
 /// Requests the fake Lifecycle received: `(METHOD path, X-Racetrack-Auth)`.
 pub type Calls = Arc<Mutex<Vec<(String, String)>>>;
 
 /// Records `POST path` + the auth header of each request, calls `on_call` with the path, answers
 /// 200 `null` (as Lifecycle's reprovision does when the fatman runs again).
-pub fn fake_lifecycle(
-    on_call: impl Fn(&str) + Send + 'static,
-) -> (String, Calls) {
+pub fn fake_lifecycle(on_call: impl Fn(&str) + Send + 'static) -> (String, Calls) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let calls = Arc::new(Mutex::new(Vec::new()));
@@ -116,4 +120,22 @@ pub fn reprovisions(calls: &Mutex<Vec<(String, String)>>, name: &str) -> usize {
             *path == wanted
         })
         .count()
+}
+
+/// A supervisor on `db` watching `target` as `docker`, leading already, with its stop flag.
+pub fn leading_supervisor(
+    config: Config,
+    db: &Database,
+    target: Arc<dyn InfrastructureTarget>,
+) -> (Arc<Supervisor>, Arc<AtomicBool>) {
+    let targets: BTreeMap<String, Arc<dyn InfrastructureTarget>> =
+        BTreeMap::from([("docker".to_string(), target)]);
+    let sup = Arc::new(Supervisor::new(
+        config,
+        db.clone(),
+        targets,
+        racetrack_events::Publisher::disabled(),
+    ));
+    sup.leadership.set(true, Duration::from_secs(600));
+    (sup, Arc::new(AtomicBool::new(false)))
 }
