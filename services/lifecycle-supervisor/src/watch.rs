@@ -138,14 +138,17 @@ impl Supervisor {
             self.metrics.event_stream_connects.inc();
             loop {
                 let next = tokio::select! {
-                    next = stream.next() => next,
+                    next = stream.next() => Some(next),
                     _ = self.stopping.notified() => return,
                     // Leadership is re-read at least this often (a lost lease must stop reactions).
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => None,
                 };
                 if !self.leadership.is_leader() {
                     break;
                 }
+                let Some(next) = next else {
+                    continue;
+                };
                 match next {
                     Some(Ok(event)) => self.on_event(&target_name, event),
                     Some(Err(e)) => {

@@ -280,3 +280,22 @@ async fn a_broken_event_stream_reconnects_and_syncs_at_once() {
     assert!(p.target.connects.load(Ordering::SeqCst) >= 2);
     assert_eq!(status(&p.db, "missed").0, "lost");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_lost_the_leadership_does_not_react() {
+    let p = start(&[]);
+    let feed = p.target.feed();
+    register(&p.db, "quiet", "127.0.0.1:9");
+    p.target.set("quiet", Some(InfraStatus::Running));
+    tokio::spawn(p.sup.clone().watch_loop(p.stop.clone()));
+    wait_for("the event stream", Duration::from_secs(2), || {
+        (p.target.connects.load(Ordering::SeqCst) == 1).then_some(())
+    })
+    .await;
+    p.sup.leadership.set(false, Duration::from_secs(600));
+    p.target.set("quiet", None);
+    let _ = feed.send(event("quiet", InfraEventKind::Removed));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(status(&p.db, "quiet").0, "running", "nothing written");
+    assert_eq!(reprovisions(&p.calls, "quiet"), 0);
+}
