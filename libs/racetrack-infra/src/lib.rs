@@ -2,7 +2,9 @@
 //!
 //! A target turns a [`FatmanSpec`] (image, runtime env, limits) into a running fatman that serves
 //! HTTP on its port 7000, and answers what runs right now ([`InfrastructureTarget::list`]), so the
-//! Lifecycle can reconcile its registry with reality. One target exists so far: [`DockerTarget`]
+//! Lifecycle can reconcile its registry with reality, and reports what happens to fatmen as it
+//! happens ([`InfrastructureTarget::events`]: typed [`InfraEvent`]s, no engine types), so the
+//! supervisor can react at once. One target exists so far: [`DockerTarget`]
 //! (one container per fatman version on the local Docker engine).
 //!
 //! Health checks against the runtime contract (`/live`, `/ready`) live in [`health`]; the env vars
