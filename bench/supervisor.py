@@ -12,7 +12,8 @@ Targets (issue 5): one check of 200 fatmen <= 2 s, idle RSS <= 20 MB.
 Then event-driven healing (issue 11), with the periodic sync and reconcile far away (60 s, 600 s):
 one fatman container is removed (`docker rm -f`) and another killed (`docker kill`); printed are
 the seconds until the registry shows it `lost` / `error` (target <= 2 s) and until it is `running`
-again (target <= 15 s). Lifecycle is a stand-in here (a small HTTP server taking the supervisor's
+again (target <= 15 s). Last, BENCH_STORM (20) fatmen are killed at once: printed are the seconds
+until all run again and the most re-provisions in flight at once (bounded by HEAL_CONCURRENCY). Lifecycle is a stand-in here (a small HTTP server taking the supervisor's
 reprovision call, running the image again with `docker run`, waiting for /ready and writing
 `running`, as Lifecycle's reprovision does); the path through the real Lifecycle is measured by
 `cargo nextest run -p integration-tests --test supervisor removed_or_killed` (it prints the same
@@ -46,6 +47,7 @@ PROFILE = os.environ.get("BENCH_PROFILE", "release")
 BIN = os.path.join(TARGET, PROFILE, "lifecycle-supervisor")
 N = int(os.environ.get("BENCH_FATMEN", "200"))
 SYNCS = int(os.environ.get("BENCH_SYNCS", "5"))
+STORM = int(os.environ.get("BENCH_STORM", "20"))
 IMAGE = "racetrack-bench-fatman:latest"
 RUN_ID = uuid.uuid4().hex[:6]
 NETWORK = f"racetrack-bench-{RUN_ID}"
@@ -113,10 +115,11 @@ def start_supervisor(db_url, port, extra):
         "DOCKER_NETWORK": NETWORK,
         "DOCKER_NETWORK_ONLY": "true",
         "AUTH_KEY": "bench-key",
-        "RUST_LOG": "warn",
+        "RUST_LOG": os.environ.get("BENCH_RUST_LOG", "warn"),
     }
     env.update(extra)
-    proc = subprocess.Popen([BIN], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = open(os.environ["BENCH_LOG"] + f".{port}", "w") if os.environ.get("BENCH_LOG") else subprocess.DEVNULL
+    proc = subprocess.Popen([BIN], env=env, stdout=log, stderr=log)
     for _ in range(200):
         if proc.poll() is not None:
             sys.exit(f"supervisor exited early with {proc.returncode}")
@@ -154,6 +157,8 @@ def lifecycle_standin(db_path, token):
     """Answers `POST /api/v1/fatman/<name>/1.0.0/reprovision` as Lifecycle would: replaces the
     container, waits for /ready, writes `running` and the new address; 200 `null`."""
     calls = []
+    inflight = {"now": 0, "max": 0}
+    lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):
@@ -169,7 +174,17 @@ def lifecycle_standin(db_path, token):
                 return
             name = parts[3]
             i = int(name.rsplit("-", 1)[1])
-            calls.append((time.perf_counter(), name))
+            with lock:
+                calls.append((time.perf_counter(), name))
+                inflight["now"] += 1
+                inflight["max"] = max(inflight["max"], inflight["now"])
+            try:
+                self.reprovision(name, i)
+            finally:
+                with lock:
+                    inflight["now"] -= 1
+
+        def reprovision(self, name, i):
             subprocess.run(["docker", "rm", "-f", container(i)], capture_output=True)
             start_container(i)
             address = published(container(i))
@@ -192,7 +207,7 @@ def lifecycle_standin(db_path, token):
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, calls
+    return server, calls, inflight
 
 
 def status_of(db_path, name):
@@ -214,9 +229,11 @@ def wait_status(db_path, name, wanted, limit, start=None):
 
 
 def heal_figures(db_path):
-    """(removed→lost, lost→running, killed→error, error→running) seconds; None = not within 30 s."""
+    """(removed→lost, lost→running, killed→error, error→running) seconds (None = not within 30 s),
+    then a storm: STORM fatmen killed at once → (seconds until all run again, most re-provisions
+    at once, re-provision calls)."""
     token = "bench-supervisor-token"
-    server, _calls = lifecycle_standin(db_path, token)
+    server, calls, inflight = lifecycle_standin(db_path, token)
     port = free_port()
     sup = start_supervisor(f"sqlite://{db_path}", port, {
         "SYNC_INTERVAL_SECS": "60",
@@ -245,7 +262,25 @@ def heal_figures(db_path):
             down = wait_status(db_path, name, bad, 30, t0)
             up = wait_status(db_path, name, "running", 30) if down is not None else None
             figures += [down, up]
-        return figures
+        # The storm: many die at once; restarts are bounded by HEAL_CONCURRENCY (default 4).
+        storm = list(range(2, 2 + min(STORM, N - 2)))
+        before = len(calls)
+        inflight["max"] = 0
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda i: sh("docker", "kill", container(i)), storm))
+        deadline = t0 + 120
+        while time.perf_counter() < deadline:
+            conn = sqlite3.connect(db_path, timeout=10)
+            up = conn.execute("SELECT count(*) FROM registry_fatman WHERE status='running' AND name IN (%s)"
+                              % ",".join("?" * len(storm)),
+                              [f"bench{RUN_ID}-{i:03d}" for i in storm]).fetchone()[0]
+            conn.close()
+            if up == len(storm) and len(calls) - before >= len(storm):
+                break
+            time.sleep(0.05)
+        storm_up = time.perf_counter() - t0 if up == len(storm) else None
+        return figures + [len(storm), storm_up, inflight["max"], len(calls) - before]
     finally:
         sup.terminate()
         sup.wait(10)
@@ -323,7 +358,7 @@ def main():
             "SELECT count(*) FROM registry_fatman WHERE last_check_time IS NOT NULL").fetchone()[0]
         conn.close()
         baseline = sequential_baseline(addresses)
-        lost, lost_up, error, error_up = heal_figures(db_path)
+        lost, lost_up, error, error_up, storm_n, storm_up, storm_max, storm_calls = heal_figures(db_path)
 
         steady = durations[1:] or durations
         check = statistics.median(steady)
@@ -339,7 +374,9 @@ def main():
         print(f"              lost → running:             {fmt(lost_up)}   (target <= 15 s; before: 362 s)")
         print(f"docker kill:  killed → error:             {fmt(error)}   (target <= 2 s)")
         print(f"              error → running:            {fmt(error_up)}   (target <= 15 s)")
-        heal_ok = all(v is not None for v in (lost, lost_up, error, error_up)) \
+        print(f"{storm_n} killed at once: all running again:  {fmt(storm_up)}   ({storm_calls} re-provisions,"
+              f" at most {storm_max} at once; HEAL_CONCURRENCY 4)")
+        heal_ok = storm_up is not None and storm_max <= 4 and all(v is not None for v in (lost, lost_up, error, error_up)) \
             and lost <= 2.0 and error <= 2.0 and lost_up <= 15.0 and error_up <= 15.0
         ok = check <= 2.0 and max(idle_empty, idle_200) <= 20.0 and heal_ok
         print("PASS" if ok else "FAIL")

@@ -26,6 +26,10 @@ use crate::Supervisor;
 /// Events of one fatman arriving this close together (`kill`, `die`, `destroy` of one `docker
 /// rm -f`) are handled by one check.
 const SETTLE: Duration = Duration::from_millis(150);
+/// A running container failing its health check right after an event is checked again this
+/// many times, this far apart.
+const DYING_RECHECKS: usize = 5;
+const DYING_RECHECK_PAUSE: Duration = Duration::from_millis(300);
 /// Waits between attempts to (re)open an event stream: from the first to the last, doubling.
 const RECONNECT_FIRST: Duration = Duration::from_millis(500);
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
@@ -194,10 +198,25 @@ impl Supervisor {
     /// Checks the fatman; restarts it when the rule allows.
     async fn react(&self, key: &Key) -> Result<(), String> {
         let (target, name, version) = key;
-        let checked = {
-            let _slot = self.heal_slots.acquire().await.map_err(|e| e.to_string())?;
-            self.check_one(target, name, version).await?
-        };
+        let mut checked = None;
+        for attempt in 0..=DYING_RECHECKS {
+            if attempt > 0 {
+                tokio::time::sleep(DYING_RECHECK_PAUSE).await;
+            }
+            checked = {
+                let _slot = self.heal_slots.acquire().await.map_err(|e| e.to_string())?;
+                self.check_one(target, name, version).await?
+            };
+            // The engine may list a container as running for a moment after its `die` event
+            // (seen under load): a running one failing its health check right after an event is
+            // looked at again before the verdict.
+            let dying = checked.as_ref().is_some_and(|c| {
+                c.container == Some(InfraStatus::Running) && c.status != plan::RUNNING
+            });
+            if !dying {
+                break;
+            }
+        }
         let Some(checked) = checked.filter(Checked::needs_restart) else {
             return Ok(());
         };
