@@ -23,18 +23,16 @@ async fn status_of(p: &Platform, name: &str, version: &str) -> Option<String> {
         .map(|f| f["status"].as_str().unwrap_or("").to_string())
 }
 
-/// Lost → reported within one sync → reconciled back to running; then restarts of Lifecycle and
-/// of the supervisor change nothing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lost_fatman_is_reported_and_reconciled_and_restarts_lose_nothing() {
-    if !(docker_prerequisites() && require("the local registry at 127.0.0.1:5000", registry_ok())) {
-        return;
-    }
-    let mut p = Platform::start().await;
-    let name = unique("sup-adder");
-    let version = "0.0.1";
-    let resource = format!("fatman-{name}-v-0-0-1");
-    let _cleanup = DockerCleanup {
+/// Deploys the python-class sample as a new `<prefix>-…` fatman: its name, its container and the
+/// container's cleanup.
+async fn deploy_sample(
+    p: &Platform,
+    prefix: &str,
+    version: &str,
+) -> (String, String, DockerCleanup) {
+    let name = unique(prefix);
+    let resource = format!("fatman-{name}-v-{}", version.replace('.', "-"));
+    let cleanup = DockerCleanup {
         containers: vec![resource.clone()],
         networks: vec![],
     };
@@ -43,16 +41,35 @@ async fn lost_fatman_is_reported_and_reconciled_and_restarts_lose_nothing() {
         .deploy(json!({"manifest": sample_manifest("python-class", &name, version), "build_context": build_context(&sample)}))
         .await;
     assert_eq!(d["status"], "done", "{d}");
+    (name, resource, cleanup)
+}
 
-    let sync_interval = Duration::from_secs(1);
-    let env = with(platform_env(&p), "RECONCILE_INTERVAL_SECS", "4");
-    let sup = SupervisorProc::start("supervisor", &env).await;
+/// Starts a supervisor and waits until it leads.
+async fn leading_supervisor(label: &str, env: &[(String, String)]) -> SupervisorProc {
+    let sup = SupervisorProc::start(label, env).await;
     wait_until(
         "the supervisor to lead",
         Duration::from_secs(10),
         || async { sup.is_leader().await },
     )
     .await;
+    sup
+}
+
+/// Lost → reported within one sync → reconciled back to running; then restarts of Lifecycle and
+/// of the supervisor change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_fatman_is_reported_and_reconciled_and_restarts_lose_nothing() {
+    if !(docker_prerequisites() && require("the local registry at 127.0.0.1:5000", registry_ok())) {
+        return;
+    }
+    let mut p = Platform::start().await;
+    let version = "0.0.1";
+    let (name, resource, _cleanup) = deploy_sample(&p, "sup-adder", version).await;
+
+    let sync_interval = Duration::from_secs(1);
+    let env = with(platform_env(&p), "RECONCILE_INTERVAL_SECS", "4");
+    let sup = leading_supervisor("supervisor", &env).await;
     sup.wait_syncs(1, Duration::from_secs(20)).await;
     assert_eq!(
         status_of(&p, &name, version).await.as_deref(),
@@ -162,6 +179,66 @@ async fn lost_fatman_is_reported_and_reconciled_and_restarts_lose_nothing() {
     );
     let health = sup.health().await;
     assert_eq!(health["last_sync"]["status_changes"], 0, "{health}");
+}
+
+/// Event-driven healing through the real Lifecycle: with the periodic sync and reconcile far
+/// away (60 s, 600 s), a fatman container removed, then killed, behind the platform's back is
+/// `lost` / `error` (with the exit code) within 2 s and `running` again within 15 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_or_killed_fatman_is_reported_at_once_and_restored_within_seconds() {
+    if !(docker_prerequisites() && require("the local registry at 127.0.0.1:5000", registry_ok())) {
+        return;
+    }
+    let p = Platform::start().await;
+    let version = "0.0.1";
+    let (name, resource, _cleanup) = deploy_sample(&p, "sup-heal", version).await;
+    let env = with(platform_env(&p), "SYNC_INTERVAL_SECS", "60");
+    let env = with(env, "RECONCILE_INTERVAL_SECS", "600");
+    let sup = leading_supervisor("supervisor-heal", &env).await;
+    wait_until("the first sync", Duration::from_secs(20), || async {
+        sup.health().await["syncs_completed"].as_u64().unwrap_or(0) >= 1
+    })
+    .await;
+    wait_until("following events", Duration::from_secs(10), || async {
+        sup.metric("supervisor_event_stream_connects_total").await >= 1.0
+    })
+    .await;
+
+    // Removed: `lost`; killed: `error` with the exit code. Each time back to `running`.
+    let removed: &[&str] = &["rm", "-f", &resource];
+    let killed: &[&str] = &["kill", &resource];
+    for (action, down, reason) in [
+        (removed, "lost", "not found in the infrastructure"),
+        (killed, "error", "exited with code 137"),
+    ] {
+        let (ok, out) = docker(action);
+        assert!(ok, "{out}");
+        let took = wait_until(down, Duration::from_secs(2), || async {
+            listed_fatman(&p, &name, version).await.is_some_and(|f| {
+                f["status"] == down && f["error"].as_str().is_some_and(|e| e.contains(reason))
+            })
+        })
+        .await;
+        eprintln!("{} → {down} in {took:?}", action[0]);
+        let took = wait_until("running again", Duration::from_secs(15), || async {
+            status_of(&p, &name, version).await.as_deref() == Some("running")
+        })
+        .await;
+        eprintln!("{down} → running in {took:?}");
+        let f = listed_fatman(&p, &name, version).await.unwrap();
+        assert_eq!(f["deployed_by"], "racetrack", "{f}");
+        let internal = f["internal_name"].as_str().unwrap().to_string();
+        assert_eq!(
+            perform(&internal, json!({"numbers": [40, 2]})).await,
+            (200, json!(42))
+        );
+    }
+    assert_eq!(sup.metric("supervisor_reconcile_failures_total").await, 0.0);
+    assert_eq!(
+        sup.health().await["syncs_completed"],
+        1,
+        "the periodic sync did not do it"
+    );
 }
 
 /// An unowned container with racetrack labels is reported as an orphan; dry-run keeps it; past

@@ -32,21 +32,22 @@ use std::time::{Duration, Instant};
 use bollard::errors::Error as BollardError;
 use bollard::models::{
     ContainerCreateBody, ContainerState, ContainerStateStatusEnum, ContainerSummary,
-    ContainerSummaryStateEnum, HostConfig, NetworkCreateRequest, PortBinding, PortSummaryTypeEnum,
-    RestartPolicy, RestartPolicyNameEnum,
+    ContainerSummaryStateEnum, EventMessage, EventMessageTypeEnum, HostConfig,
+    NetworkCreateRequest, PortBinding, PortSummaryTypeEnum, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    ListNetworksOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
 use tokio::sync::{Mutex, OnceCell};
 
 use crate::{
-    health, redact, DeployedFatman, FatmanSpec, InfraError, InfraStatus, InfrastructureTarget,
-    LABEL_DEPLOYMENT_TIMESTAMP, LABEL_FATMAN_FAMILY, LABEL_FATMAN_NAME, LABEL_FATMAN_VERSION,
-    LABEL_MANAGED,
+    health, redact, DeployedFatman, FatmanSpec, InfraError, InfraEvent, InfraEventKind,
+    InfraEventStream, InfraStatus, InfrastructureTarget, LABEL_DEPLOYMENT_TIMESTAMP,
+    LABEL_FATMAN_FAMILY, LABEL_FATMAN_NAME, LABEL_FATMAN_VERSION, LABEL_MANAGED,
 };
 
 /// How long `deploy` watches a started container for an early crash.
@@ -707,9 +708,55 @@ impl InfrastructureTarget for DockerTarget {
         self.read_logs(docker, &resource, tail).await
     }
 
+    /// The engine's container events for containers with the managed label (`die`, `kill`,
+    /// `stop`, `oom`, `destroy`), named by their `racetrack.fatman.*` labels. Containers on other
+    /// networks are reported too: the consumer re-checks through [`get`](Self::get), which is
+    /// what decides.
+    async fn events(&self) -> Result<InfraEventStream, InfraError> {
+        let docker = self.client().await?.clone();
+        let filters = HashMap::from([
+            ("type", vec!["container".to_string()]),
+            ("label", vec![format!("{LABEL_MANAGED}=true")]),
+            (
+                "event",
+                ["die", "kill", "stop", "oom", "destroy"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+        ]);
+        // The request goes out at the stream's first poll; `since` makes the engine replay what
+        // happened from this call on, so nothing between here and that poll is missed.
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let since = format!("{}.{:09}", since.as_secs(), since.subsec_nanos());
+        let options = EventsOptionsBuilder::default()
+            .since(&since)
+            .filters(&filters)
+            .build();
+        let stream = docker.events(Some(options)).filter_map(|item| async move {
+            match item {
+                Ok(message) => fatman_event(&message).map(Ok),
+                Err(e) => Some(Err(docker_error("following the engine's events", e))),
+            }
+        });
+        Ok(Box::pin(stream))
+    }
+
+    /// As [`list`](Self::list) shows it: with `list_network_only`, a container on another
+    /// network is not this installation's.
     async fn get(&self, name: &str, version: &str) -> Result<Option<DeployedFatman>, InfraError> {
         let resource = checked_resource_name(name, version)?;
         let docker = self.client().await?;
+        if self.config.list_network_only {
+            let network = Some(self.config.network.as_str());
+            for summary in list_managed(docker, Some(&resource), network).await? {
+                if container_name(&summary).as_deref() == Some(resource.as_str()) {
+                    return self.describe(docker, summary).await;
+                }
+            }
+            return Ok(None);
+        }
         self.find(docker, &resource).await
     }
 
@@ -969,6 +1016,31 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// A container event of a managed fatman in the platform's terms; `None` for other events.
+fn fatman_event(message: &EventMessage) -> Option<InfraEvent> {
+    if message.typ != Some(EventMessageTypeEnum::CONTAINER) {
+        return None;
+    }
+    let kind = match message.action.as_deref()? {
+        "die" => InfraEventKind::Died,
+        "kill" => InfraEventKind::Killed,
+        "stop" => InfraEventKind::Stopped,
+        "oom" => InfraEventKind::OutOfMemory,
+        "destroy" => InfraEventKind::Removed,
+        _ => return None,
+    };
+    let attributes = message.actor.as_ref()?.attributes.as_ref()?;
+    if attributes.get(LABEL_MANAGED).map(String::as_str) != Some("true") {
+        return None;
+    }
+    Some(InfraEvent {
+        name: attributes.get(LABEL_FATMAN_NAME)?.clone(),
+        version: attributes.get(LABEL_FATMAN_VERSION)?.clone(),
+        kind,
+        exit_code: attributes.get("exitCode").and_then(|c| c.parse().ok()),
+    })
+}
+
 /// Racetrack-managed containers (running or not), optionally only the one named `resource`.
 async fn list_managed(
     docker: &Docker,
@@ -1001,6 +1073,54 @@ mod tests {
             status: Some(status),
             ..Default::default()
         }
+    }
+
+    fn event(action: &str, labels: &[(&str, &str)]) -> EventMessage {
+        EventMessage {
+            typ: Some(EventMessageTypeEnum::CONTAINER),
+            action: Some(action.into()),
+            actor: Some(bollard::models::EventActor {
+                id: Some("abc".into()),
+                attributes: Some(
+                    labels
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn engine_events_map_to_fatman_events() {
+        let fatman = [
+            (LABEL_MANAGED, "true"),
+            (LABEL_FATMAN_NAME, "adder"),
+            (LABEL_FATMAN_VERSION, "1.0.0"),
+            ("exitCode", "137"),
+        ];
+        assert_eq!(
+            fatman_event(&event("die", &fatman)),
+            Some(InfraEvent {
+                name: "adder".into(),
+                version: "1.0.0".into(),
+                kind: InfraEventKind::Died,
+                exit_code: Some(137),
+            })
+        );
+        let removed = fatman_event(&event("destroy", &fatman[..3])).unwrap();
+        assert_eq!(
+            (removed.kind, removed.exit_code),
+            (InfraEventKind::Removed, None)
+        );
+        // Not ours, not a fatman, or an action that changes nothing.
+        assert_eq!(fatman_event(&event("die", &fatman[1..])), None);
+        assert_eq!(fatman_event(&event("die", &fatman[..2])), None);
+        assert_eq!(fatman_event(&event("start", &fatman)), None);
+        let mut image = event("die", &fatman);
+        image.typ = Some(EventMessageTypeEnum::IMAGE);
+        assert_eq!(fatman_event(&image), None);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //!
 //! A target turns a [`FatmanSpec`] (image, runtime env, limits) into a running fatman that serves
 //! HTTP on its port 7000, and answers what runs right now ([`InfrastructureTarget::list`]), so the
-//! Lifecycle can reconcile its registry with reality. One target exists so far: [`DockerTarget`]
+//! Lifecycle can reconcile its registry with reality, and reports what happens to fatmen as it
+//! happens ([`InfrastructureTarget::events`]: typed [`InfraEvent`]s, no engine types), so the
+//! supervisor can react at once. One target exists so far: [`DockerTarget`]
 //! (one container per fatman version on the local Docker engine).
 //!
 //! Health checks against the runtime contract (`/live`, `/ready`) live in [`health`]; the env vars
@@ -15,12 +17,15 @@
 
 mod docker;
 mod env;
+mod events;
 pub mod health;
 pub mod testing;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
+
+pub use events::{InfraEvent, InfraEventKind, InfraEventStream};
 
 pub use docker::{
     DockerTarget, DockerTargetConfig, BRIDGE_ICC_OPTION, DEFAULT_DOCKER_HOST, DEFAULT_START_GRACE,
@@ -252,6 +257,15 @@ pub trait InfrastructureTarget: Send + Sync {
             .await?
             .into_iter()
             .find(|f| f.name == name && f.version == version))
+    }
+
+    /// What happens to this platform's fatmen from now on (a container died, was stopped or
+    /// removed), as it happens. The stream ends or yields an error when the connection to the
+    /// infrastructure breaks; the caller reconnects, and must then assume it missed events.
+    /// Targets without such a feed keep the default: a stream that never yields (callers rely on
+    /// their periodic listing alone).
+    async fn events(&self) -> Result<InfraEventStream, InfraError> {
+        Ok(Box::pin(futures_util::stream::pending()))
     }
 
     /// Waits until the deployed fatman answers `/live` and `/ready` with 200 (see

@@ -503,6 +503,18 @@ async fn list_network_only_sees_just_its_network() {
     assert!(own.contains(&resource), "{own:?}");
     let other = names(scoped("racetrack-infra-test-other").list().await.unwrap());
     assert!(!other.contains(&resource), "{other:?}");
+    // `get` agrees with `list` (the supervisor's one-fatman checks use it).
+    let version = deployed.version.as_str();
+    assert!(scoped(NETWORK)
+        .get(&deployed.name, version)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(scoped("racetrack-infra-test-other")
+        .get(&deployed.name, version)
+        .await
+        .unwrap()
+        .is_none());
     let all = names(target().list().await.unwrap());
     assert!(
         all.contains(&resource),
@@ -665,4 +677,66 @@ async fn an_open_network_is_refused_then_recreated() {
     );
     target.delete(&name, VERSION).await.unwrap();
     let _ = docker.remove_network(&network).await;
+}
+
+/// Next event of `name` from the stream, within `within`.
+async fn next_event_of(
+    stream: &mut racetrack_infra::InfraEventStream,
+    name: &str,
+    within: Duration,
+) -> racetrack_infra::InfraEvent {
+    use futures_util::StreamExt;
+    tokio::time::timeout(within, async {
+        loop {
+            let event = stream
+                .next()
+                .await
+                .expect("the stream ended")
+                .expect("the stream broke");
+            if event.name == name {
+                return event;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no event of {name} within {within:?}"))
+}
+
+#[tokio::test]
+async fn events_report_killed_and_removed_fatmen_by_name() {
+    require_docker!("events_report_killed_and_removed_fatmen_by_name");
+    let name = unique_name("itest-events");
+    let resource = resource_name(&name, VERSION);
+    let _guard = ContainerGuard::new([resource.clone()]);
+    let target = target();
+    target.deploy(&spec(&name, None, 1000)).await.unwrap();
+    // Not polled before the kill: events from the call on are still delivered.
+    let mut stream = target.events().await.unwrap();
+    let docker = docker().await;
+
+    docker
+        .kill_container(
+            &resource,
+            None::<bollard::query_parameters::KillContainerOptions>,
+        )
+        .await
+        .unwrap();
+    let mut kinds = vec![];
+    let died = loop {
+        let event = next_event_of(&mut stream, &name, Duration::from_secs(5)).await;
+        assert_eq!(event.version, VERSION);
+        kinds.push(event.kind);
+        if event.kind == racetrack_infra::InfraEventKind::Died {
+            break event;
+        }
+    };
+    assert_eq!(died.exit_code, Some(137), "{kinds:?}");
+    assert!(
+        kinds.contains(&racetrack_infra::InfraEventKind::Killed),
+        "{kinds:?}"
+    );
+
+    target.delete(&name, VERSION).await.unwrap();
+    let removed = next_event_of(&mut stream, &name, Duration::from_secs(5)).await;
+    assert_eq!(removed.kind, racetrack_infra::InfraEventKind::Removed);
 }

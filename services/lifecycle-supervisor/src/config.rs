@@ -23,6 +23,12 @@ use std::time::Duration;
 /// | `CHECK_CONCURRENCY` | `32` | fatmen health-checked at once |
 /// | `DEPLOYMENT_STALE_SECS` | `3600` | an in-progress deployment older than this no longer shields its fatman |
 /// | `RECONCILE_TIMEOUT_SECS` | `300` | longest wait for one re-provisioning |
+/// | `WATCH_EVENTS` | `true` | follow the targets' event streams while leading and react at once (see README, "Event-driven healing") |
+/// | `HEAL_CONCURRENCY` | `4` | fatmen checked or re-provisioned at once in reaction to events |
+/// | `HEAL_BACKOFF_SECS` | `2` | wait before a fatman's second restart within the crash-loop window; doubles for each further one |
+/// | `HEAL_BACKOFF_MAX_SECS` | `60` | cap of that wait |
+/// | `CRASH_LOOP_RESTARTS` | `5` | restarts within `CRASH_LOOP_WINDOW_SECS` after which a fatman that fails again is left in `error` |
+/// | `CRASH_LOOP_WINDOW_SECS` | `600` | the crash-loop window |
 /// | `REDIS_URL` | — | publish fatman status changes for PUB's cache (`racetrack:invalidate`) |
 /// | `GIT_VERSION` | `dev` | reported by `/health` |
 ///
@@ -46,6 +52,9 @@ pub struct Config {
     pub check_concurrency: usize,
     pub deployment_stale: Duration,
     pub reconcile_timeout: Duration,
+    pub watch_events: bool,
+    pub heal_concurrency: usize,
+    pub heal: crate::heal::HealPolicy,
     pub redis_url: Option<String>,
     pub git_version: String,
 }
@@ -67,6 +76,9 @@ impl std::fmt::Debug for Config {
             .field("orphan_dry_run", &self.orphan_dry_run)
             .field("lease", &self.lease)
             .field("lease_retry", &self.lease_retry)
+            .field("watch_events", &self.watch_events)
+            .field("heal_concurrency", &self.heal_concurrency)
+            .field("heal", &self.heal)
             .finish_non_exhaustive()
     }
 }
@@ -137,6 +149,14 @@ impl Config {
             check_concurrency: env.positive("CHECK_CONCURRENCY", 32usize)?.min(1024),
             deployment_stale: secs("DEPLOYMENT_STALE_SECS", 3600)?,
             reconcile_timeout: secs("RECONCILE_TIMEOUT_SECS", 300)?,
+            watch_events: env.flag("WATCH_EVENTS", true)?,
+            heal_concurrency: env.positive("HEAL_CONCURRENCY", 4usize)?.min(256),
+            heal: crate::heal::HealPolicy {
+                backoff: secs("HEAL_BACKOFF_SECS", 2)?,
+                backoff_max: secs("HEAL_BACKOFF_MAX_SECS", 60)?,
+                max_restarts: env.positive("CRASH_LOOP_RESTARTS", 5usize)?,
+                window: secs("CRASH_LOOP_WINDOW_SECS", 600)?,
+            },
             redis_url: env.string("REDIS_URL"),
             git_version: env.string_or("GIT_VERSION", "dev"),
         })
@@ -167,6 +187,12 @@ mod tests {
         assert_eq!(c.lifecycle_url, "http://127.0.0.1:7102");
         assert_eq!(c.infrastructure_targets, ["docker"]);
         assert_eq!(c.lease_renewal(), Duration::from_secs(5));
+        assert!(c.watch_events);
+        assert_eq!(c.heal_concurrency, 4);
+        assert_eq!(c.heal.backoff, Duration::from_secs(2));
+        assert_eq!(c.heal.backoff_max, Duration::from_secs(60));
+        assert_eq!(c.heal.max_restarts, 5);
+        assert_eq!(c.heal.window, Duration::from_secs(600));
     }
 
     #[test]
@@ -196,6 +222,11 @@ mod tests {
             ("LIFECYCLE_URL", "ftp://x"),
             ("LIFECYCLE_URL", "https://lifecycle:7102"),
             ("INFRASTRUCTURE_TARGET", "kubernetes"),
+            ("WATCH_EVENTS", "sometimes"),
+            ("HEAL_CONCURRENCY", "0"),
+            ("HEAL_BACKOFF_SECS", "0"),
+            ("CRASH_LOOP_RESTARTS", "0"),
+            ("CRASH_LOOP_WINDOW_SECS", "x"),
         ] {
             let err = cfg(&[(k, v)]).unwrap_err().to_string();
             assert!(err.contains(k), "{k}={v}: {err}");

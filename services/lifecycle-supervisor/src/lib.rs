@@ -2,18 +2,21 @@
 //!
 //! Config ([`config`]) → wiring (here and `main.rs`) → loops: leadership ([`leader`]), sync
 //! ([`sync`]: statuses, health checks, orphans) and reconcile ([`reconcile`]: re-provisioning of
-//! lost fatmen through Lifecycle), and the probes/metrics server ([`http`]). The decisions of a
-//! sync are made without I/O in [`plan`].
+//! lost fatmen through Lifecycle), event-driven healing ([`watch`]: reacts to the targets' events
+//! at once) and the probes/metrics server ([`http`]). The decisions are made without I/O: a
+//! sync's in [`plan`], when to restart a dead fatman in [`heal`].
 //!
 //! Only the leader acts; every replica serves `/live`, `/ready`, `/health` and `/metrics`.
 
 pub mod config;
+pub mod heal;
 pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod plan;
 pub mod reconcile;
 pub mod sync;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,6 +69,13 @@ pub struct Supervisor {
     /// Wakes sleeping loops when the process stops.
     pub stopping: tokio::sync::Notify,
     pub events: racetrack_events::Publisher,
+    /// Restart history and crash-loop holds of event-driven healing.
+    pub healer: heal::Healer,
+    /// Bounds event-driven checks and restarts (`HEAL_CONCURRENCY`).
+    pub heal_slots: tokio::sync::Semaphore,
+    pub in_flight: watch::InFlight,
+    /// Asks the sync loop for a full sync now (an event stream reconnected).
+    pub resync: tokio::sync::Notify,
     http: reqwest::Client,
     lifecycle: reqwest::Client,
 }
@@ -122,6 +132,10 @@ impl Supervisor {
             .unwrap_or_default();
         Supervisor {
             leadership: Leadership::new(Leadership::new_holder_id()),
+            healer: heal::Healer::new(config.heal),
+            heal_slots: tokio::sync::Semaphore::new(config.heal_concurrency),
+            in_flight: watch::InFlight::default(),
+            resync: tokio::sync::Notify::new(),
             config,
             db,
             targets,

@@ -73,6 +73,10 @@ async fn serve(config: Config) -> Result<(), String> {
     let leader_task = tokio::spawn(leader::run(sup.clone(), lock, stop.clone()));
     let sync_task = tokio::spawn(sup.clone().sync_loop(stop.clone()));
     let reconcile_task = tokio::spawn(sup.clone().reconcile_loop(stop.clone()));
+    let watch_task = sup
+        .config
+        .watch_events
+        .then(|| tokio::spawn(sup.clone().watch_loop(stop.clone())));
 
     racetrack_telemetry::shutdown_signal().await;
     tracing::info!("stopping");
@@ -82,6 +86,9 @@ async fn serve(config: Config) -> Result<(), String> {
     let _ = tokio::time::timeout(Duration::from_secs(5), leader_task).await;
     sync_task.abort();
     reconcile_task.abort();
+    if let Some(task) = watch_task {
+        task.abort();
+    }
     server_handle.stop(true).await;
     let _ = server_task.await;
     Ok(())

@@ -20,6 +20,9 @@ pub struct SupervisorMetrics {
     pub orphan_removal_failures: IntCounter,
     pub reconcile_attempts: IntCounter,
     pub reconcile_failures: IntCounter,
+    pub infra_events: IntCounterVec,
+    pub event_stream_connects: IntCounter,
+    pub crash_loops: IntCounter,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(metrics: &Metrics, c: T) -> T {
@@ -150,6 +153,33 @@ impl SupervisorMetrics {
                 IntCounter::with_opts(opts(
                     "supervisor_reconcile_failures_total",
                     "Re-provisioning attempts that failed",
+                ))
+                .expect("valid"),
+            ),
+            infra_events: register(
+                metrics,
+                IntCounterVec::new(
+                    opts(
+                        "supervisor_infra_events_total",
+                        "Infrastructure events about fatman containers, by kind",
+                    ),
+                    &["kind"],
+                )
+                .expect("valid"),
+            ),
+            event_stream_connects: register(
+                metrics,
+                IntCounter::with_opts(opts(
+                    "supervisor_event_stream_connects_total",
+                    "Times an infrastructure event stream was opened",
+                ))
+                .expect("valid"),
+            ),
+            crash_loops: register(
+                metrics,
+                IntCounter::with_opts(opts(
+                    "supervisor_crash_loops_total",
+                    "Fatmen left in error by the crash-loop rule",
                 ))
                 .expect("valid"),
             ),

@@ -7,6 +7,8 @@
 //! - A registered fatman not found → `lost` (once; reconcile re-provisions it).
 //! - A fatman found without a registry entry → registered as `orphaned`; its container is removed
 //!   once the orphan is older than the grace period (or reported only, in dry-run).
+//! - A fatman held by the crash-loop rule ([`crate::heal`]) and not running shows `error` with the
+//!   crash-loop reason, whether its container exited or is gone (so reconcile leaves it alone).
 //! - Fatmen with a deployment in progress are left alone (the deploy replaces containers and
 //!   writes the row itself), as are fatmen on targets this supervisor does not watch.
 //!
@@ -122,6 +124,8 @@ pub struct Inputs<'a> {
     pub watched: &'a [String],
     pub now: NaiveDateTime,
     pub orphan_grace: Duration,
+    /// Fatmen held in `error` by the crash-loop rule: resource name → reason.
+    pub held: &'a HashMap<String, String>,
 }
 
 fn is_orphan_row(row: &Fatman) -> bool {
@@ -249,7 +253,7 @@ pub fn plan(input: &Inputs<'_>) -> Plan {
             }
         } else {
             let current = Observed::of_row(row);
-            let observed = match found {
+            let mut observed = match found {
                 Some((target, f)) => observe(row, target, f, input.probes.get(&resource)),
                 None => Observed {
                     status: LOST.into(),
@@ -257,6 +261,12 @@ pub fn plan(input: &Inputs<'_>) -> Plan {
                     ..current.clone()
                 },
             };
+            if let Some(reason) = input.held.get(&resource) {
+                if observed.status != RUNNING {
+                    observed.status = ERROR.into();
+                    observed.error = Some(reason.clone());
+                }
+            }
             // An already lost fatman keeps whatever error it had.
             let unchanged = observed == current || (found.is_none() && row.status == LOST);
             if unchanged {
@@ -360,6 +370,7 @@ mod tests {
         busy: HashSet<(String, String)>,
         now: NaiveDateTime,
         grace: Duration,
+        held: HashMap<String, String>,
     }
 
     impl Case {
@@ -371,6 +382,7 @@ mod tests {
                 busy: HashSet::new(),
                 now: t(100),
                 grace: Duration::from_secs(60),
+                held: HashMap::new(),
             }
         }
 
@@ -384,8 +396,34 @@ mod tests {
                 watched: &watched,
                 now: self.now,
                 orphan_grace: self.grace,
+                held: &self.held,
             })
         }
+    }
+
+    #[test]
+    fn a_held_fatman_stays_in_error_with_the_crash_loop_reason() {
+        let reason = "crash loop: restarted 5 times".to_string();
+        // Its container is gone: error with the reason, not lost (reconcile would restart it).
+        let mut case = Case::new(vec![row("a", ERROR)], vec![]);
+        case.held
+            .insert(resource_name("a", "1.0.0"), reason.clone());
+        let p = case.plan();
+        assert_eq!(p.changes.len(), 1, "{p:?}");
+        assert_eq!(p.changes[0].to.status, ERROR);
+        assert_eq!(p.changes[0].to.error.as_deref(), Some(reason.as_str()));
+        // Once written, later plans change nothing.
+        let mut held_row = row("a", ERROR);
+        held_row.error = Some(reason.clone());
+        case.rows = vec![held_row];
+        assert!(case.plan().changes.is_empty());
+        // Exited container: the same.
+        case.cluster = vec![container("a", InfraStatus::Exited)];
+        assert!(case.plan().changes.is_empty(), "{:?}", case.plan());
+        // Deployed again and healthy: running.
+        case.cluster = vec![container("a", InfraStatus::Running)];
+        case.probes.insert(resource_name("a", "1.0.0"), healthy());
+        assert_eq!(case.plan().changes[0].to.status, RUNNING);
     }
 
     #[test]

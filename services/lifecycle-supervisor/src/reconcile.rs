@@ -102,37 +102,9 @@ impl Supervisor {
                 break;
             }
             report.attempted += 1;
-            self.metrics.reconcile_attempts.inc();
-            tracing::info!(fatman = %name, version = %version, "re-provisioning lost fatman");
-            match self.reprovision(&name, &version).await.map_err(|e| {
-                let unreachable = matches!(e, Failure::Unreachable(_));
-                (unreachable, e.into_message())
-            }) {
-                Ok(()) => {
-                    report.succeeded += 1;
-                    tracing::info!(fatman = %name, version = %version, "lost fatman re-provisioned: running again");
-                    self.events
-                        .publish(racetrack_events::Event::Fatman { name: name.clone() });
-                }
+            match self.reprovision_reported(&name, &version, owner).await {
+                Ok(()) => report.succeeded += 1,
                 Err((unreachable, error)) => {
-                    self.metrics.reconcile_failures.inc();
-                    tracing::error!(fatman = %name, version = %version, %error, "failed to reconcile fatman");
-                    let (n, v, e) = (name.clone(), version.clone(), error.clone());
-                    if let Err(db_error) = self
-                        .blocking(move |conn| {
-                            audit(
-                                conn,
-                                AuditLogEventType::FatmanReconcileFailed,
-                                &n,
-                                &v,
-                                owner.as_deref(),
-                                Some(json!({ "error": e })),
-                            )
-                        })
-                        .await
-                    {
-                        tracing::error!(error = %db_error, "could not audit the failed reconcile");
-                    }
                     report.failed.push(ReconcileFailure {
                         name,
                         version,
@@ -150,6 +122,50 @@ impl Supervisor {
         let stored = report.clone();
         self.update_report(|r| r.last_reconcile = Some(stored));
         report
+    }
+
+    /// Re-provisions one fatman through Lifecycle, counting, logging and auditing
+    /// (`fatman_reconcile_failed`) the outcome. `Err((unreachable, message))`.
+    pub(crate) async fn reprovision_reported(
+        &self,
+        name: &str,
+        version: &str,
+        owner: Option<String>,
+    ) -> Result<(), (bool, String)> {
+        self.metrics.reconcile_attempts.inc();
+        tracing::info!(fatman = %name, version = %version, "re-provisioning fatman");
+        match self.reprovision(name, version).await {
+            Ok(()) => {
+                tracing::info!(fatman = %name, version = %version, "fatman re-provisioned: running again");
+                self.events.publish(racetrack_events::Event::Fatman {
+                    name: name.to_string(),
+                });
+                Ok(())
+            }
+            Err(e) => {
+                let unreachable = matches!(e, Failure::Unreachable(_));
+                let error = e.into_message();
+                self.metrics.reconcile_failures.inc();
+                tracing::error!(fatman = %name, version = %version, %error, "failed to reconcile fatman");
+                let (n, v, e) = (name.to_string(), version.to_string(), error.clone());
+                if let Err(db_error) = self
+                    .blocking(move |conn| {
+                        audit(
+                            conn,
+                            AuditLogEventType::FatmanReconcileFailed,
+                            &n,
+                            &v,
+                            owner.as_deref(),
+                            Some(json!({ "error": e })),
+                        )
+                    })
+                    .await
+                {
+                    tracing::error!(error = %db_error, "could not audit the failed reconcile");
+                }
+                Err((unreachable, error))
+            }
+        }
     }
 
     /// Asks Lifecycle to run the fatman's last image again; waits for the outcome.

@@ -15,7 +15,7 @@ use racetrack_model::AuditLogEventType;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::plan::{self, Change, Inputs, Orphan, Probe, LOST, ORPHANED, ORPHAN_ERROR};
+use crate::plan::{self, Change, Inputs, Orphan, Probe, LOST, ORPHANED, ORPHAN_ERROR, RUNNING};
 use crate::{audit, unix, Supervisor, TimedError};
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -81,8 +81,10 @@ impl Supervisor {
                 ),
                 Err(e) => tracing::error!(error = %e, "sync failed; retrying at the next interval"),
             }
-            if self.pause(self.config.sync_interval, &stop).await {
-                break;
+            // A broken event stream asks for a sync at once (events may have been missed).
+            tokio::select! {
+                stopped = self.pause(self.config.sync_interval, &stop) => if stopped { break },
+                _ = self.resync.notified() => {}
             }
         }
     }
@@ -165,6 +167,7 @@ impl Supervisor {
         // 4. Decide.
         let watched: Vec<String> = self.targets.keys().cloned().collect();
         let now = racetrack_db::now();
+        let held = self.healer.held();
         let mut decided = plan::plan(&Inputs {
             rows: &rows,
             cluster: &cluster,
@@ -173,6 +176,7 @@ impl Supervisor {
             watched: &watched,
             now,
             orphan_grace: self.config.orphan_grace,
+            held: &held,
         });
 
         // 5. Write (only while leading: a replica that lost the lease must not act).
@@ -188,33 +192,7 @@ impl Supervisor {
                 conn.transaction(|conn| write_sync(conn, changes, unchanged, new_orphans, vanished))
             })
             .await?;
-        let mut marked_lost = 0;
-        for c in &written {
-            if c.to.status == LOST {
-                marked_lost += 1;
-                tracing::warn!(fatman = %c.name, version = %c.version, from = %c.from, "fatman lost: not found in the infrastructure");
-            } else if c.from != c.to.status {
-                tracing::info!(
-                    fatman = %c.name,
-                    version = %c.version,
-                    from = %c.from,
-                    to = %c.to.status,
-                    error = c.to.error.as_deref().unwrap_or(""),
-                    "fatman status changed"
-                );
-            } else {
-                tracing::debug!(fatman = %c.name, version = %c.version, "fatman details updated");
-            }
-            if c.from != c.to.status {
-                self.metrics
-                    .status_changes
-                    .with_label_values(&[c.to.status.as_str()])
-                    .inc();
-            }
-            self.events.publish(racetrack_events::Event::Fatman {
-                name: c.name.clone(),
-            });
-        }
+        let marked_lost = self.announce(&written);
         for (name, version, resource, _) in &registered {
             self.metrics.orphans_found.inc();
             tracing::warn!(fatman = %name, version = %version, container = %resource, grace_secs = self.config.orphan_grace.as_secs_f64(), dry_run = self.config.orphan_dry_run, "orphan found: registered as orphaned");
@@ -285,8 +263,43 @@ impl Supervisor {
         })
     }
 
+    /// Logs, counts and publishes written changes; returns how many were marked lost.
+    pub(crate) fn announce(&self, written: &[Change]) -> usize {
+        let mut marked_lost = 0;
+        for c in written {
+            if c.to.status == LOST {
+                marked_lost += 1;
+                tracing::warn!(fatman = %c.name, version = %c.version, from = %c.from, "fatman lost: not found in the infrastructure");
+            } else if c.from != c.to.status {
+                tracing::info!(
+                    fatman = %c.name,
+                    version = %c.version,
+                    from = %c.from,
+                    to = %c.to.status,
+                    error = c.to.error.as_deref().unwrap_or(""),
+                    "fatman status changed"
+                );
+            } else {
+                tracing::debug!(fatman = %c.name, version = %c.version, "fatman details updated");
+            }
+            if c.from != c.to.status {
+                self.metrics
+                    .status_changes
+                    .with_label_values(&[c.to.status.as_str()])
+                    .inc();
+            }
+            self.events.publish(racetrack_events::Event::Fatman {
+                name: c.name.clone(),
+            });
+            if c.to.status == RUNNING {
+                self.healer.seen_running(&c.name, &c.version);
+            }
+        }
+        marked_lost
+    }
+
     /// `/live` + `/ready` (3 s timeouts), and `last_call_timestamp` from `/metrics` when alive.
-    async fn probe(&self, address: &str) -> Probe {
+    pub(crate) async fn probe(&self, address: &str) -> Probe {
         let health = racetrack_infra::health::check(address).await;
         let last_call = if health.live {
             self.scrape_last_call(address).await
@@ -387,7 +400,7 @@ impl Supervisor {
 type Written = (Vec<Change>, usize, Vec<(String, String, String, String)>);
 
 /// The database side of a sync, in one transaction.
-fn write_sync(
+pub(crate) fn write_sync(
     conn: &mut racetrack_db::DbConnection,
     changes: Vec<Change>,
     unchanged: Vec<String>,
