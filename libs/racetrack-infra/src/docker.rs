@@ -1,4 +1,5 @@
-//! The `docker` target: one container per fatman version on a Docker engine (spec §4.4).
+//! The `docker` target: one container per fatman version on a Docker engine (docs/architecture.md,
+//! "Infrastructure targets").
 //!
 //! - The container is named by the fatman's resource name (`fatman-<name>-v-<version>`) and
 //!   labelled `racetrack.managed=true`, `racetrack.fatman.{name,version,family}`,

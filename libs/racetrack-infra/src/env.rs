@@ -1,5 +1,5 @@
-//! Env vars the platform injects into every fatman (spec §4.2); a user's runtime env must not set
-//! them.
+//! Env vars the platform injects into every fatman (docs/architecture.md, "Infrastructure
+//! targets"); a user's runtime env must not set them.
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,5 @@
-//! Health checks against the fatman runtime contract (spec §5.4, §7.1): `GET /live` and
-//! `GET /ready` on `http://{internal_name}`.
+//! Health checks against the fatman runtime contract (docs/architecture.md, "The fatman runtime
+//! contract"): `GET /live` and `GET /ready` on `http://{internal_name}`.
 //!
 //! Verdicts, as the original monitor gave them:
 //! - `/live`: 200 = alive. 404 = "liveness endpoint not found" and a non-200 answer = the fatman

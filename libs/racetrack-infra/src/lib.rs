@@ -226,7 +226,8 @@ impl InfraError {
     }
 }
 
-/// A place fatmen run (spec §4). Implementations are shared between tasks (`Send + Sync`).
+/// A place fatmen run (docs/architecture.md, "Infrastructure targets"). Implementations are
+/// shared between tasks (`Send + Sync`).
 #[async_trait::async_trait]
 pub trait InfrastructureTarget: Send + Sync {
     /// The target's name as stored with each fatman (`"docker"`).

@@ -1,5 +1,5 @@
-//! Supervisor configuration: environment variables with documented defaults (architecture.md,
-//! "Configuration conventions"; intervals from runtime.md §5.2).
+//! Supervisor configuration: environment variables with documented defaults (docs/architecture.md,
+//! "Configuration conventions" and "The supervisor").
 
 use std::net::SocketAddr;
 use std::time::Duration;

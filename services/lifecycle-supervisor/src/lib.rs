@@ -1,4 +1,5 @@
-//! Lifecycle Supervisor: keeps the registry true to what runs, and heals (runtime.md §5).
+//! Lifecycle Supervisor: keeps the registry true to what runs, and heals (docs/architecture.md,
+//! "The supervisor").
 //!
 //! Config ([`config`]) → wiring (here and `main.rs`) → loops: leadership ([`leader`]), sync
 //! ([`sync`]: statuses, health checks, orphans) and reconcile ([`reconcile`]: re-provisioning of

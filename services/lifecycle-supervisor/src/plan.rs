@@ -1,5 +1,6 @@
 //! What one sync should change, decided without I/O from what the registry holds, what the
-//! infrastructure runs and what the health checks answered (runtime.md §5.2, §5.3).
+//! infrastructure runs and what the health checks answered (docs/architecture.md, "The
+//! supervisor").
 //!
 //! - A registered fatman found in the infrastructure takes its status from there: `running` when
 //!   its container runs and `/live` and `/ready` answer 200, else `error` with the reason. Its

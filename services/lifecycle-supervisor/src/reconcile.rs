@@ -1,9 +1,9 @@
-//! Reconcile (runtime.md §5.2): every `RECONCILE_INTERVAL_SECS`, each `lost` fatman that has a
-//! manifest is re-provisioned from its last built image. The supervisor asks Lifecycle to do it
-//! (`POST /api/v1/fatman/{name}/{version}/reprovision` with the supervisor's internal token, whose
-//! deployments are recorded as `racetrack`), so the provisioning rules (env vars, family tokens, audit `fatman_deployed`)
-//! live in one place. One fatman at a time; a failure is logged, counted and audited
-//! (`fatman_reconcile_failed`) and does not stop the others.
+//! Reconcile (docs/architecture.md, "The supervisor"): every `RECONCILE_INTERVAL_SECS`, each `lost`
+//! fatman that has a manifest is re-provisioned from its last built image. The supervisor asks
+//! Lifecycle to do it (`POST /api/v1/fatman/{name}/{version}/reprovision` with the supervisor's
+//! internal token, whose deployments are recorded as `racetrack`), so the provisioning rules (env
+//! vars, family tokens, audit `fatman_deployed`) live in one place. One fatman at a time; a failure
+//! is logged, counted and audited (`fatman_reconcile_failed`) and does not stop the others.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
