@@ -381,6 +381,7 @@ async fn one_address_cannot_starve_the_others() {
         }
         attackers
     });
+    let mut times = Vec::new();
     for round in 0..5 {
         let start = Instant::now();
         let mut s = tokio::time::timeout(
@@ -406,12 +407,19 @@ async fn one_address_cannot_starve_the_others() {
             answer.starts_with("HTTP/1.1 200"),
             "round {round}: {answer}"
         );
+        // A hiccup of the shared CI machine may slow one round; starvation slows them all.
         assert!(
-            took < Duration::from_millis(100),
+            took < Duration::from_secs(1),
             "round {round}: answered after {took:?}"
         );
+        times.push(took);
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
+    times.sort();
+    assert!(
+        times[times.len() / 2] < Duration::from_millis(100),
+        "served after {times:?} (median over 100 ms)"
+    );
     // The attacker leaves; its share is free again (metrics are read from its address).
     drop(trickle.await.unwrap());
     tokio::time::sleep(Duration::from_millis(300)).await;
