@@ -429,6 +429,16 @@ impl TarBuilder {
     }
 }
 
+/// A Docker target on `network` that never pulls (test images are built locally).
+pub fn docker_target(network: &str) -> crate::DockerTarget {
+    crate::DockerTarget::connect(crate::DockerTargetConfig {
+        network: network.into(),
+        pull: false,
+        ..Default::default()
+    })
+    .expect("a Docker target (the engine's socket)")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,12 +32,7 @@ macro_rules! require_docker {
 }
 
 fn target() -> DockerTarget {
-    DockerTarget::connect(DockerTargetConfig {
-        network: NETWORK.into(),
-        pull: false,
-        ..Default::default()
-    })
-    .unwrap()
+    racetrack_infra::testing::docker_target(NETWORK)
 }
 
 fn spec(name: &str, mode: Option<&str>, timestamp: i64) -> FatmanSpec {

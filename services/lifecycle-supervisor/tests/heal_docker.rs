@@ -16,7 +16,7 @@ use racetrack_db::Database;
 use racetrack_infra::testing::{
     docker_test_env_or_skip, ensure_test_image, unique_name, ContainerGuard, TEST_IMAGE,
 };
-use racetrack_infra::{DockerTarget, DockerTargetConfig, FatmanSpec, InfrastructureTarget};
+use racetrack_infra::{DockerTarget, FatmanSpec, InfrastructureTarget};
 
 mod common;
 use common::{fake_lifecycle, leading_supervisor, register, reprovisions, status, wait_for};
@@ -24,12 +24,7 @@ use common::{fake_lifecycle, leading_supervisor, register, reprovisions, status,
 const NETWORK: &str = "racetrack-sup-heal-test";
 
 fn target() -> DockerTarget {
-    DockerTarget::connect(DockerTargetConfig {
-        network: NETWORK.into(),
-        pull: false,
-        ..Default::default()
-    })
-    .unwrap()
+    racetrack_infra::testing::docker_target(NETWORK)
 }
 
 fn spec(name: &str) -> FatmanSpec {

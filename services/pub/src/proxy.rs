@@ -276,12 +276,7 @@ impl Pub {
         out.extend_from_slice(connection_line(keep, conn.http10));
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(r.body);
-        match wire::within(
-            Some(self.config.client_timeout),
-            wire::send(&mut conn.io, &out),
-        )
-        .await
-        {
+        match wire::send_within(&mut conn.io, &out, Some(self.config.client_timeout)).await {
             Ok(()) if keep => Next::KeepAlive,
             _ => Next::Close,
         }

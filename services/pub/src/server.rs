@@ -170,7 +170,7 @@ where
             Err(refusal) => {
                 tracing::debug!(%peer, refusal, "bad request head");
                 let limit = Some(app.config.client_timeout);
-                let _ = wire::within(limit, wire::send(&mut conn.io, refusal.as_bytes())).await;
+                let _ = wire::send_within(&mut conn.io, refusal.as_bytes(), limit).await;
                 break;
             }
         };

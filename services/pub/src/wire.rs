@@ -587,6 +587,7 @@ pub struct Body {
     pub write_timeout: Option<Duration>,
 }
 
+#[cfg(test)]
 impl Body {
     /// A body copied as framed, without deadlines.
     pub fn as_framed(framing: Framing) -> Body {
@@ -599,9 +600,18 @@ impl Body {
     }
 }
 
+/// [`send`] within `limit` (if any): a client that stops reading cannot hold a write for ever.
+pub async fn send_within<W: AsyncWrite + Unpin>(
+    dst: &mut W,
+    bytes: &[u8],
+    limit: Option<Duration>,
+) -> io::Result<()> {
+    within(limit, send(dst, bytes)).await
+}
+
 /// Waits at most `limit` (if any) for `io`: a peer that stops reading or sending cannot hold a
 /// connection (and the fatman connection paired with it) for ever.
-pub async fn within<T>(
+async fn within<T>(
     limit: Option<Duration>,
     io: impl std::future::Future<Output = io::Result<T>>,
 ) -> io::Result<T> {
@@ -661,13 +671,13 @@ where
         };
         if head.is_empty() {
             if !piece.is_empty() {
-                within(body.write_timeout, send(dst, piece))
+                send_within(dst, piece, body.write_timeout)
                     .await
                     .map_err(CopyError::Write)?;
             }
         } else {
             head.extend_from_slice(piece);
-            within(body.write_timeout, send(dst, &head))
+            send_within(dst, &head, body.write_timeout)
                 .await
                 .map_err(CopyError::Write)?;
             head = Vec::new();
