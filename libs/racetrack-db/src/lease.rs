@@ -177,6 +177,40 @@ pub fn sqlite_lease_holder(
         .optional()?)
 }
 
+/// A lease row granted by the one service writing the database (Lifecycle, for its
+/// `Supervision` API), on either backend: takes the lease `name` for `holder` when it is free or
+/// expired, renews it when `holder` has it. `Ok(true)`: `holder` has it until `duration` from now.
+pub fn acquire_row(
+    conn: &mut DbConnection,
+    name: &str,
+    holder: &str,
+    duration: Duration,
+) -> Result<bool, DbError> {
+    sqlite_acquire(conn, name, holder, duration)
+}
+
+/// Drops the lease row when `holder` has it; `true` when it did.
+pub fn release_row(conn: &mut DbConnection, name: &str, holder: &str) -> Result<bool, DbError> {
+    let deleted = diesel::delete(
+        lease::table
+            .filter(lease::name.eq(name))
+            .filter(lease::holder.eq(holder)),
+    )
+    .execute(conn)?;
+    Ok(deleted > 0)
+}
+
+/// Whether `holder` has the (unexpired) lease `name` right now.
+pub fn holds(conn: &mut DbConnection, name: &str, holder: &str) -> Result<bool, DbError> {
+    let n: i64 = lease::table
+        .filter(lease::name.eq(name))
+        .filter(lease::holder.eq(holder))
+        .filter(lease::expire_time.gt(crate::now()))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
 fn sqlite_acquire(
     conn: &mut DbConnection,
     name: &str,

@@ -19,6 +19,9 @@ pub enum AuthScope {
     ReprovisionFatman,
     /// `PUT /deploy/{id}/phase`: a builder reporting progress.
     WriteDeploymentPhase,
+    /// Lifecycle's `Supervision` gRPC API (leadership lease, fatmen to follow, observations):
+    /// what the supervisor needs besides re-provisioning.
+    SuperviseFatmen,
 }
 
 wire_enum!(AuthScope, "scope", {
@@ -32,6 +35,7 @@ wire_enum!(AuthScope, "scope", {
     AuthorizeCalls => "authorize_calls",
     ReprovisionFatman => "reprovision_fatman",
     WriteDeploymentPhase => "write_deployment_phase",
+    SuperviseFatmen => "supervise_fatmen",
 });
 
 impl AuthScope {
@@ -70,8 +74,11 @@ impl InternalService {
             InternalService::Dashboard => &[AuthScope::CallAdminApi, AuthScope::ReadFatman],
             // Deployment progress of the builds it runs.
             InternalService::ImageBuilder => &[AuthScope::WriteDeploymentPhase],
-            // Reconcile re-provisions lost fatmen from their last deployed image, nothing else.
-            InternalService::LifecycleSupervisor => &[AuthScope::ReprovisionFatman],
+            // Its Supervision API (lease, fatmen, observations) and re-provisioning of lost
+            // fatmen from their last deployed image, nothing else.
+            InternalService::LifecycleSupervisor => {
+                &[AuthScope::ReprovisionFatman, AuthScope::SuperviseFatmen]
+            }
         }
     }
 
@@ -100,7 +107,7 @@ mod tests {
             let back: AuthScope = serde_json::from_str(&format!("\"{}\"", scope.as_str())).unwrap();
             assert_eq!(back, *scope);
         }
-        assert_eq!(AuthScope::ALL.len(), 10);
+        assert_eq!(AuthScope::ALL.len(), 11);
         for scope in AuthScope::ALL {
             assert!(
                 scope.as_str().len() <= 32,

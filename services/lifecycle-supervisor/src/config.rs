@@ -7,10 +7,9 @@ use std::time::Duration;
 /// | env var | default | meaning |
 /// |---|---|---|
 /// | `HTTP_ADDR` | `0.0.0.0:7106` | `/live`, `/ready`, `/health`, `/metrics` |
-/// | `DATABASE_URL` | `sqlite://racetrack.db` | the Lifecycle's database (`postgres://…` or `sqlite://PATH`) |
-/// | `DATABASE_MAX_CONNECTIONS` | `4` | pool size (Postgres leadership uses one more, outside the pool) |
-/// | `LIFECYCLE_AUTH_TOKEN` | — | the supervisor's internal token for reconcile (`lifecycle generate-auth lifecycle-supervisor`: scope `reprovision_fatman` only); without it reconcile is skipped |
-/// | `LIFECYCLE_URL` | `http://127.0.0.1:7102` | where reconcile asks Lifecycle to re-provision (plain HTTP) |
+/// | `LIFECYCLE_GRPC_URL` | `http://127.0.0.1:7112` | Lifecycle's internal gRPC API (`Supervision`): lease, fatmen, observations, re-provisioning |
+/// | `LIFECYCLE_AUTH_TOKEN` | — (required) | the supervisor's internal token (`lifecycle generate-auth lifecycle-supervisor`: scopes `supervise_fatmen` and `reprovision_fatman` only) |
+/// | `LIFECYCLE_TIMEOUT_SECS` | `10` | longest wait for Lifecycle's answer (re-provisioning: `RECONCILE_TIMEOUT_SECS`) |
 /// | `INFRASTRUCTURE_TARGET` | `docker` | targets to watch (comma-separated; `none` = no target) |
 /// | `DOCKER_NETWORK` | `racetrack` | network of fatman containers (as Lifecycle's) |
 /// | `DOCKER_NETWORK_ONLY` | `false` | watch only containers on `DOCKER_NETWORK` (several installations on one engine) |
@@ -18,7 +17,7 @@ use std::time::Duration;
 /// | `RECONCILE_INTERVAL_SECS` | `600` | re-provisioning of lost fatmen |
 /// | `ORPHAN_GRACE_SECS` | `600` | an orphan's container is removed this long after it was registered (`0`: at once) |
 /// | `ORPHAN_DRY_RUN` | `false` | report orphans due for removal instead of removing them |
-/// | `LEASE_SECS` | `15` | leadership lease (SQLite lease row expiry; renewal every third of it) |
+/// | `LEASE_SECS` | `15` | leadership lease granted by Lifecycle (renewal every third of it; a replica acts for two thirds of it after a renewal) |
 /// | `LEASE_RETRY_SECS` | `5` | how often a replica that does not lead tries to |
 /// | `CHECK_CONCURRENCY` | `32` | fatmen health-checked at once |
 /// | `DEPLOYMENT_STALE_SECS` | `3600` | an in-progress deployment older than this no longer shields its fatman |
@@ -36,10 +35,9 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct Config {
     pub http_addr: SocketAddr,
-    pub database_url: String,
-    pub database_max_connections: u32,
+    pub lifecycle_grpc_url: String,
     pub lifecycle_auth_token: Option<String>,
-    pub lifecycle_url: String,
+    pub lifecycle_timeout: Duration,
     pub infrastructure_targets: Vec<String>,
     pub docker_network: String,
     pub docker_network_only: bool,
@@ -61,14 +59,10 @@ pub struct Config {
 
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Secrets (the token, a password in DATABASE_URL or REDIS_URL) are left out.
+        // Secrets (the token, a password in REDIS_URL) are left out.
         f.debug_struct("Config")
             .field("http_addr", &self.http_addr)
-            .field(
-                "database",
-                &self.database_url.split("://").next().unwrap_or(""),
-            )
-            .field("lifecycle_url", &self.lifecycle_url)
+            .field("lifecycle_grpc_url", &self.lifecycle_grpc_url)
             .field("infrastructure_targets", &self.infrastructure_targets)
             .field("sync_interval", &self.sync_interval)
             .field("reconcile_interval", &self.reconcile_interval)
@@ -93,16 +87,17 @@ impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let env = racetrack_config::Env::new(get);
         let secs = |k: &str, default: u64| env.secs(k, Duration::from_secs(default));
-        let lifecycle_url = env
-            .string_or("LIFECYCLE_URL", "http://127.0.0.1:7102")
+        let lifecycle_grpc_url = env
+            .string_or("LIFECYCLE_GRPC_URL", "http://127.0.0.1:7112")
             .trim_end_matches('/')
             .to_string();
-        // Plain HTTP to Lifecycle's internal address (as the original's in-cluster traffic); no
-        // TLS client is linked in, so https:// is refused here rather than failing every call.
-        if !lifecycle_url.starts_with("http://") {
+        // Plain HTTP/2 to Lifecycle's internal gRPC listener (as PUB's); no TLS client is linked
+        // in, so https:// is refused here rather than failing every call.
+        let authority = lifecycle_grpc_url.strip_prefix("http://").unwrap_or("");
+        if authority.is_empty() || authority.contains('/') {
             return Err(ConfigError::new(
-                "LIFECYCLE_URL",
-                format!("must be Lifecycle's internal http:// address, got {lifecycle_url:?}"),
+                "LIFECYCLE_GRPC_URL",
+                format!("must be Lifecycle's internal http://host:port gRPC address, got {lifecycle_grpc_url:?}"),
             ));
         }
         let infrastructure_targets = match env.string("INFRASTRUCTURE_TARGET").as_deref() {
@@ -129,10 +124,9 @@ impl Config {
         let lease_retry = secs("LEASE_RETRY_SECS", 5)?;
         Ok(Config {
             http_addr: env.addr("HTTP_ADDR", "0.0.0.0:7106")?,
-            database_url: env.string_or("DATABASE_URL", "sqlite://racetrack.db"),
-            database_max_connections: env.positive("DATABASE_MAX_CONNECTIONS", 4)?,
+            lifecycle_grpc_url,
             lifecycle_auth_token: env.string("LIFECYCLE_AUTH_TOKEN"),
-            lifecycle_url,
+            lifecycle_timeout: secs("LIFECYCLE_TIMEOUT_SECS", 10)?,
             infrastructure_targets,
             docker_network: env.string_or("DOCKER_NETWORK", "racetrack"),
             docker_network_only: env.flag("DOCKER_NETWORK_ONLY", false)?,
@@ -184,7 +178,8 @@ mod tests {
         assert_eq!(c.reconcile_interval, Duration::from_secs(600));
         assert_eq!(c.orphan_grace, Duration::from_secs(600));
         assert!(!c.orphan_dry_run);
-        assert_eq!(c.lifecycle_url, "http://127.0.0.1:7102");
+        assert_eq!(c.lifecycle_grpc_url, "http://127.0.0.1:7112");
+        assert_eq!(c.lifecycle_timeout, Duration::from_secs(10));
         assert_eq!(c.infrastructure_targets, ["docker"]);
         assert_eq!(c.lease_renewal(), Duration::from_secs(5));
         assert!(c.watch_events);
@@ -219,8 +214,10 @@ mod tests {
             ("ORPHAN_DRY_RUN", "maybe"),
             ("HTTP_ADDR", "nope"),
             ("CHECK_CONCURRENCY", "0"),
-            ("LIFECYCLE_URL", "ftp://x"),
-            ("LIFECYCLE_URL", "https://lifecycle:7102"),
+            ("LIFECYCLE_GRPC_URL", "ftp://x"),
+            ("LIFECYCLE_GRPC_URL", "https://lifecycle:7112"),
+            ("LIFECYCLE_GRPC_URL", "http://lifecycle:7112/api"),
+            ("LIFECYCLE_TIMEOUT_SECS", "0"),
             ("INFRASTRUCTURE_TARGET", "kubernetes"),
             ("WATCH_EVENTS", "sometimes"),
             ("HEAL_CONCURRENCY", "0"),
@@ -237,7 +234,7 @@ mod tests {
     fn debug_hides_secrets() {
         let c = cfg(&[
             ("LIFECYCLE_AUTH_TOKEN", "tok-123456"),
-            ("DATABASE_URL", "postgres://u:pw@h/db"),
+            ("REDIS_URL", "redis://u:pw@h:6379"),
         ])
         .unwrap();
         let shown = format!("{c:?}");

@@ -18,34 +18,36 @@ async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({"live": true}))
 }
 
-async fn database_ok(sup: &Data) -> bool {
-    let sup = sup.get_ref().clone();
-    web::block(move || sup.db.ping()).await.unwrap_or(false)
+/// Whether Lifecycle answered the last lease request (every replica asks at least every
+/// `LEASE_RETRY_SECS`): without it the supervisor can neither lead nor sync.
+fn lifecycle_ok(sup: &Data) -> bool {
+    sup.lifecycle_ok.load(std::sync::atomic::Ordering::SeqCst)
 }
 
-/// Ready when the database answers: without it the supervisor can neither lead nor sync.
+/// Ready when Lifecycle answers.
 async fn ready(sup: Data) -> HttpResponse {
     let leader = sup.leadership.is_leader();
-    if database_ok(&sup).await {
+    if lifecycle_ok(&sup) {
         HttpResponse::Ok().json(json!({"ready": true, "leader": leader}))
     } else {
         HttpResponse::ServiceUnavailable().json(json!({
             "ready": false,
             "leader": leader,
-            "details": "database unreachable",
+            "details": "Lifecycle unreachable",
         }))
     }
 }
 
 async fn health(sup: Data) -> HttpResponse {
-    let database = database_ok(&sup).await;
+    let lifecycle = lifecycle_ok(&sup);
     let report = sup.report();
     let config = &sup.config;
     let body = json!({
         "service": "lifecycle-supervisor",
         "git_version": config.git_version,
-        "status": if database { "pass" } else { "fail" },
-        "database_connected": database,
+        "status": if lifecycle { "pass" } else { "fail" },
+        "lifecycle_connected": lifecycle,
+        "lifecycle_grpc_url": config.lifecycle_grpc_url,
         "leader": sup.leadership.is_leader(),
         "holder": sup.leadership.holder(),
         "targets": sup.targets.keys().collect::<Vec<_>>(),
@@ -63,7 +65,7 @@ async fn health(sup: Data) -> HttpResponse {
         "last_reconcile": report.last_reconcile,
         "orphans": report.orphans,
     });
-    if database {
+    if lifecycle {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::InternalServerError().json(body)
@@ -71,15 +73,19 @@ async fn health(sup: Data) -> HttpResponse {
 }
 
 /// Every registered fatman as the supervisor last saw it: status, error and `last_check_time`
-/// (unix seconds; `null` = never checked, e.g. while a deployment of it runs).
+/// (unix seconds; `null` = never checked, e.g. while a deployment of it runs), as Lifecycle
+/// lists them.
 async fn fatmen(sup: Data) -> HttpResponse {
     let rows = sup
-        .blocking(racetrack_db::repo::supervisor::list_with_check_time)
+        .lifecycle
+        .list(None, sup.config.deployment_stale)
         .await;
     match rows {
-        Ok(rows) => HttpResponse::Ok().json(
-            rows.into_iter()
-                .map(|(f, checked)| {
+        Ok(listing) => HttpResponse::Ok().json(
+            listing
+                .rows
+                .into_iter()
+                .map(|f| {
                     json!({
                         "name": f.name,
                         "version": f.version,
@@ -88,12 +94,12 @@ async fn fatmen(sup: Data) -> HttpResponse {
                         "internal_name": f.internal_name,
                         "infrastructure_target": f.infrastructure_target,
                         "update_time": crate::unix(f.update_time),
-                        "last_check_time": checked.map(crate::unix),
+                        "last_check_time": f.last_check_time.map(crate::unix),
                     })
                 })
                 .collect::<Vec<_>>(),
         ),
-        Err(e) => HttpResponse::ServiceUnavailable().json(json!({"error": e})),
+        Err(e) => HttpResponse::ServiceUnavailable().json(json!({"error": e.to_string()})),
     }
 }
 

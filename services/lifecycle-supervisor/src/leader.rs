@@ -1,20 +1,18 @@
 //! Leadership among supervisor replicas: one acts, the others wait and keep serving probes.
 //!
-//! The lock itself (Postgres advisory lock or SQLite lease row) is `racetrack_db::lease`. This
-//! module keeps asking for it: the leader renews every third of the lease, a follower retries every
-//! `LEASE_RETRY_SECS`. A leader acts only while its last successful renewal is younger than two
-//! thirds of the lease, so a replica cut off from the database stops acting before another can
-//! take over.
+//! Lifecycle grants the lease (a row with holder and expiry in its database; `AcquireLease` of
+//! the `Supervision` API). This module keeps asking for it: the leader renews every third of the
+//! lease, a follower retries every `LEASE_RETRY_SECS`. A leader acts only for two thirds of the
+//! lease counted from when it *sent* its last successful renewal, so a replica cut off from
+//! Lifecycle stops acting before the lease expires and another replica can take over.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use racetrack_db::lease::LeaderLock;
-
 use crate::Supervisor;
 
-/// The lock's name: one leader per database.
+/// The lease's name: one leader per Lifecycle (per registry database).
 pub const LEASE_NAME: &str = "lifecycle-supervisor";
 
 /// This replica's view of its leadership.
@@ -66,43 +64,38 @@ impl Leadership {
     }
 }
 
-/// Keeps trying to lead (or to stay leader) until `stop` is set; releases the lock at the end.
-pub async fn run(sup: Arc<Supervisor>, lock: LeaderLock, stop: Arc<AtomicBool>) {
-    let lock = Arc::new(Mutex::new(lock));
+/// Keeps trying to lead (or to stay leader) until `stop` is set; releases the lease at the end.
+pub async fn run(sup: Arc<Supervisor>, stop: Arc<AtomicBool>) {
     tracing::info!(
         holder = %sup.leadership.holder(),
-        mechanism = %lock.lock().map(|l| l.mechanism()).unwrap_or("?"),
-        "competing for the supervisor leadership"
+        lifecycle = %sup.config.lifecycle_grpc_url,
+        "competing for the supervisor leadership (lease granted by Lifecycle)"
     );
     let mut was_leader = false;
     let mut last_error: Option<String> = None;
     while !stop.load(Ordering::SeqCst) {
-        let attempt = {
-            let lock = lock.clone();
-            tokio::task::spawn_blocking(move || match lock.lock() {
-                Ok(mut l) => l.try_acquire().map_err(|e| e.to_string()),
-                Err(_) => Err("leadership lock poisoned".to_string()),
-            })
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()))
-        };
-        let leader = match attempt {
+        let sent = Instant::now();
+        let leader = match sup.lifecycle.acquire_lease(sup.config.lease).await {
             Ok(leader) => {
                 last_error = None;
+                sup.lifecycle_ok.store(true, Ordering::SeqCst);
                 leader
             }
             Err(e) => {
+                let e = e.to_string();
                 if last_error.as_deref() != Some(e.as_str()) {
-                    tracing::warn!(error = %e, "cannot reach the database for the leadership; not acting");
+                    tracing::warn!(error = %e, "cannot get the leadership lease from Lifecycle; not acting");
                 }
+                sup.lifecycle_ok.store(false, Ordering::SeqCst);
                 last_error = Some(e);
                 false
             }
         };
-        // Valid for two thirds of the lease from now (after the database answered): an SQLite
-        // lease expires a full lease after the renewal started, so this replica stops acting
-        // before another one can take over, whatever happens to its renewals.
-        sup.leadership.set(leader, sup.config.lease * 2 / 3);
+        // Two thirds of the lease from when the request was sent: Lifecycle's lease runs a full
+        // lease from when it answered, so this replica stops acting before another one can take
+        // over, whatever happens to its renewals.
+        let valid_for = (sup.config.lease * 2 / 3).saturating_sub(sent.elapsed());
+        sup.leadership.set(leader && !valid_for.is_zero(), valid_for);
         sup.metrics.leader.set(leader as i64);
         if leader != was_leader {
             if leader {
@@ -133,13 +126,10 @@ pub async fn run(sup: Arc<Supervisor>, lock: LeaderLock, stop: Arc<AtomicBool>) 
     }
     sup.leadership.set(false, Duration::ZERO);
     sup.metrics.leader.set(0);
-    let _ = tokio::task::spawn_blocking(move || {
-        if let Ok(mut l) = lock.lock() {
-            l.release();
-        }
-    })
-    .await;
     if was_leader {
-        tracing::info!("released the supervisor leadership");
+        match sup.lifecycle.release_lease().await {
+            Ok(_) => tracing::info!("released the supervisor leadership"),
+            Err(e) => tracing::warn!(error = %e, "could not release the leadership lease; it expires on its own"),
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! Lifecycle Supervisor: keeps the registry true to what runs, and heals (docs/architecture.md,
 //! "The supervisor").
 //!
-//! Config ([`config`]) → wiring (here and `main.rs`) → loops: leadership ([`leader`]), sync
+//! Config ([`config`]) → wiring (here and `main.rs`) → Lifecycle's `Supervision` gRPC API
+//! ([`lifecycle`]: the only way to the registry) → loops: leadership ([`leader`]), sync
 //! ([`sync`]: statuses, health checks, orphans) and reconcile ([`reconcile`]: re-provisioning of
 //! lost fatmen through Lifecycle), event-driven healing ([`watch`]: reacts to the targets' events
 //! at once) and the probes/metrics server ([`http`]). The decisions are made without I/O: a
@@ -13,6 +14,7 @@ pub mod config;
 pub mod heal;
 pub mod http;
 pub mod leader;
+pub mod lifecycle;
 pub mod metrics;
 pub mod plan;
 pub mod reconcile;
@@ -24,20 +26,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use racetrack_db::models::AuditLogEvent;
-use racetrack_db::{Database, DbConnection, DbError};
 use racetrack_infra::InfrastructureTarget;
-use racetrack_model::AuditLogEventType;
 use racetrack_telemetry::Metrics;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::leader::Leadership;
+use crate::leader::{Leadership, LEASE_NAME};
+use crate::lifecycle::Lifecycle;
 use crate::metrics::SupervisorMetrics;
-
-/// The user the supervisor acts as: audit executor, and the subject of its internal token (so
-/// re-provisioned fatmen are `deployed_by` `racetrack`, as the original's reconcile).
-pub const EXECUTOR: &str = "racetrack";
 
 /// What `/health` shows about the work done.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -59,7 +55,10 @@ pub struct TimedError {
 
 pub struct Supervisor {
     pub config: Config,
-    pub db: Database,
+    /// Lifecycle's `Supervision` API: lease, fatmen, observations, re-provisioning.
+    pub lifecycle: Lifecycle,
+    /// Whether Lifecycle answered the last lease request (`/ready`).
+    pub lifecycle_ok: AtomicBool,
     pub targets: BTreeMap<String, Arc<dyn InfrastructureTarget>>,
     pub telemetry: Arc<Metrics>,
     pub metrics: SupervisorMetrics,
@@ -78,16 +77,15 @@ pub struct Supervisor {
     /// Asks the sync loop for a full sync now (an event stream reconnected).
     pub resync: tokio::sync::Notify,
     http: reqwest::Client,
-    lifecycle: reqwest::Client,
 }
 
 impl Supervisor {
-    /// Connects to the database (migrating it, as the original supervisor did at start) and to
-    /// the infrastructure targets. Fails with a clear message on bad configuration.
+    /// Connects to the infrastructure targets (Lifecycle lazily). Fails with a clear message on
+    /// bad configuration: without `LIFECYCLE_AUTH_TOKEN` the supervisor could do nothing.
     pub fn prepare(config: Config) -> Result<Supervisor, String> {
-        let db = Database::connect(&config.database_url, config.database_max_connections)
-            .map_err(|e| e.to_string())?;
-        migrate(&db)?;
+        if config.lifecycle_auth_token.is_none() {
+            return Err("LIFECYCLE_AUTH_TOKEN is not set: create one with `lifecycle generate-auth lifecycle-supervisor`".into());
+        }
         let mut targets: BTreeMap<String, Arc<dyn InfrastructureTarget>> = BTreeMap::new();
         for name in &config.infrastructure_targets {
             match name.as_str() {
@@ -107,16 +105,16 @@ impl Supervisor {
         }
         let events = racetrack_events::Publisher::new(config.redis_url.as_deref())
             .map_err(|e| e.to_string())?;
-        Ok(Self::new(config, db, targets, events))
+        Self::new(config, targets, events)
     }
 
-    /// Wiring with given parts (tests pass their own targets).
+    /// Wiring with given parts (tests pass their own targets). Fails only on a token that is no
+    /// valid header value.
     pub fn new(
         config: Config,
-        db: Database,
         targets: BTreeMap<String, Arc<dyn InfrastructureTarget>>,
         events: racetrack_events::Publisher,
-    ) -> Supervisor {
+    ) -> Result<Supervisor, String> {
         let telemetry = Arc::new(Metrics::new("lifecycle-supervisor"));
         let metrics = SupervisorMetrics::new(&telemetry);
         let http = reqwest::Client::builder()
@@ -126,19 +124,24 @@ impl Supervisor {
             .timeout(racetrack_infra::health::REQUEST_TIMEOUT)
             .build()
             .unwrap_or_default();
-        let lifecycle = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(config.reconcile_timeout)
-            .build()
-            .unwrap_or_default();
-        Supervisor {
-            leadership: Leadership::new(Leadership::new_holder_id()),
+        let holder = Leadership::new_holder_id();
+        let lifecycle = Lifecycle::new(
+            &config.lifecycle_grpc_url,
+            config.lifecycle_auth_token.as_deref(),
+            config.lifecycle_timeout,
+            config.reconcile_timeout,
+            LEASE_NAME,
+            &holder,
+        )?;
+        Ok(Supervisor {
+            leadership: Leadership::new(holder),
+            lifecycle,
+            lifecycle_ok: AtomicBool::new(false),
             healer: heal::Healer::new(config.heal),
             heal_slots: tokio::sync::Semaphore::new(config.heal_concurrency),
             in_flight: watch::InFlight::default(),
             resync: tokio::sync::Notify::new(),
             config,
-            db,
             targets,
             telemetry,
             metrics,
@@ -147,24 +150,7 @@ impl Supervisor {
             stopping: tokio::sync::Notify::new(),
             events,
             http,
-            lifecycle,
-        }
-    }
-
-    /// Runs `f` with a pooled connection on the blocking pool.
-    pub async fn blocking<T, F>(&self, f: F) -> Result<T, String>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
-    {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = db.get()?;
-            f(&mut conn)
         })
-        .await
-        .map_err(|e| format!("database task failed: {e}"))?
-        .map_err(|e| e.to_string())
     }
 
     pub fn report(&self) -> Report {
@@ -205,61 +191,6 @@ impl Supervisor {
             }
         }
     }
-}
-
-/// Applies pending migrations; a Lifecycle migrating the same database at the same moment can
-/// make one attempt fail, so it is retried a few times.
-fn migrate(db: &Database) -> Result<(), String> {
-    let mut last = String::new();
-    for attempt in 0..5 {
-        match db.migrate() {
-            Ok(applied) => {
-                if !applied.is_empty() {
-                    tracing::info!(migrations = ?applied, "database migrated");
-                }
-                return Ok(());
-            }
-            Err(e) => {
-                last = e.to_string();
-                tracing::warn!(attempt, error = %last, "migrating the database failed; retrying");
-                std::thread::sleep(Duration::from_millis(500 * (attempt + 1)));
-            }
-        }
-    }
-    Err(last)
-}
-
-/// Writes an audit event of the supervisor (executor [`EXECUTOR`]) and logs it.
-pub(crate) fn audit(
-    conn: &mut DbConnection,
-    event: AuditLogEventType,
-    name: &str,
-    version: &str,
-    owner: Option<&str>,
-    properties: Option<serde_json::Value>,
-) -> Result<(), DbError> {
-    racetrack_db::repo::audit::insert(
-        conn,
-        &AuditLogEvent {
-            id: racetrack_db::new_id(),
-            version: 1,
-            timestamp: racetrack_db::now(),
-            event_type: event.as_str().to_string(),
-            properties: properties.as_ref().map(|p| p.to_string()),
-            username_executor: Some(EXECUTOR.to_string()),
-            username_subject: owner.map(String::from),
-            fatman_name: Some(name.to_string()),
-            fatman_version: Some(version.to_string()),
-        },
-    )?;
-    tracing::info!(
-        event_type = event.as_str(),
-        executor = EXECUTOR,
-        fatman = %name,
-        version = %version,
-        "Audit log event saved"
-    );
-    Ok(())
 }
 
 pub(crate) fn unix(t: chrono::NaiveDateTime) -> i64 {

@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lifecycle_supervisor::config::Config;
-use lifecycle_supervisor::leader::{self, LEASE_NAME};
+use lifecycle_supervisor::leader;
 use lifecycle_supervisor::Supervisor;
-use racetrack_db::lease::LeaderLock;
 
 fn main() {
     if let Some(arg) = std::env::args().nth(1) {
@@ -36,9 +35,8 @@ fn run() -> Result<(), String> {
     let _telemetry =
         racetrack_telemetry::init("lifecycle-supervisor").map_err(|e| e.to_string())?;
     let config = Config::from_env().map_err(|e| e.to_string())?;
-    // One thread is plenty: the work is waiting on HTTP, Docker and the database (queries run
-    // on a few blocking threads). Fewer threads also means fewer malloc arenas: idle RSS stays
-    // low after a check of hundreds of fatmen.
+    // One thread is plenty: the work is waiting on HTTP, Docker and Lifecycle. Fewer threads
+    // also means fewer malloc arenas: idle RSS stays low after a check of hundreds of fatmen.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .max_blocking_threads(4)
         .enable_all()
@@ -51,18 +49,7 @@ async fn serve(config: Config) -> Result<(), String> {
     tracing::info!(?config, "starting the lifecycle supervisor");
     let listener = std::net::TcpListener::bind(config.http_addr)
         .map_err(|e| format!("can't listen on HTTP_ADDR {}: {e}", config.http_addr))?;
-    let database_url = config.database_url.clone();
-    let sup = tokio::task::spawn_blocking(move || Supervisor::prepare(config))
-        .await
-        .map_err(|e| e.to_string())??;
-    let sup = Arc::new(sup);
-    let lock = LeaderLock::new(
-        &sup.db,
-        &database_url,
-        LEASE_NAME,
-        sup.leadership.holder(),
-        sup.config.lease,
-    );
+    let sup = Arc::new(Supervisor::prepare(config)?);
     let stop = Arc::new(AtomicBool::new(false));
     let server = lifecycle_supervisor::http::server(sup.clone(), listener)
         .map_err(|e| format!("can't start the HTTP server: {e}"))?;
@@ -70,7 +57,7 @@ async fn serve(config: Config) -> Result<(), String> {
     let server_task = tokio::spawn(server);
     tracing::info!(addr = %sup.config.http_addr, "lifecycle supervisor listening");
 
-    let leader_task = tokio::spawn(leader::run(sup.clone(), lock, stop.clone()));
+    let leader_task = tokio::spawn(leader::run(sup.clone(), stop.clone()));
     let sync_task = tokio::spawn(sup.clone().sync_loop(stop.clone()));
     let reconcile_task = tokio::spawn(sup.clone().reconcile_loop(stop.clone()));
     let watch_task = sup

@@ -21,7 +21,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
-use racetrack_db::models::Fatman;
 use racetrack_infra::{DeployedFatman, FatmanHealth, InfraStatus};
 use racetrack_model::names::resource_name;
 
@@ -34,6 +33,27 @@ pub const ORPHANED: &str = "orphaned";
 pub const LOST_ERROR: &str = "not found in the infrastructure";
 /// Error text of an orphan.
 pub const ORPHAN_ERROR: &str = "found in the infrastructure without a registry entry";
+
+/// A registered fatman as Lifecycle lists it (the columns a sync reads).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FatmanRow {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    pub status: String,
+    pub create_time: NaiveDateTime,
+    /// As read: a change is applied only to the row still carrying it.
+    pub update_time: NaiveDateTime,
+    /// It has a manifest (orphans have none; without one there is nothing to re-provision).
+    pub has_manifest: bool,
+    pub internal_name: Option<String>,
+    pub error: Option<String>,
+    pub deployed_by: Option<String>,
+    pub last_call_time: Option<NaiveDateTime>,
+    pub infrastructure_target: Option<String>,
+    /// When a supervisor last checked it (`None`: never).
+    pub last_check_time: Option<NaiveDateTime>,
+}
 
 /// What the health checks of one running fatman found.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,7 +74,7 @@ pub struct Observed {
 }
 
 impl Observed {
-    pub fn of_row(row: &Fatman) -> Observed {
+    pub fn of_row(row: &FatmanRow) -> Observed {
         Observed {
             status: row.status.clone(),
             error: row.error.clone(),
@@ -114,7 +134,7 @@ pub struct Plan {
 }
 
 pub struct Inputs<'a> {
-    pub rows: &'a [Fatman],
+    pub rows: &'a [FatmanRow],
     /// Everything every watched target runs: `(target name, fatman)`.
     pub cluster: &'a [(String, DeployedFatman)],
     /// Health of running fatmen, by resource name.
@@ -129,14 +149,14 @@ pub struct Inputs<'a> {
     pub held: &'a HashMap<String, String>,
 }
 
-fn is_orphan_row(row: &Fatman) -> bool {
-    row.status == ORPHANED && row.manifest.is_none()
+fn is_orphan_row(row: &FatmanRow) -> bool {
+    row.status == ORPHANED && !row.has_manifest
 }
 
 /// Running containers of registered, non-orphan, non-busy fatmen: `(resource name, address)` to
 /// health-check.
 pub fn to_probe(
-    rows: &[Fatman],
+    rows: &[FatmanRow],
     cluster: &[(String, DeployedFatman)],
     busy: &HashSet<(String, String)>,
 ) -> Vec<(String, String)> {
@@ -154,7 +174,7 @@ pub fn to_probe(
 
 /// The status a found fatman has: from its container, then from its health checks.
 pub fn observe(
-    row: &Fatman,
+    row: &FatmanRow,
     target: &str,
     found: &DeployedFatman,
     probe: Option<&Probe>,
@@ -317,22 +337,21 @@ mod tests {
             .naive_utc()
     }
 
-    fn row(name: &str, status: &str) -> Fatman {
-        Fatman {
+    fn row(name: &str, status: &str) -> FatmanRow {
+        FatmanRow {
             id: format!("id-{name}"),
-            family_id: "fam".into(),
             name: name.into(),
             version: "1.0.0".into(),
             status: status.into(),
             create_time: t(0),
             update_time: t(0),
-            manifest: Some("name: x".into()),
+            has_manifest: true,
             internal_name: Some("127.0.0.1:1000".into()),
             error: None,
-            image_tag: Some("tag".into()),
             deployed_by: Some("alice".into()),
             last_call_time: None,
             infrastructure_target: Some("docker".into()),
+            last_check_time: None,
         }
     }
 
@@ -365,7 +384,7 @@ mod tests {
     }
 
     struct Case {
-        rows: Vec<Fatman>,
+        rows: Vec<FatmanRow>,
         cluster: Vec<(String, DeployedFatman)>,
         probes: HashMap<String, Probe>,
         busy: HashSet<(String, String)>,
@@ -375,7 +394,7 @@ mod tests {
     }
 
     impl Case {
-        fn new(rows: Vec<Fatman>, cluster: Vec<(String, DeployedFatman)>) -> Case {
+        fn new(rows: Vec<FatmanRow>, cluster: Vec<(String, DeployedFatman)>) -> Case {
             Case {
                 rows,
                 cluster,
@@ -525,7 +544,7 @@ mod tests {
         assert_eq!(p.counts[ORPHANED], 1);
 
         let mut orphan = row("x", ORPHANED);
-        orphan.manifest = None;
+        orphan.has_manifest = false;
         orphan.create_time = t(0);
         let mut case = Case::new(
             vec![orphan.clone()],

@@ -7,16 +7,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::StreamExt;
-use racetrack_db::models::Fatman;
-use racetrack_db::repo::{fatmen, supervisor as repo};
-use racetrack_db::Connection as _;
 use racetrack_infra::DeployedFatman;
-use racetrack_model::AuditLogEventType;
+use racetrack_proto::supervisor as wire;
 use serde::Serialize;
-use serde_json::json;
 
-use crate::plan::{self, Change, Inputs, Orphan, Probe, LOST, ORPHANED, ORPHAN_ERROR, RUNNING};
-use crate::{audit, unix, Supervisor, TimedError};
+use crate::lifecycle::{nanos, wire_status};
+use crate::plan::{self, Change, Inputs, Orphan, Probe, LOST, ORPHANED, RUNNING};
+use crate::{unix, Supervisor, TimedError};
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SyncReport {
@@ -89,7 +86,7 @@ impl Supervisor {
         }
     }
 
-    /// One full sync. Errors (a target that cannot be listed, the database) leave every status
+    /// One full sync. Errors (a target that cannot be listed, Lifecycle) leave every status
     /// as it was: half a picture must not mark fatmen lost.
     pub async fn sync_once(&self) -> Result<SyncReport, String> {
         let started = Instant::now();
@@ -138,22 +135,12 @@ impl Supervisor {
         }
 
         // 2. What the registry says, and which fatmen a deploy is working on.
-        let stale = chrono::Duration::from_std(self.config.deployment_stale)
-            .unwrap_or(chrono::Duration::MAX);
-        let (rows, busy) = self
-            .blocking(move |conn| {
-                let rows: Vec<Fatman> = repo::list_with_check_time(conn)?
-                    .into_iter()
-                    .map(|(row, _)| row)
-                    .collect();
-                let since = racetrack_db::now()
-                    .checked_sub_signed(stale)
-                    .unwrap_or(chrono::NaiveDateTime::MIN);
-                let busy = repo::deployments_in_progress(conn, since)?;
-                Ok((rows, busy))
-            })
-            .await?;
-        let busy: HashSet<(String, String)> = busy.into_iter().collect();
+        let listing = self
+            .lifecycle
+            .list(None, self.config.deployment_stale)
+            .await
+            .map_err(|e| format!("listing fatmen at Lifecycle: {e}"))?;
+        let (rows, busy) = (listing.rows, listing.busy);
 
         // 3. Health of the running ones, concurrently (bounded).
         let to_probe = plan::to_probe(&rows, &cluster, &busy);
@@ -166,7 +153,7 @@ impl Supervisor {
 
         // 4. Decide.
         let watched: Vec<String> = self.targets.keys().cloned().collect();
-        let now = racetrack_db::now();
+        let now = chrono::Utc::now().naive_utc();
         let held = self.healer.held();
         let mut decided = plan::plan(&Inputs {
             rows: &rows,
@@ -188,9 +175,7 @@ impl Supervisor {
         let new_orphans = std::mem::take(&mut decided.new_orphans);
         let vanished = std::mem::take(&mut decided.vanished_orphans);
         let (written, superseded, registered) = self
-            .blocking(move |conn| {
-                conn.transaction(|conn| write_sync(conn, changes, unchanged, new_orphans, vanished))
-            })
+            .write(changes, unchanged, new_orphans, vanished)
             .await?;
         let marked_lost = self.announce(&written);
         for (name, version, resource, _) in &registered {
@@ -328,24 +313,19 @@ impl Supervisor {
         if !self.leadership.is_leader() {
             return Err("not the leader any more".into());
         }
-        let (id, name, version) = (
-            orphan.id.clone(),
-            orphan.name.clone(),
-            orphan.version.clone(),
-        );
-        let stale = chrono::Duration::from_std(self.config.deployment_stale)
-            .unwrap_or(chrono::Duration::MAX);
-        let still_orphan = self
-            .blocking(move |conn| {
-                let row = fatmen::find_by_id(conn, &id)?;
-                let since = racetrack_db::now()
-                    .checked_sub_signed(stale)
-                    .unwrap_or(chrono::NaiveDateTime::MIN);
-                let busy = repo::deployments_in_progress(conn, since)?
-                    .contains(&(name.clone(), version.clone()));
-                Ok(row.is_some_and(|r| r.status == ORPHANED && r.manifest.is_none()) && !busy)
-            })
-            .await?;
+        let listing = self
+            .lifecycle
+            .list(Some((&orphan.name, &orphan.version)), self.config.deployment_stale)
+            .await
+            .map_err(|e| e.to_string())?;
+        let busy = listing
+            .busy
+            .contains(&(orphan.name.clone(), orphan.version.clone()));
+        let still_orphan = !busy
+            && listing
+                .rows
+                .iter()
+                .any(|r| r.id == orphan.id && r.status == ORPHANED && !r.has_manifest);
         if !still_orphan {
             tracing::info!(fatman = %orphan.name, version = %orphan.version, "orphan was claimed meanwhile; not removed");
             return Ok(false);
@@ -358,35 +338,22 @@ impl Supervisor {
             .delete(&orphan.name, &orphan.version)
             .await
             .map_err(|e| e.to_string())?;
-        let (id, name, version) = (
-            orphan.id.clone(),
-            orphan.name.clone(),
-            orphan.version.clone(),
-        );
-        let target_name = orphan.target.clone();
-        let found_at = unix(orphan.found);
-        let grace = self.config.orphan_grace.as_secs_f64();
-        self.blocking(move |conn| {
-            conn.transaction(|conn| {
-                if repo::delete_orphan(conn, &id)? {
-                    audit(
-                        conn,
-                        AuditLogEventType::FatmanOrphanRemoved,
-                        &name,
-                        &version,
-                        None,
-                        Some(json!({
-                            "target": target_name,
-                            "container": racetrack_model::names::resource_name(&name, &version),
-                            "found_at": found_at,
-                            "grace_secs": grace,
-                        })),
-                    )?;
-                }
-                Ok(())
+        // Lifecycle drops the registry entry (if still an orphan) and audits the removal.
+        self.lifecycle
+            .report(wire::ObservationReport {
+                gone_orphans: vec![wire::OrphanGone {
+                    id: orphan.id.clone(),
+                    name: orphan.name.clone(),
+                    version: orphan.version.clone(),
+                    target: orphan.target.clone(),
+                    removed: true,
+                    found_at: unix(orphan.found),
+                    grace_secs: self.config.orphan_grace.as_secs_f64(),
+                }],
+                ..Default::default()
             })
-        })
-        .await?;
+            .await
+            .map_err(|e| e.to_string())?;
         self.metrics.orphans_removed.inc();
         tracing::warn!(fatman = %orphan.name, version = %orphan.version, target = %orphan.target, "orphan removed after its grace period");
         self.events.publish(racetrack_events::Event::Fatman {
@@ -399,105 +366,91 @@ impl Supervisor {
 /// Written changes, superseded changes, registered orphans `(name, version, container, target)`.
 type Written = (Vec<Change>, usize, Vec<(String, String, String, String)>);
 
-/// The database side of a sync, in one transaction.
-pub(crate) fn write_sync(
-    conn: &mut racetrack_db::DbConnection,
-    changes: Vec<Change>,
-    unchanged: Vec<String>,
-    new_orphans: Vec<(String, DeployedFatman)>,
-    vanished: Vec<Orphan>,
-) -> Result<Written, racetrack_db::DbError> {
-    let now = racetrack_db::now();
-    let mut written = Vec::new();
-    let mut superseded = 0;
-    for c in changes {
-        let observed = repo::Observation {
-            status: &c.to.status,
-            error: c.to.error.as_deref(),
-            internal_name: c.to.internal_name.as_deref(),
-            infrastructure_target: c.to.infrastructure_target.as_deref(),
-            last_call_time: c.to.last_call_time,
+impl Supervisor {
+    /// Reports a plan's outcome to Lifecycle, which writes it in one transaction (status changes
+    /// only to rows unchanged since read) and audits it.
+    pub(crate) async fn write(
+        &self,
+        changes: Vec<Change>,
+        unchanged: Vec<String>,
+        new_orphans: Vec<(String, DeployedFatman)>,
+        vanished: Vec<Orphan>,
+    ) -> Result<Written, String> {
+        if changes.is_empty() && unchanged.is_empty() && new_orphans.is_empty() && vanished.is_empty() {
+            return Ok((vec![], 0, vec![]));
+        }
+        let report = wire::ObservationReport {
+            changes: changes
+                .iter()
+                .map(|c| wire::StatusChange {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                    version: c.version.clone(),
+                    read_status: wire_status(&c.from),
+                    read_update_time_nanos: nanos(c.read_update_time),
+                    observed: Some(wire::Observation {
+                        status: wire_status(&c.to.status),
+                        error: c.to.error.clone(),
+                        internal_name: c.to.internal_name.clone(),
+                        infrastructure_target: c.to.infrastructure_target.clone(),
+                        last_call_time_nanos: c.to.last_call_time.map(nanos),
+                    }),
+                })
+                .collect(),
+            checked_ids: unchanged,
+            new_orphans: new_orphans
+                .iter()
+                .map(|(target, found)| wire::FoundOrphan {
+                    target: target.clone(),
+                    name: found.name.clone(),
+                    version: found.version.clone(),
+                    resource_name: found.resource_name.clone(),
+                    internal_name: found.internal_name.clone(),
+                    image: found.image.clone(),
+                    container_status: found.status.as_str().to_string(),
+                })
+                .collect(),
+            gone_orphans: vanished
+                .iter()
+                .map(|o| wire::OrphanGone {
+                    id: o.id.clone(),
+                    name: o.name.clone(),
+                    version: o.version.clone(),
+                    target: o.target.clone(),
+                    removed: false,
+                    found_at: unix(o.found),
+                    grace_secs: self.config.orphan_grace.as_secs_f64(),
+                })
+                .collect(),
+            ..Default::default()
         };
-        if !repo::record_observation(conn, &c.id, c.read_update_time, &c.from, &observed, now)? {
-            superseded += 1;
-            continue;
+        let outcome = self
+            .lifecycle
+            .report(report)
+            .await
+            .map_err(|e| format!("reporting to Lifecycle: {e}"))?;
+        let written_ids: HashSet<&str> = outcome.written.iter().map(String::as_str).collect();
+        let written: Vec<Change> = changes
+            .into_iter()
+            .filter(|c| written_ids.contains(c.id.as_str()))
+            .collect();
+        let registered_refs: HashSet<(&str, &str)> = outcome
+            .registered
+            .iter()
+            .map(|r| (r.name.as_str(), r.version.as_str()))
+            .collect();
+        let registered = new_orphans
+            .into_iter()
+            .filter(|(_, f)| registered_refs.contains(&(f.name.as_str(), f.version.as_str())))
+            .map(|(target, f)| (f.name, f.version, f.resource_name, target))
+            .collect();
+        for orphan in &vanished {
+            if outcome.dropped.contains(&orphan.id) {
+                tracing::info!(fatman = %orphan.name, version = %orphan.version, "orphan's container is gone: registry entry dropped");
+            }
         }
-        if c.to.status == LOST && c.from != LOST {
-            audit(
-                conn,
-                AuditLogEventType::FatmanLost,
-                &c.name,
-                &c.version,
-                c.owner.as_deref(),
-                Some(json!({"previous_status": c.from})),
-            )?;
-        }
-        written.push(c);
+        Ok((written, outcome.superseded as usize, registered))
     }
-    repo::touch_checked(conn, &unchanged, now)?;
-    let mut registered = Vec::new();
-    for (target, found) in new_orphans {
-        if fatmen::find(conn, &found.name, &found.version)?.is_some() {
-            continue;
-        }
-        let (family, _) = fatmen::get_or_create_family(conn, &found.name)?;
-        let image_tag = found
-            .image
-            .as_deref()
-            .and_then(|image| image.rsplit_once(':'))
-            .map(|(_, tag)| tag.to_string())
-            .filter(|tag| !tag.contains('/'));
-        let id = racetrack_db::new_id();
-        fatmen::insert(
-            conn,
-            &Fatman {
-                id: id.clone(),
-                family_id: family.id,
-                name: found.name.clone(),
-                version: found.version.clone(),
-                status: ORPHANED.into(),
-                create_time: now,
-                update_time: now,
-                manifest: None,
-                internal_name: (!found.internal_name.is_empty())
-                    .then(|| found.internal_name.clone()),
-                error: Some(ORPHAN_ERROR.into()),
-                image_tag,
-                deployed_by: None,
-                last_call_time: None,
-                infrastructure_target: Some(target.clone()),
-            },
-        )?;
-        repo::touch_checked(conn, std::slice::from_ref(&id), now)?;
-        audit(
-            conn,
-            AuditLogEventType::FatmanOrphaned,
-            &found.name,
-            &found.version,
-            None,
-            Some(json!({
-                "target": target,
-                "container": found.resource_name,
-                "image": found.image,
-                "container_status": found.status.as_str(),
-            })),
-        )?;
-        registered.push((found.name, found.version, found.resource_name, target));
-    }
-    for orphan in vanished {
-        if repo::delete_orphan(conn, &orphan.id)? {
-            tracing::info!(fatman = %orphan.name, version = %orphan.version, "orphan's container is gone: registry entry dropped");
-            audit(
-                conn,
-                AuditLogEventType::FatmanOrphanRemoved,
-                &orphan.name,
-                &orphan.version,
-                None,
-                Some(json!({"container": "already gone"})),
-            )?;
-        }
-    }
-    Ok((written, superseded, registered))
 }
 
 /// The first `last_call_timestamp` sample of a Prometheus text exposition (0 = never called).

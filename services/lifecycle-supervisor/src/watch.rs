@@ -14,13 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use racetrack_db::repo::{fatmen, supervisor as repo};
-use racetrack_db::Connection as _;
 use racetrack_infra::{InfraEvent, InfraStatus, InfrastructureTarget};
 
 use crate::heal::Verdict;
 use crate::plan::{self, Inputs, Probe, ERROR, LOST};
-use crate::sync::write_sync;
 use crate::Supervisor;
 
 /// Events of one fatman arriving this close together (`kill`, `die`, `destroy` of one `docker
@@ -256,9 +253,7 @@ impl Supervisor {
                 }
                 self.healer.record_restart(name, version, Instant::now());
                 // Failures are counted, logged and audited there; the next event or reconcile retries.
-                let _ = self
-                    .reprovision_reported(name, version, checked.owner)
-                    .await;
+                let _ = self.reprovision_reported(name, version).await;
                 Ok(())
             }
         }
@@ -281,25 +276,22 @@ impl Supervisor {
             .get(name, version)
             .await
             .map_err(|e| format!("looking up {name} {version} on the {target_name} target: {e}"))?;
-        let stale = chrono::Duration::from_std(self.config.deployment_stale)
-            .unwrap_or(chrono::Duration::MAX);
-        let (n, v) = (name.to_string(), version.to_string());
-        let (row, busy) = self
-            .blocking(move |conn| {
-                let row = fatmen::find(conn, &n, &v)?;
-                let since = racetrack_db::now()
-                    .checked_sub_signed(stale)
-                    .unwrap_or(chrono::NaiveDateTime::MIN);
-                let busy = repo::deployments_in_progress(conn, since)?
-                    .into_iter()
-                    .any(|(bn, bv)| bn == n && bv == v);
-                Ok((row, busy))
-            })
-            .await?;
+        let listing = self
+            .lifecycle
+            .list(Some((name, version)), self.config.deployment_stale)
+            .await
+            .map_err(|e| format!("asking Lifecycle about {name} {version}: {e}"))?;
+        let busy = listing
+            .busy
+            .contains(&(name.to_string(), version.to_string()));
+        let row = listing
+            .rows
+            .into_iter()
+            .find(|r| r.name == name && r.version == version);
         let Some(row) = row else {
             return Ok(None);
         };
-        if busy || (row.status == plan::ORPHANED && row.manifest.is_none()) {
+        if busy || (row.status == plan::ORPHANED && !row.has_manifest) {
             return Ok(None);
         }
         let cluster: Vec<(String, racetrack_infra::DeployedFatman)> = found
@@ -320,7 +312,7 @@ impl Supervisor {
             probes: &probes,
             busy: &HashSet::new(),
             watched: &watched,
-            now: racetrack_db::now(),
+            now: chrono::Utc::now().naive_utc(),
             orphan_grace: self.config.orphan_grace,
             held: &held,
         });
@@ -333,18 +325,14 @@ impl Supervisor {
         }
         let changes = std::mem::take(&mut decided.changes);
         let unchanged = std::mem::take(&mut decided.unchanged);
-        let (written, _, _) = self
-            .blocking(move |conn| {
-                conn.transaction(|conn| write_sync(conn, changes, unchanged, vec![], vec![]))
-            })
-            .await?;
+        let (written, _, _) = self.write(changes, unchanged, vec![], vec![]).await?;
         self.announce(&written);
         Ok(Some(Checked {
             status,
             error,
             container: found.map(|f| f.status),
             owner: row.deployed_by.clone(),
-            can_reprovision: row.manifest.is_some(),
+            can_reprovision: row.has_manifest,
         }))
     }
 }

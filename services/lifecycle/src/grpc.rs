@@ -188,7 +188,8 @@ pub fn spawn(state: web::Data<AppState>, addr: SocketAddr) -> anyhow::Result<Soc
                 };
                 let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
                 if let Err(e) = tonic::transport::Server::builder()
-                    .add_service(LifecycleApi::new(state))
+                    .add_service(LifecycleApi::new(state.clone()))
+                    .add_service(crate::grpc_supervision::SupervisionApi::new(state))
                     .serve_with_incoming(incoming)
                     .await
                 {

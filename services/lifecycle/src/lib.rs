@@ -10,9 +10,11 @@ pub mod deploy;
 pub mod error;
 pub mod events;
 pub mod grpc;
+pub mod grpc_supervision;
 pub mod registry;
 pub mod state;
 pub mod subjects;
+pub mod supervision;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
