@@ -1,15 +1,13 @@
-//! Event-driven healing against a fake target whose event stream the test drives, a real
-//! (SQLite) registry and a recording fake Lifecycle. No Docker needed (see `heal_docker.rs`).
+//! Event-driven healing against a fake target whose event stream the test drives and a recording
+//! fake Lifecycle (the `Supervision` gRPC API over an in-memory registry). No Docker needed (see
+//! `heal_docker.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lifecycle_supervisor::config::Config;
 use lifecycle_supervisor::Supervisor;
-use racetrack_db::repo::fatmen;
-use racetrack_db::Database;
 use racetrack_infra::{
     DeployedFatman, FatmanSpec, InfraError, InfraEvent, InfraEventKind, InfraEventStream,
     InfraStatus, InfrastructureTarget,
@@ -17,7 +15,7 @@ use racetrack_infra::{
 use tokio::sync::mpsc;
 
 mod common;
-use common::{fake_lifecycle, leading_supervisor, register, reprovisions, status, wait_for};
+use common::{config, fake_lifecycle, leading_supervisor, reprovisions, wait_for, FakeLifecycle};
 
 /// A target whose containers and events the test sets.
 #[derive(Default)]
@@ -104,11 +102,9 @@ fn event(name: &str, kind: InfraEventKind) -> InfraEvent {
 }
 
 struct Parts {
-    _dir: tempfile::TempDir,
-    db: Database,
+    db: FakeLifecycle,
     target: Arc<FakeTarget>,
     sup: Arc<Supervisor>,
-    calls: common::Calls,
     stop: Arc<AtomicBool>,
 }
 
@@ -116,38 +112,19 @@ struct Parts {
 /// (so what happens within a test is the reaction to events); the fake Lifecycle brings a
 /// re-provisioned fatman back `running` on the target.
 fn start(vars: &[(&str, &str)]) -> Parts {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("rt.db").display());
     let target = Arc::new(FakeTarget::default());
     let on_target = target.clone();
-    let (lifecycle_url, calls) = fake_lifecycle(move |path| {
-        if let Some(name) = path
-            .strip_prefix("POST /api/v1/fatman/")
-            .and_then(|rest| rest.split('/').next())
-        {
-            on_target.set(name, Some(InfraStatus::Running));
-        }
-    });
-    let mut map: BTreeMap<String, String> = BTreeMap::from([
-        ("DATABASE_URL".into(), url.clone()),
-        ("LIFECYCLE_URL".into(), lifecycle_url),
-        ("LIFECYCLE_AUTH_TOKEN".into(), "sup-token".into()),
-        ("SYNC_INTERVAL_SECS".into(), "3600".into()),
-        ("RECONCILE_INTERVAL_SECS".into(), "3600".into()),
-    ]);
-    for (k, v) in vars {
-        map.insert(k.to_string(), v.to_string());
-    }
-    let config = Config::from_lookup(|k| map.get(k).cloned()).unwrap();
-    let db = Database::connect(&url, 2).unwrap();
-    db.migrate().unwrap();
-    let (sup, stop) = leading_supervisor(config, &db, target.clone());
+    let db = fake_lifecycle(move |name| on_target.set(name, Some(InfraStatus::Running)));
+    let mut all = vec![
+        ("SYNC_INTERVAL_SECS", "3600"),
+        ("RECONCILE_INTERVAL_SECS", "3600"),
+    ];
+    all.extend_from_slice(vars);
+    let (sup, stop) = leading_supervisor(config(&db, &all), target.clone());
     Parts {
-        _dir: dir,
         db,
         target,
         sup,
-        calls,
         stop,
     }
 }
@@ -163,8 +140,8 @@ impl Drop for Parts {
 async fn a_removed_fatman_is_marked_lost_and_reprovisioned_at_once() {
     let p = start(&[]);
     let feed = p.target.feed();
-    register(&p.db, "gone", "127.0.0.1:9");
-    register(&p.db, "bystander", "127.0.0.1:9");
+    p.db.register("gone", "running", "127.0.0.1:9");
+    p.db.register("bystander", "running", "127.0.0.1:9");
     p.target.set("gone", Some(InfraStatus::Running));
     p.target.set("bystander", Some(InfraStatus::Running));
     tokio::spawn(p.sup.clone().watch_loop(p.stop.clone()));
@@ -179,28 +156,28 @@ async fn a_removed_fatman_is_marked_lost_and_reprovisioned_at_once() {
         feed.send(event("gone", kind)).unwrap();
     }
     let (error, took) = wait_for("lost", Duration::from_secs(10), || {
-        let (s, e) = status(&p.db, "gone");
+        let (s, e) = p.db.status("gone").unwrap();
         (s == "lost").then_some(e)
     })
     .await;
     eprintln!("removed → lost in {took:?}");
     assert_eq!(error.as_deref(), Some("not found in the infrastructure"));
     wait_for("reprovision call", Duration::from_secs(10), || {
-        (reprovisions(&p.calls, "gone") > 0).then_some(())
+        (reprovisions(&p.db, "gone") > 0).then_some(())
     })
     .await;
     // One burst of events, one restart; the bystander is untouched.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(reprovisions(&p.calls, "gone"), 1);
-    assert_eq!(reprovisions(&p.calls, "bystander"), 0);
-    assert_eq!(status(&p.db, "bystander").0, "running");
+    assert_eq!(reprovisions(&p.db, "gone"), 1);
+    assert_eq!(reprovisions(&p.db, "bystander"), 0);
+    assert_eq!(p.db.status("bystander").unwrap().0, "running");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_fatman_shows_its_exit_and_a_crash_loop_is_left_in_error() {
     let p = start(&[("CRASH_LOOP_RESTARTS", "2"), ("HEAL_BACKOFF_SECS", "0.2")]);
     let feed = p.target.feed();
-    register(&p.db, "crashy", "127.0.0.1:9");
+    p.db.register("crashy", "running", "127.0.0.1:9");
     p.target.set("crashy", Some(InfraStatus::Running));
     tokio::spawn(p.sup.clone().watch_loop(p.stop.clone()));
 
@@ -208,7 +185,7 @@ async fn a_crashed_fatman_shows_its_exit_and_a_crash_loop_is_left_in_error() {
         p.target.set("crashy", Some(InfraStatus::Exited));
         feed.send(event("crashy", InfraEventKind::Died)).unwrap();
         let (error, took) = wait_for("error", Duration::from_secs(10), || {
-            let (s, e) = status(&p.db, "crashy");
+            let (s, e) = p.db.status("crashy").unwrap();
             (s == "error").then_some(e)
         })
         .await;
@@ -219,23 +196,18 @@ async fn a_crashed_fatman_shows_its_exit_and_a_crash_loop_is_left_in_error() {
             "{error}"
         );
         wait_for("restart", Duration::from_secs(10), || {
-            (reprovisions(&p.calls, "crashy") == round).then_some(())
+            (reprovisions(&p.db, "crashy") == round).then_some(())
         })
         .await;
         // Back up (as Lifecycle writes it after the reprovision).
-        let mut row = fatmen::find(&mut p.db.get().unwrap(), "crashy", "1.0.0")
-            .unwrap()
-            .unwrap();
-        row.status = "running".into();
-        row.error = None;
-        fatmen::update(&mut p.db.get().unwrap(), &row).unwrap();
+        p.db.set_status("crashy", "running", None);
     }
 
     // Third crash within the window: left in error with the reason, not restarted.
     p.target.set("crashy", Some(InfraStatus::Exited));
     feed.send(event("crashy", InfraEventKind::Died)).unwrap();
     let (error, _) = wait_for("crash loop hold", Duration::from_secs(10), || {
-        let (s, e) = status(&p.db, "crashy");
+        let (s, e) = p.db.status("crashy").unwrap();
         (s == "error" && e.as_deref().is_some_and(|e| e.contains("crash loop"))).then_some(e)
     })
     .await;
@@ -243,11 +215,11 @@ async fn a_crashed_fatman_shows_its_exit_and_a_crash_loop_is_left_in_error() {
     assert!(error.contains("restarted 2 times"), "{error}");
     assert!(error.contains("exited with code 3"), "{error}");
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(reprovisions(&p.calls, "crashy"), 2, "no third restart");
+    assert_eq!(reprovisions(&p.db, "crashy"), 2, "no third restart");
     // Gone meanwhile: a full sync keeps it in error (not lost, which reconcile would restart).
     p.target.set("crashy", None);
     p.sup.sync_once().await.unwrap();
-    assert_eq!(status(&p.db, "crashy"), ("error".to_string(), Some(error)));
+    assert_eq!(p.db.status("crashy").unwrap(), ("error".to_string(), Some(error)));
     assert_eq!(p.sup.reconcile_once().await.attempted, 0);
     let metrics = p.sup.telemetry.render();
     assert!(
@@ -261,7 +233,7 @@ async fn a_broken_event_stream_reconnects_and_syncs_at_once() {
     let p = start(&[]);
     let first = p.target.feed();
     let _second = p.target.feed();
-    register(&p.db, "missed", "127.0.0.1:9");
+    p.db.register("missed", "running", "127.0.0.1:9");
     p.target.set("missed", Some(InfraStatus::Running));
     tokio::spawn(p.sup.clone().sync_loop(p.stop.clone()));
     tokio::spawn(p.sup.clone().watch_loop(p.stop.clone()));
@@ -280,14 +252,14 @@ async fn a_broken_event_stream_reconnects_and_syncs_at_once() {
     .await;
     eprintln!("reconnect → sync in {took:?}");
     assert!(p.target.connects.load(Ordering::SeqCst) >= 2);
-    assert_eq!(status(&p.db, "missed").0, "lost");
+    assert_eq!(p.db.status("missed").unwrap().0, "lost");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_that_lost_the_leadership_does_not_react() {
     let p = start(&[]);
     let feed = p.target.feed();
-    register(&p.db, "quiet", "127.0.0.1:9");
+    p.db.register("quiet", "running", "127.0.0.1:9");
     p.target.set("quiet", Some(InfraStatus::Running));
     tokio::spawn(p.sup.clone().watch_loop(p.stop.clone()));
     wait_for("the event stream", Duration::from_secs(10), || {
@@ -298,6 +270,6 @@ async fn a_replica_that_lost_the_leadership_does_not_react() {
     p.target.set("quiet", None);
     let _ = feed.send(event("quiet", InfraEventKind::Removed));
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(status(&p.db, "quiet").0, "running", "nothing written");
-    assert_eq!(reprovisions(&p.calls, "quiet"), 0);
+    assert_eq!(p.db.status("quiet").unwrap().0, "running", "nothing written");
+    assert_eq!(reprovisions(&p.db, "quiet"), 0);
 }

@@ -11,15 +11,15 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lifecycle_supervisor::config::Config;
-use racetrack_db::Database;
+use futures_util::FutureExt;
+
 use racetrack_infra::testing::{
     docker_test_env_or_skip, ensure_test_image, unique_name, ContainerGuard, TEST_IMAGE,
 };
 use racetrack_infra::{DockerTarget, FatmanSpec, InfrastructureTarget};
 
 mod common;
-use common::{fake_lifecycle, leading_supervisor, register, reprovisions, status, wait_for};
+use common::{config, fake_lifecycle_with, leading_supervisor, reprovisions, wait_for};
 
 const NETWORK: &str = "racetrack-sup-heal-test";
 
@@ -66,36 +66,28 @@ async fn removed_and_killed_containers_are_reported_at_once_and_reprovisioned() 
 
     // The fake Lifecycle runs the image again and answers once it is ready, as Lifecycle's
     // reprovision does.
-    let runtime = tokio::runtime::Handle::current();
-    let (lifecycle_url, calls) = fake_lifecycle(move |path| {
-        if path.ends_with("/reprovision") {
-            let redeploy_name = path.split('/').nth(4).unwrap_or_default().to_string();
-            runtime
-                .block_on(async {
-                    let target = target();
-                    let deployed = target.deploy(&spec(&redeploy_name)).await?;
-                    target
-                        .wait_until_ready(&deployed, Duration::from_secs(15))
-                        .await
-                })
-                .expect("re-running the image");
+    let db = fake_lifecycle_with(Arc::new(|redeploy_name: String| {
+        Box::pin(async move {
+            let target = target();
+            let deployed = target.deploy(&spec(&redeploy_name)).await?;
+            target
+                .wait_until_ready(&deployed, Duration::from_secs(15))
+                .await
         }
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("rt.db").display());
-    let vars: BTreeMap<&str, String> = BTreeMap::from([
-        ("DATABASE_URL", url.clone()),
-        ("LIFECYCLE_URL", lifecycle_url),
-        ("LIFECYCLE_AUTH_TOKEN", "sup-token".into()),
-        ("DOCKER_NETWORK", NETWORK.into()),
-        ("SYNC_INTERVAL_SECS", "3600".into()),
-        ("RECONCILE_INTERVAL_SECS", "3600".into()),
-    ]);
-    let config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
-    let db = Database::connect(&url, 2).unwrap();
-    db.migrate().unwrap();
-    register(&db, &name, &deployed.internal_name);
-    let (sup, stop) = leading_supervisor(config, &db, Arc::new(target()));
+        .map(|r: Result<_, racetrack_infra::InfraError>| {
+            r.expect("re-running the image");
+        }))
+    }));
+    let config = config(
+        &db,
+        &[
+            ("DOCKER_NETWORK", NETWORK),
+            ("SYNC_INTERVAL_SECS", "3600"),
+            ("RECONCILE_INTERVAL_SECS", "3600"),
+        ],
+    );
+    db.register(&name, "running", &deployed.internal_name);
+    let (sup, stop) = leading_supervisor(config, Arc::new(target()));
     tokio::spawn(sup.clone().watch_loop(stop.clone()));
     // The stream is open once an event would be seen; give the first connection a moment.
     wait_for("the event stream", Duration::from_secs(5), || {
@@ -109,33 +101,33 @@ async fn removed_and_killed_containers_are_reported_at_once_and_reprovisioned() 
     // 1. Removed: lost at once, re-provisioned, running again.
     docker_cli(&["rm", "-f", &resource]);
     let (error, took) = wait_for("lost", Duration::from_secs(10), || {
-        let (s, e) = status(&db, &name);
+        let (s, e) = db.status(&name).unwrap();
         (s == "lost").then_some(e)
     })
     .await;
     eprintln!("removed → lost in {took:?}");
     assert_eq!(error.as_deref(), Some("not found in the infrastructure"));
     let (_, took) = wait_for("running again", Duration::from_secs(30), || {
-        (reprovisions(&calls, &name) == 1 && container_running(&resource)).then_some(())
+        (reprovisions(&db, &name) == 1 && container_running(&resource)).then_some(())
     })
     .await;
     eprintln!("lost → container running again in {took:?}");
     // Lifecycle would now write `running`; a sync observes the same.
     sup.sync_once().await.unwrap();
-    assert_eq!(status(&db, &name).0, "running");
+    assert_eq!(db.status(&name).unwrap().0, "running");
 
     // 2. Killed: error with the exit code at once, re-provisioned (after the backoff).
     docker_cli(&["kill", &resource]);
     // (A check racing the kill may first write the failed health check; the exit follows.)
     let (error, took) = wait_for("error with the exit", Duration::from_secs(10), || {
-        let (s, e) = status(&db, &name);
+        let (s, e) = db.status(&name).unwrap();
         let e = e.unwrap_or_default();
         (s == "error" && e.contains("exited with code 137")).then_some(e)
     })
     .await;
     eprintln!("killed → error in {took:?}: {error}");
     let (_, took) = wait_for("running again", Duration::from_secs(30), || {
-        (reprovisions(&calls, &name) == 2 && container_running(&resource)).then_some(())
+        (reprovisions(&db, &name) == 2 && container_running(&resource)).then_some(())
     })
     .await;
     eprintln!("error → container running again in {took:?}");
