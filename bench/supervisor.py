@@ -2,9 +2,11 @@
 """Lifecycle supervisor benchmark (not a test): one full check of 200 fatmen, and idle RSS.
 
 Starts 200 tiny fatman containers (static busybox httpd answering /live and /ready, labelled like
-managed fatmen) on a private Docker network, registers them in a fresh SQLite database and runs the
-release supervisor against it. A check is what one sync does: list the containers, read the
-registry, GET /live, /ready and /metrics of every fatman (concurrently), write what changed. Its
+managed fatmen) on a private Docker network, registers them in the fresh SQLite database of a real
+Lifecycle and runs the release supervisor against that Lifecycle (the supervisor reaches the
+registry through Lifecycle's `Supervision` gRPC API only). A check is what one sync does: list the
+containers, ask Lifecycle for the registry, GET /live, /ready and /metrics of every fatman
+(concurrently), report what changed. Its
 duration comes from the supervisor's /health (`last_sync.duration_ms`). Baseline, measured in the
 same run: the same 200 x (/live, /ready, /metrics) requests made one after another from Python.
 Targets (issue 5): one check of 200 fatmen <= 2 s, idle RSS <= 20 MB.
@@ -13,14 +15,12 @@ Then event-driven healing (issue 11), with the periodic sync and reconcile far a
 one fatman container is removed (`docker rm -f`) and another killed (`docker kill`); printed are
 the seconds until the registry shows it `lost` / `error` (target <= 2 s) and until it is `running`
 again (target <= 15 s). Last, BENCH_STORM (20) fatmen are killed at once: printed are the seconds
-until all run again and the most re-provisions in flight at once (bounded by HEAL_CONCURRENCY). Lifecycle is a stand-in here (a small HTTP server taking the supervisor's
-reprovision call, running the image again with `docker run`, waiting for /ready and writing
-`running`, as Lifecycle's reprovision does); the path through the real Lifecycle is measured by
-`cargo nextest run -p integration-tests --test supervisor removed_or_killed` (it prints the same
-figures).
+until all run again and the most re-provisions in flight at once (bounded by HEAL_CONCURRENCY,
+read from the overlap of Lifecycle's reprovision deployments). Lifecycle re-provisions for real
+(from the bench image, recorded as each fatman's deployed image).
 
-Needs Docker and busybox-static (`scripts/test-services.sh` installs it). Binary:
-target/release/lifecycle-supervisor (BENCH_PROFILE=debug for target/debug). BENCH_FATMEN,
+Needs Docker and busybox-static (`scripts/test-services.sh` installs it). Binaries:
+target/release/lifecycle-supervisor and lifecycle (BENCH_PROFILE=debug for target/debug). BENCH_FATMEN,
 BENCH_SYNCS and BENCH_CONCURRENCY (the supervisor's CHECK_CONCURRENCY, default 32) vary the run.
 """
 import json
@@ -38,13 +38,13 @@ import uuid
 
 from common import free_port, rss_mb
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-import threading
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 PROFILE = os.environ.get("BENCH_PROFILE", "release")
 BIN = os.path.join(TARGET, PROFILE, "lifecycle-supervisor")
+LIFECYCLE = os.path.join(TARGET, PROFILE, "lifecycle")
+AUTH_KEY = "bench-key-" + uuid.uuid4().hex
 N = int(os.environ.get("BENCH_FATMEN", "200"))
 SYNCS = int(os.environ.get("BENCH_SYNCS", "5"))
 STORM = int(os.environ.get("BENCH_STORM", "20"))
@@ -107,14 +107,50 @@ def get_json(url, timeout=5):
 
 
 
-def start_supervisor(db_url, port, extra):
+def start_lifecycle(db_url):
+    """A real Lifecycle on `db_url` (migrates it), deploying on the bench network from local
+    images; returns (process, gRPC URL, the supervisor's stored token)."""
+    http, grpc = free_port(), free_port()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HTTP_ADDR": f"127.0.0.1:{http}",
+        "GRPC_ADDR": f"127.0.0.1:{grpc}",
+        "DATABASE_URL": db_url,
+        "AUTH_KEY": AUTH_KEY,
+        "ADMIN_PASSWORD": "Bench-Adm1n-" + uuid.uuid4().hex[:8],
+        "DOCKER_NETWORK": NETWORK,
+        "DOCKER_PULL": "false",
+        "FATMAN_READY_TIMEOUT": "30",
+        "RUST_LOG": os.environ.get("BENCH_RUST_LOG", "warn"),
+    }
+    log = open(os.environ["BENCH_LOG"] + ".lifecycle", "w") if os.environ.get("BENCH_LOG") else subprocess.DEVNULL
+    proc = subprocess.Popen([LIFECYCLE, "serve"], env=env, stdout=log, stderr=log)
+    for _ in range(300):
+        if proc.poll() is not None:
+            sys.exit(f"lifecycle exited early with {proc.returncode}")
+        try:
+            get_json(f"http://127.0.0.1:{http}/ready", 1)
+            break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        sys.exit("lifecycle did not become ready")
+    token = subprocess.run([LIFECYCLE, "generate-auth", "lifecycle-supervisor"], capture_output=True, text=True,
+                           env={"PATH": env["PATH"], "DATABASE_URL": db_url, "AUTH_KEY": AUTH_KEY, "RUST_LOG": "error"})
+    if token.returncode != 0:
+        sys.exit(f"generate-auth failed: {token.stderr.strip()}")
+    return proc, f"http://127.0.0.1:{grpc}", token.stdout.strip().splitlines()[-1].strip()
+
+
+def start_supervisor(lifecycle, port, extra):
+    _, grpc_url, token = lifecycle
     env = {
         "PATH": os.environ.get("PATH", ""),
         "HTTP_ADDR": f"127.0.0.1:{port}",
-        "DATABASE_URL": db_url,
+        "LIFECYCLE_GRPC_URL": grpc_url,
+        "LIFECYCLE_AUTH_TOKEN": token,
         "DOCKER_NETWORK": NETWORK,
         "DOCKER_NETWORK_ONLY": "true",
-        "AUTH_KEY": "bench-key",
         "RUST_LOG": os.environ.get("BENCH_RUST_LOG", "warn"),
     }
     env.update(extra)
@@ -132,8 +168,15 @@ def start_supervisor(db_url, port, extra):
     sys.exit("supervisor did not become ready")
 
 
+def manifest(name):
+    return (f"name: {name}\nowner_email: bench@example.com\nversion: 1.0.0\nlang: python3:latest\n"
+            "git:\n  remote: https://example.com/bench.git\n")
+
+
 def register(db_path):
-    conn = sqlite3.connect(db_path)
+    """The fatmen as a deploy leaves them: a registry row and a finished deployment on the docker
+    target whose image (the bench image) Lifecycle re-provisions from."""
+    conn = sqlite3.connect(db_path, timeout=10)
     now = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
     for i in range(N):
         name = f"bench{RUN_ID}-{i:03d}"
@@ -143,7 +186,12 @@ def register(db_path):
             "INSERT INTO registry_fatman (id, family_id, name, version, status, create_time, update_time,"
             " manifest, internal_name, image_tag, deployed_by, infrastructure_target)"
             " VALUES (?, ?, ?, '1.0.0', 'created', ?, ?, ?, NULL, 'bench', 'bench', 'docker')",
-            (str(uuid.uuid4()), fam, name, now, now, f"name: {name}\nversion: 1.0.0\n"))
+            (str(uuid.uuid4()), fam, name, now, now, manifest(name)))
+        conn.execute(
+            "INSERT INTO registry_deployment (id, status, create_time, update_time, manifest, fatman_name,"
+            " fatman_version, deployed_by, image_name, infrastructure_target)"
+            " VALUES (?, 'done', ?, ?, ?, ?, '1.0.0', 'bench', ?, 'docker')",
+            (str(uuid.uuid4()), now, now, manifest(name), name, IMAGE))
     conn.commit()
     conn.close()
 
@@ -153,61 +201,19 @@ def published(name):
     return out.splitlines()[0].strip() if out else ""
 
 
-def lifecycle_standin(db_path, token):
-    """Answers `POST /api/v1/fatman/<name>/1.0.0/reprovision` as Lifecycle would: replaces the
-    container, waits for /ready, writes `running` and the new address; 200 `null`."""
-    calls = []
-    inflight = {"now": 0, "max": 0}
-    lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_POST(self):
-            parts = self.path.strip("/").split("/")
-            ok = (self.headers.get("X-Racetrack-Auth") == token and len(parts) == 6
-                  and parts[5] == "reprovision" and parts[4] == "1.0.0")
-            if not ok:
-                self.send_response(403)
-                self.end_headers()
-                return
-            name = parts[3]
-            i = int(name.rsplit("-", 1)[1])
-            with lock:
-                calls.append((time.perf_counter(), name))
-                inflight["now"] += 1
-                inflight["max"] = max(inflight["max"], inflight["now"])
-            try:
-                self.reprovision(name, i)
-            finally:
-                with lock:
-                    inflight["now"] -= 1
-
-        def reprovision(self, name, i):
-            subprocess.run(["docker", "rm", "-f", container(i)], capture_output=True)
-            start_container(i)
-            address = published(container(i))
-            for _ in range(200):
-                try:
-                    with urllib.request.urlopen(f"http://{address}/ready", timeout=1):
-                        break
-                except OSError:
-                    time.sleep(0.02)
-            conn = sqlite3.connect(db_path, timeout=10)
-            conn.execute("UPDATE registry_fatman SET status='running', error=NULL, internal_name=?,"
-                         " deployed_by='racetrack' WHERE name=?", (address, name))
-            conn.commit()
-            conn.close()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", "4")
-            self.end_headers()
-            self.wfile.write(b"null")
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, calls, inflight
+def reprovisions(db_path, since):
+    """Lifecycle's reprovision deployments (by `racetrack`) created after `since` (SQLite time
+    text): (count, most in progress at once)."""
+    conn = sqlite3.connect(db_path, timeout=10)
+    rows = conn.execute("SELECT create_time, update_time, status FROM registry_deployment"
+                        " WHERE deployed_by='racetrack' AND create_time > ?", (since,)).fetchall()
+    conn.close()
+    edges = sorted([(c, 1) for c, _, _ in rows] + [(u, -1) for _, u, s in rows if s != "in_progress"])
+    now, most = 0, 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    return len(rows), most
 
 
 def status_of(db_path, name):
@@ -228,18 +234,14 @@ def wait_status(db_path, name, wanted, limit, start=None):
     return None
 
 
-def heal_figures(db_path):
+def heal_figures(db_path, lifecycle):
     """(removed→lost, lost→running, killed→error, error→running) seconds (None = not within 30 s),
     then a storm: STORM fatmen killed at once → (seconds until all run again, most re-provisions
-    at once, re-provision calls)."""
-    token = "bench-supervisor-token"
-    server, calls, inflight = lifecycle_standin(db_path, token)
+    at once, re-provisions)."""
     port = free_port()
-    sup = start_supervisor(f"sqlite://{db_path}", port, {
+    sup = start_supervisor(lifecycle, port, {
         "SYNC_INTERVAL_SECS": "60",
         "RECONCILE_INTERVAL_SECS": "600",
-        "LIFECYCLE_URL": f"http://127.0.0.1:{server.server_address[1]}",
-        "LIFECYCLE_AUTH_TOKEN": token,
     })
     try:
         deadline = time.time() + 30
@@ -264,8 +266,7 @@ def heal_figures(db_path):
             figures += [down, up]
         # The storm: many die at once; restarts are bounded by HEAL_CONCURRENCY (default 4).
         storm = list(range(2, 2 + min(STORM, N - 2)))
-        before = len(calls)
-        inflight["max"] = 0
+        before = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() - 1))
         t0 = time.perf_counter()
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda i: sh("docker", "kill", container(i)), storm))
@@ -276,15 +277,15 @@ def heal_figures(db_path):
                               % ",".join("?" * len(storm)),
                               [f"bench{RUN_ID}-{i:03d}" for i in storm]).fetchone()[0]
             conn.close()
-            if up == len(storm) and len(calls) - before >= len(storm):
+            if up == len(storm) and reprovisions(db_path, before)[0] >= len(storm):
                 break
             time.sleep(0.05)
         storm_up = time.perf_counter() - t0 if up == len(storm) else None
-        return figures + [len(storm), storm_up, inflight["max"], len(calls) - before]
+        calls, most = reprovisions(db_path, before)
+        return figures + [len(storm), storm_up, most, calls]
     finally:
         sup.terminate()
         sup.wait(10)
-        server.shutdown()
 
 
 def sequential_baseline(addresses):
@@ -300,8 +301,9 @@ def sequential_baseline(addresses):
 
 
 def main():
-    if not os.path.exists(BIN):
-        sys.exit(f"{BIN} is missing: cargo build --release -p lifecycle-supervisor")
+    for binary in (BIN, LIFECYCLE):
+        if not os.path.exists(binary):
+            sys.exit(f"{binary} is missing: cargo build --release -p lifecycle-supervisor -p lifecycle")
     if subprocess.run(["docker", "version"], capture_output=True).returncode != 0:
         sys.exit("the Docker engine is needed")
     work = tempfile.mkdtemp(prefix="rt-bench-supervisor-")
@@ -316,9 +318,11 @@ def main():
 
         db_path = os.path.join(work, "racetrack.db")
         db_url = f"sqlite://{db_path}"
-        # 1. Idle, nothing to watch: migrates the database, then only serves probes.
+        lifecycle = start_lifecycle(db_url)
+        procs.append(lifecycle[0])
+        # 1. Idle, nothing to watch: only serves probes (and keeps its lease).
         port = free_port()
-        idle = start_supervisor(db_url, port, {"INFRASTRUCTURE_TARGET": "none"})
+        idle = start_supervisor(lifecycle, port, {"INFRASTRUCTURE_TARGET": "none"})
         procs.append(idle)
         time.sleep(2)
         idle_empty = rss_mb(idle.pid)
@@ -329,7 +333,7 @@ def main():
         register(db_path)
         port = free_port()
         concurrency = os.environ.get("BENCH_CONCURRENCY", "32")
-        sup = start_supervisor(db_url, port, {"SYNC_INTERVAL_SECS": "3", "CHECK_CONCURRENCY": concurrency})
+        sup = start_supervisor(lifecycle, port, {"SYNC_INTERVAL_SECS": "3", "CHECK_CONCURRENCY": concurrency})
         procs.append(sup)
         durations, seen, first = [], 0, None
         deadline = time.time() + 30 + SYNCS * 5
@@ -358,7 +362,7 @@ def main():
             "SELECT count(*) FROM registry_fatman WHERE last_check_time IS NOT NULL").fetchone()[0]
         conn.close()
         baseline = sequential_baseline(addresses)
-        lost, lost_up, error, error_up, storm_n, storm_up, storm_max, storm_calls = heal_figures(db_path)
+        lost, lost_up, error, error_up, storm_n, storm_up, storm_max, storm_calls = heal_figures(db_path, lifecycle)
 
         steady = durations[1:] or durations
         check = statistics.median(steady)

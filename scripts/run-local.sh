@@ -45,13 +45,14 @@ export DATABASE_URL="${DATABASE_URL:-sqlite://.data/racetrack.db}"
 IMAGE_BUILDER_URL=http://127.0.0.1:7101 IMAGE_BUILDER_TOKEN="$IMAGE_BUILDER_TOKEN" GRPC_ADDR=127.0.0.1:7112 REDIS_URL=redis://127.0.0.1:6379 \
   "$bin/lifecycle" serve &
 pids+=($!)
-# The supervisor shares lifecycle's database and starts once lifecycle has migrated a fresh one, so
-# the two never migrate at once. PUB and the supervisor call lifecycle with their own stored
-# internal tokens (only their service's scopes; each start issues new ones: list and revoke old
-# ones with GET /api/v1/auth/subjects/{id}/tokens, DELETE /api/v1/auth/tokens/{id}).
+# PUB and the supervisor reach the registry only through lifecycle's internal gRPC API, with their
+# own stored internal tokens (only their service's scopes; each start issues new ones: list and
+# revoke old ones with GET /api/v1/auth/subjects/{id}/tokens, DELETE /api/v1/auth/tokens/{id}).
+# generate-auth writes to the database, so it runs once lifecycle has migrated a fresh one.
 for _ in $(seq 150); do curl -sf http://127.0.0.1:7102/ready >/dev/null 2>&1 && break; sleep 0.2; done
 LIFECYCLE_AUTH_TOKEN="$("$bin/lifecycle" generate-auth lifecycle-supervisor | tail -n1)" \
-  LIFECYCLE_URL=http://127.0.0.1:7102 HTTP_ADDR=127.0.0.1:7106 "$bin/lifecycle-supervisor" &
+  LIFECYCLE_GRPC_URL=http://127.0.0.1:7112 REDIS_URL=redis://127.0.0.1:6379 HTTP_ADDR=127.0.0.1:7106 \
+  "$bin/lifecycle-supervisor" &
 pids+=($!)
 # PUB listens on all interfaces: fatmen call it from their containers (host.docker.internal:7105).
 LIFECYCLE_AUTH_TOKEN="$("$bin/lifecycle" generate-auth pub | tail -n1)" \

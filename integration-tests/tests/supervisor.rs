@@ -344,13 +344,14 @@ async fn orphan_is_reported_kept_in_dry_run_and_removed_after_grace() {
     .await;
 }
 
-/// Two supervisors on one database: exactly one acts; when it is killed the other takes over
-/// within one lease period.
+/// Two supervisors of one Lifecycle (on `database_url`): exactly one acts, under the lease
+/// Lifecycle grants; when it is killed the other takes over within one lease period.
 async fn one_leader_and_takeover(database_url: &str, label: &str) {
     let network = unique("rt-lease");
     let lease = Duration::from_secs(3);
     let retry = Duration::from_millis(500);
-    let env = test_env(database_url, &network);
+    let lifecycle = BareLifecycle::start(database_url).await;
+    let env = test_env(&lifecycle.grpc_url, &lifecycle.supervisor_token, &network);
     let env = with(env, "DOCKER_NETWORK_ONLY", "true");
     let env = with(env, "LEASE_SECS", &lease.as_secs().to_string());
     let env = with(env, "LEASE_RETRY_SECS", "0.5");

@@ -1,4 +1,4 @@
-//! The lifecycle supervisor binary in tests: start it against a platform's (or any) database,
+//! The lifecycle supervisor binary in tests: start it against a platform's (or a bare) Lifecycle,
 //! read its `/health` and `/metrics`, and drive Docker directly to break things.
 
 use std::process::Command;
@@ -14,10 +14,12 @@ pub struct SupervisorProc {
     pub service: Service,
 }
 
-/// Short intervals for tests; each test overrides what it exercises.
-pub fn test_env(database_url: &str, network: &str) -> Vec<(String, String)> {
+/// Short intervals for tests; each test overrides what it exercises. The supervisor talks to
+/// Lifecycle's gRPC API only (no database, no `AUTH_KEY`).
+pub fn test_env(lifecycle_grpc_url: &str, token: &str, network: &str) -> Vec<(String, String)> {
     [
-        ("DATABASE_URL", database_url),
+        ("LIFECYCLE_GRPC_URL", lifecycle_grpc_url),
+        ("LIFECYCLE_AUTH_TOKEN", token),
         ("DOCKER_NETWORK", network),
         ("SYNC_INTERVAL_SECS", "1"),
         ("RECONCILE_INTERVAL_SECS", "600"),
@@ -30,20 +32,67 @@ pub fn test_env(database_url: &str, network: &str) -> Vec<(String, String)> {
     .collect()
 }
 
-/// Environment for a supervisor of `p`: its database, Lifecycle and the supervisor's own stored
+/// Environment for a supervisor of `p`: its Lifecycle's gRPC API and the supervisor's own stored
 /// token (`generate-auth lifecycle-supervisor`, as `make run` does).
 pub fn platform_env(p: &Platform) -> Vec<(String, String)> {
-    let mut env = test_env(&p.database_url, "racetrack-it");
+    let token = p.internal_token("lifecycle-supervisor");
+    let mut env = test_env(&p.lifecycle_grpc_url, &token, "racetrack-it");
     // Parallel tests share the engine: look only at this platform's fatman network.
     env.push(("DOCKER_NETWORK_ONLY".into(), "true".into()));
-    env.push((
-        "LIFECYCLE_AUTH_TOKEN".into(),
-        p.internal_token("lifecycle-supervisor"),
-    ));
-    env.push(("LIFECYCLE_URL".into(), p.lifecycle_url.clone()));
     // Status changes are published for PUB's cache, as in production.
     env.push(("REDIS_URL".into(), super::REDIS_URL.to_string()));
     env
+}
+
+/// A Lifecycle alone (no image-builder, no PUB) on `database_url`: enough for supervisors.
+pub struct BareLifecycle {
+    pub grpc_url: String,
+    /// A stored token of the supervisor (`generate-auth lifecycle-supervisor`).
+    pub supervisor_token: String,
+    pub service: Service,
+}
+
+impl BareLifecycle {
+    pub async fn start(database_url: &str) -> BareLifecycle {
+        let (http, grpc) = (free_port(), free_port());
+        let auth_key = format!("it-{}", uuid::Uuid::new_v4());
+        let env: Vec<(String, String)> = [
+            ("HTTP_ADDR", format!("127.0.0.1:{http}")),
+            ("GRPC_ADDR", format!("127.0.0.1:{grpc}")),
+            ("DATABASE_URL", database_url.to_string()),
+            ("AUTH_KEY", auth_key.clone()),
+            ("ADMIN_PASSWORD", super::ADMIN_PASSWORD.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let service = Service::spawn("lifecycle", &binary("lifecycle"), &["serve"], &env);
+        wait_http_ok(
+            &format!("http://127.0.0.1:{http}/ready"),
+            Duration::from_secs(30),
+        )
+        .await;
+        let out = Command::new(binary("lifecycle"))
+            .args(["generate-auth", "lifecycle-supervisor"])
+            .env_clear()
+            .env("DATABASE_URL", database_url)
+            .env("AUTH_KEY", &auth_key)
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let supervisor_token = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap()
+            .trim()
+            .to_string();
+        BareLifecycle {
+            grpc_url: format!("http://127.0.0.1:{grpc}"),
+            supervisor_token,
+            service,
+        }
+    }
 }
 
 /// Sets (or replaces) one variable.

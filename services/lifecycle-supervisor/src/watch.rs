@@ -33,6 +33,9 @@ const RECONNECT_MAX: Duration = Duration::from_secs(30);
 
 type Key = (String, String, String);
 
+/// How the Docker target describes a container being stopped or removed (racetrack-infra).
+const IN_TRANSITION: &str = "being stopped or removed";
+
 /// Fatmen being handled (target, name, version) → whether another event came in meanwhile.
 #[derive(Default)]
 pub struct InFlight(Mutex<HashMap<Key, bool>>);
@@ -51,6 +54,12 @@ impl InFlight {
                 true
             }
         }
+    }
+
+    /// Whether events came in for `key` since it was entered (or last left).
+    fn pending(&self, key: &Key) -> bool {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(key) == Some(&true)
     }
 
     /// `true` when events came in while handling: handle once more.
@@ -206,9 +215,12 @@ impl Supervisor {
             };
             // The engine may list a container as running for a moment after its `die` event
             // (seen under load): a running one failing its health check right after an event is
-            // looked at again before the verdict.
+            // looked at again before the verdict. So is one still being stopped or removed
+            // (`docker rm -f` under load): it is about to be gone (lost), not crashed.
             let dying = checked.as_ref().is_some_and(|c| {
-                c.container == Some(InfraStatus::Running) && c.status != plan::RUNNING
+                (c.container == Some(InfraStatus::Running) && c.status != plan::RUNNING)
+                    || (c.container == Some(InfraStatus::Error)
+                        && c.error.as_deref().is_some_and(|e| e.contains(IN_TRANSITION)))
             });
             if !dying {
                 break;
@@ -217,6 +229,16 @@ impl Supervisor {
         let Some(checked) = checked.filter(Checked::needs_restart) else {
             return Ok(());
         };
+        // A dead container still present may be on its way out (`docker rm -f`: `die` comes
+        // before the removal starts): a moment is left for its `destroy` event. Another event of
+        // this fatman arriving meanwhile means the picture changed, so it is checked again (by the
+        // caller's loop) before anything is restarted.
+        if checked.container.is_some() {
+            tokio::time::sleep(DYING_RECHECK_PAUSE).await;
+        }
+        if self.in_flight.pending(key) {
+            return Ok(());
+        }
         match self
             .healer
             .decide(name, version, checked.error.as_deref(), Instant::now())
