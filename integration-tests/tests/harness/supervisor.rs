@@ -80,7 +80,11 @@ impl BareLifecycle {
             .env("RUST_LOG", "error")
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let supervisor_token = String::from_utf8_lossy(&out.stdout)
             .lines()
             .last()

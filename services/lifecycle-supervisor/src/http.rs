@@ -76,10 +76,7 @@ async fn health(sup: Data) -> HttpResponse {
 /// (unix seconds; `null` = never checked, e.g. while a deployment of it runs), as Lifecycle
 /// lists them.
 async fn fatmen(sup: Data) -> HttpResponse {
-    let rows = sup
-        .lifecycle
-        .list(None, sup.config.deployment_stale)
-        .await;
+    let rows = sup.lifecycle.list(None, sup.config.deployment_stale).await;
     match rows {
         Ok(listing) => HttpResponse::Ok().json(
             listing

@@ -95,7 +95,8 @@ pub async fn run(sup: Arc<Supervisor>, stop: Arc<AtomicBool>) {
         // lease from when it answered, so this replica stops acting before another one can take
         // over, whatever happens to its renewals.
         let valid_for = (sup.config.lease * 2 / 3).saturating_sub(sent.elapsed());
-        sup.leadership.set(leader && !valid_for.is_zero(), valid_for);
+        sup.leadership
+            .set(leader && !valid_for.is_zero(), valid_for);
         sup.metrics.leader.set(leader as i64);
         if leader != was_leader {
             if leader {
@@ -129,7 +130,9 @@ pub async fn run(sup: Arc<Supervisor>, stop: Arc<AtomicBool>) {
     if was_leader {
         match sup.lifecycle.release_lease().await {
             Ok(_) => tracing::info!("released the supervisor leadership"),
-            Err(e) => tracing::warn!(error = %e, "could not release the leadership lease; it expires on its own"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not release the leadership lease; it expires on its own")
+            }
         }
     }
 }

@@ -179,9 +179,7 @@ impl Lifecycle {
             self.timeout,
         )?;
         let mut client = self.client.clone();
-        let grant = self
-            .within(self.timeout, client.acquire_lease(req))
-            .await?;
+        let grant = self.within(self.timeout, client.acquire_lease(req)).await?;
         Ok(grant.granted)
     }
 

@@ -315,7 +315,10 @@ impl Supervisor {
         }
         let listing = self
             .lifecycle
-            .list(Some((&orphan.name, &orphan.version)), self.config.deployment_stale)
+            .list(
+                Some((&orphan.name, &orphan.version)),
+                self.config.deployment_stale,
+            )
             .await
             .map_err(|e| e.to_string())?;
         let busy = listing
@@ -376,7 +379,11 @@ impl Supervisor {
         new_orphans: Vec<(String, DeployedFatman)>,
         vanished: Vec<Orphan>,
     ) -> Result<Written, String> {
-        if changes.is_empty() && unchanged.is_empty() && new_orphans.is_empty() && vanished.is_empty() {
+        if changes.is_empty()
+            && unchanged.is_empty()
+            && new_orphans.is_empty()
+            && vanished.is_empty()
+        {
             return Ok((vec![], 0, vec![]));
         }
         let report = wire::ObservationReport {

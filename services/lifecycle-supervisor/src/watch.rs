@@ -220,7 +220,9 @@ impl Supervisor {
             let dying = checked.as_ref().is_some_and(|c| {
                 (c.container == Some(InfraStatus::Running) && c.status != plan::RUNNING)
                     || (c.container == Some(InfraStatus::Error)
-                        && c.error.as_deref().is_some_and(|e| e.contains(IN_TRANSITION)))
+                        && c.error
+                            .as_deref()
+                            .is_some_and(|e| e.contains(IN_TRANSITION)))
             });
             if !dying {
                 break;

@@ -219,7 +219,10 @@ async fn a_crashed_fatman_shows_its_exit_and_a_crash_loop_is_left_in_error() {
     // Gone meanwhile: a full sync keeps it in error (not lost, which reconcile would restart).
     p.target.set("crashy", None);
     p.sup.sync_once().await.unwrap();
-    assert_eq!(p.db.status("crashy").unwrap(), ("error".to_string(), Some(error)));
+    assert_eq!(
+        p.db.status("crashy").unwrap(),
+        ("error".to_string(), Some(error))
+    );
     assert_eq!(p.sup.reconcile_once().await.attempted, 0);
     let metrics = p.sup.telemetry.render();
     assert!(
@@ -270,6 +273,10 @@ async fn a_replica_that_lost_the_leadership_does_not_react() {
     p.target.set("quiet", None);
     let _ = feed.send(event("quiet", InfraEventKind::Removed));
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(p.db.status("quiet").unwrap().0, "running", "nothing written");
+    assert_eq!(
+        p.db.status("quiet").unwrap().0,
+        "running",
+        "nothing written"
+    );
     assert_eq!(reprovisions(&p.db, "quiet"), 0);
 }

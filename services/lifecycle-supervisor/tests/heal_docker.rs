@@ -67,16 +67,18 @@ async fn removed_and_killed_containers_are_reported_at_once_and_reprovisioned() 
     // The fake Lifecycle runs the image again and answers once it is ready, as Lifecycle's
     // reprovision does.
     let db = fake_lifecycle_with(Arc::new(|redeploy_name: String| {
-        Box::pin(async move {
-            let target = target();
-            let deployed = target.deploy(&spec(&redeploy_name)).await?;
-            target
-                .wait_until_ready(&deployed, Duration::from_secs(15))
-                .await
-        }
-        .map(|r: Result<_, racetrack_infra::InfraError>| {
-            r.expect("re-running the image");
-        }))
+        Box::pin(
+            async move {
+                let target = target();
+                let deployed = target.deploy(&spec(&redeploy_name)).await?;
+                target
+                    .wait_until_ready(&deployed, Duration::from_secs(15))
+                    .await
+            }
+            .map(|r: Result<_, racetrack_infra::InfraError>| {
+                r.expect("re-running the image");
+            }),
+        )
     }));
     let config = config(
         &db,

@@ -211,8 +211,7 @@ async fn orphans_are_registered_then_removed_after_grace_or_kept_in_dry_run() {
     assert_eq!(db.events("stray")[0].0, "fatman_orphan_removed");
 
     // Dry run: due but kept, reported as such.
-    let (db2, target2, dry) =
-        supervisor(&[("ORPHAN_GRACE_SECS", "0"), ("ORPHAN_DRY_RUN", "true")]);
+    let (db2, target2, dry) = supervisor(&[("ORPHAN_GRACE_SECS", "0"), ("ORPHAN_DRY_RUN", "true")]);
     dry.leadership.set(true, Duration::from_secs(60));
     *target2.running.lock().unwrap() = vec![found("stray", InfraStatus::Running, "127.0.0.1:9")];
     dry.sync_once().await.unwrap();
@@ -272,8 +271,12 @@ async fn without_a_token_nothing_is_asked_and_the_error_says_how_to_get_one() {
     config.lifecycle_auth_token = None;
     let err = Supervisor::prepare(config.clone()).err().unwrap();
     assert!(err.contains("generate-auth lifecycle-supervisor"), "{err}");
-    let sup = Supervisor::new(config, BTreeMap::new(), racetrack_events::Publisher::disabled())
-        .unwrap();
+    let sup = Supervisor::new(
+        config,
+        BTreeMap::new(),
+        racetrack_events::Publisher::disabled(),
+    )
+    .unwrap();
     sup.leadership.set(true, Duration::from_secs(60));
     fake.register("lost-one", "lost", "127.0.0.1:1");
     fake.register("lost-two", "lost", "127.0.0.1:1");

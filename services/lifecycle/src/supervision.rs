@@ -94,7 +94,11 @@ pub fn release_lease(
     Ok(racetrack_db::lease::release_row(conn, name, holder)?)
 }
 
-fn require_holder(conn: &mut DbConnection, name: &str, holder: &str) -> Result<(), SupervisionError> {
+fn require_holder(
+    conn: &mut DbConnection,
+    name: &str,
+    holder: &str,
+) -> Result<(), SupervisionError> {
     check_lease_names(name, holder)?;
     if racetrack_db::lease::holds(conn, name, holder)? {
         Ok(())
@@ -330,7 +334,8 @@ fn write_report(
         out.dropped.push(orphan.id);
     }
     for failure in report.reconcile_failures {
-        let owner = fatmen::find(conn, &failure.name, &failure.version)?.and_then(|f| f.deployed_by);
+        let owner =
+            fatmen::find(conn, &failure.name, &failure.version)?.and_then(|f| f.deployed_by);
         audit(
             conn,
             executor,
@@ -450,8 +455,10 @@ pub async fn reprovision(
         Mode::Reprovision,
     )
     .await;
-    let outcome =
-        crate::deploy::db(state, move |conn| Ok(deployments::find(conn, &deployment_id)?)).await?;
+    let outcome = crate::deploy::db(state, move |conn| {
+        Ok(deployments::find(conn, &deployment_id)?)
+    })
+    .await?;
     match outcome {
         Some(d) if d.status == "done" => Ok(()),
         Some(d) => Err(ApiError::DeploymentFailed(

@@ -60,7 +60,11 @@ async fn codes(app: &TestApp, token: Option<&str>) -> Vec<Code> {
     let mut c = client(app).await;
     let code = |r: Result<(), tonic::Status>| r.err().map_or(Code::Ok, |s| s.code());
     vec![
-        code(c.acquire_lease(req(acquire("probe", 1.0), token)).await.map(|_| ())),
+        code(
+            c.acquire_lease(req(acquire("probe", 1.0), token))
+                .await
+                .map(|_| ()),
+        ),
         code(
             c.release_lease(req(
                 ReleaseLeaseRequest {
@@ -101,7 +105,9 @@ async fn codes(app: &TestApp, token: Option<&str>) -> Vec<Code> {
 both_backends!(
     only_the_supervisors_token_may_supervise,
     |app: TestApp| async move {
-        let supervisor = app.service_token(InternalService::LifecycleSupervisor).await;
+        let supervisor = app
+            .service_token(InternalService::LifecycleSupervisor)
+            .await;
         // The supervisor's token: every call is let through (the lease is released, then
         // `probe` does not hold it for the report and re-provisioning).
         let ok = codes(&app, Some(&supervisor)).await;
@@ -151,7 +157,9 @@ both_backends!(
 both_backends!(
     the_lease_has_one_holder_and_expires,
     |app: TestApp| async move {
-        let token = app.service_token(InternalService::LifecycleSupervisor).await;
+        let token = app
+            .service_token(InternalService::LifecycleSupervisor)
+            .await;
         let t = Some(token.as_str());
         let mut c = client(&app).await;
         let grant = |r: Result<tonic::Response<racetrack_proto::supervisor::LeaseGrant>, _>| {
@@ -224,7 +232,9 @@ both_backends!(
 both_backends!(
     reports_are_written_and_audited_as_the_supervisors,
     |app: TestApp| async move {
-        let token = app.service_token(InternalService::LifecycleSupervisor).await;
+        let token = app
+            .service_token(InternalService::LifecycleSupervisor)
+            .await;
         let t = Some(token.as_str());
         let mut c = client(&app).await;
         assert!(
@@ -236,7 +246,8 @@ both_backends!(
         );
         app.user("alice@example.com", true).await;
         for name in ["gone", "healthy", "raced", "failing"] {
-            app.seed_fatman(name, "1.0.0", Some("alice@example.com")).await;
+            app.seed_fatman(name, "1.0.0", Some("alice@example.com"))
+                .await;
         }
         let list = c
             .list_fatmen(req(
@@ -271,8 +282,8 @@ both_backends!(
         assert_eq!(one.fatmen.len(), 1);
         assert_eq!(one.fatmen[0].name, "healthy");
 
-        let lost = |f: &racetrack_proto::supervisor::SupervisedFatman, read_update_time| {
-            StatusChange {
+        let lost =
+            |f: &racetrack_proto::supervisor::SupervisedFatman, read_update_time| StatusChange {
                 id: f.id.clone(),
                 name: f.name.clone(),
                 version: f.version.clone(),
@@ -285,8 +296,7 @@ both_backends!(
                     infrastructure_target: Some("docker".into()),
                     last_call_time_nanos: None,
                 }),
-            }
-        };
+            };
         let raced = row("raced");
         let outcome = c
             .report_observations(req(
@@ -303,7 +313,9 @@ both_backends!(
                         version: "1.0.0".into(),
                         resource_name: "fatman-stray-v-1-0-0".into(),
                         internal_name: "127.0.0.1:9".into(),
-                        image: Some("127.0.0.1:5000/racetrack/fatman/stray:2026-01-01T000000".into()),
+                        image: Some(
+                            "127.0.0.1:5000/racetrack/fatman/stray:2026-01-01T000000".into(),
+                        ),
                         container_status: "running".into(),
                     }],
                     reconcile_failures: vec![ReconcileFailure {
@@ -318,16 +330,22 @@ both_backends!(
             .await
             .unwrap()
             .into_inner();
-        assert_eq!(outcome.written, [gone.id.clone()]);
+        assert_eq!(outcome.written, std::slice::from_ref(&gone.id));
         assert_eq!(outcome.superseded, 1);
         assert_eq!(outcome.registered.len(), 1);
 
         let mut conn = app.db();
         let stored = fatmen::find(&mut conn, "gone", "1.0.0").unwrap().unwrap();
         assert_eq!(stored.status, "lost");
-        assert_eq!(stored.error.as_deref(), Some("not found in the infrastructure"));
         assert_eq!(
-            fatmen::find(&mut conn, "raced", "1.0.0").unwrap().unwrap().status,
+            stored.error.as_deref(),
+            Some("not found in the infrastructure")
+        );
+        assert_eq!(
+            fatmen::find(&mut conn, "raced", "1.0.0")
+                .unwrap()
+                .unwrap()
+                .status,
             "running"
         );
         assert!(repo::last_check_time(&mut conn, "healthy", "1.0.0")
@@ -368,7 +386,10 @@ both_backends!(
         );
         assert_eq!(
             events(&mut conn, "failing"),
-            [by_racetrack("fatman_reconcile_failed", Some("alice@example.com"))]
+            [by_racetrack(
+                "fatman_reconcile_failed",
+                Some("alice@example.com")
+            )]
         );
         drop(conn);
 
@@ -422,7 +443,9 @@ both_backends!(
     reprovision_follows_the_rest_rules,
     env = &[("DOCKER_NETWORK", "racetrack-lc-tests")],
     |app: TestApp| async move {
-        let token = app.service_token(InternalService::LifecycleSupervisor).await;
+        let token = app
+            .service_token(InternalService::LifecycleSupervisor)
+            .await;
         let t = Some(token.as_str());
         let mut c = client(&app).await;
         c.acquire_lease(req(acquire("sup", 60.0), t)).await.unwrap();

@@ -209,7 +209,8 @@ impl FakeLifecycle {
                 last_call_time_nanos: None,
                 last_check_time_nanos: Some(now),
             });
-            reg.audit.push(("fatman_orphaned".into(), o.name.clone(), None));
+            reg.audit
+                .push(("fatman_orphaned".into(), o.name.clone(), None));
             out.registered.push(FatmanRef {
                 name: o.name,
                 version: o.version,
