@@ -1,5 +1,6 @@
-//! One sync: list every watched target, read the registry, health-check running fatmen, then
-//! write what changed, register new orphans and remove orphans past their grace period.
+//! One sync: list every watched target, ask Lifecycle for the registry, health-check running
+//! fatmen, then report what changed and new orphans to Lifecycle (which writes and audits them)
+//! and remove orphans past their grace period.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
@@ -307,8 +308,9 @@ impl Supervisor {
         parse_last_call(&response.text().await.ok()?)
     }
 
-    /// Removes an orphan's container and its registry row, after checking once more that it is
-    /// still an orphan and no deploy of it started. `Ok(false)`: it no longer is one.
+    /// Removes an orphan's container (Lifecycle then drops its registry row), after checking once
+    /// more with Lifecycle that it is still an orphan and no deploy of it started. `Ok(false)`: it
+    /// no longer is one.
     async fn remove_orphan(&self, orphan: &Orphan) -> Result<bool, String> {
         if !self.leadership.is_leader() {
             return Err("not the leader any more".into());
