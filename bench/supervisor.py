@@ -310,7 +310,8 @@ def main():
     procs = []
     try:
         build_image(work)
-        sh("docker", "network", "create", NETWORK)
+        # As Lifecycle requires of its fatman network: no traffic between containers.
+        sh("docker", "network", "create", "-o", "com.docker.network.bridge.enable_icc=false", NETWORK)
         t0 = time.perf_counter()
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(start_container, range(N)))

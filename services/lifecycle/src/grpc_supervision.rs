@@ -86,7 +86,7 @@ fn status_of(err: SupervisionError) -> Status {
             }
             ApiError::DeploymentFailed(m) => Status::aborted(m),
             other => {
-                tracing::error!(error = %other, "supervision request failed");
+                tracing::error!(error = ?other, "supervision request failed");
                 Status::unavailable(other.to_string())
             }
         },
