@@ -21,14 +21,19 @@ use crate::{metrics_handler, Metrics, RequestTelemetry};
 /// A boxed future answering a probe.
 pub type ProbeFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Fields a probe adds to its JSON answer.
+pub type Fields = Map<String, Value>;
+
+/// `Ok(fields)`: ready, the fields are added to `{"ready": true}`; `Err((fields, details))`: not
+/// ready (503) with the reason in `details`.
+pub type Readiness = Result<Fields, (Fields, String)>;
+
 /// What a service answers on `/ready` and `/health`.
 pub trait ServiceProbes: Send + Sync + 'static {
-    /// `Ok(fields)`: ready, the fields are added to `{"ready": true}`; `Err((fields, details))`:
-    /// not ready (503) with the reason in `details`.
-    fn ready(&self) -> ProbeFuture<'_, Result<Map<String, Value>, (Map<String, Value>, String)>>;
+    fn ready(&self) -> ProbeFuture<'_, Readiness>;
 
     /// The health report (its `status` field is set from the flag: `pass`/200 or `fail`/500).
-    fn health(&self) -> ProbeFuture<'_, (bool, Map<String, Value>)>;
+    fn health(&self) -> ProbeFuture<'_, (bool, Fields)>;
 }
 
 type Probes = web::Data<Arc<dyn ServiceProbes>>;

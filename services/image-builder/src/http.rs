@@ -5,15 +5,15 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
-use racetrack_telemetry::probes::{self, ProbeFuture, ServiceProbes};
-use serde_json::{json, Map, Value};
+use racetrack_telemetry::probes::{self, Fields, ProbeFuture, Readiness, ServiceProbes};
+use serde_json::{json, Map};
 
 use crate::App;
 
 struct BuilderProbes(App);
 
 impl ServiceProbes for BuilderProbes {
-    fn ready(&self) -> ProbeFuture<'_, Result<Map<String, Value>, (Map<String, Value>, String)>> {
+    fn ready(&self) -> ProbeFuture<'_, Readiness> {
         Box::pin(async move {
             self.0
                 .docker
@@ -24,7 +24,7 @@ impl ServiceProbes for BuilderProbes {
         })
     }
 
-    fn health(&self) -> ProbeFuture<'_, (bool, Map<String, Value>)> {
+    fn health(&self) -> ProbeFuture<'_, (bool, Fields)> {
         Box::pin(async move {
             let docker = self.0.docker.ping().await;
             let mut body = Map::new();
