@@ -142,6 +142,10 @@ impl TokenSigner {
 
     /// The seed of a token Lifecycle issued for the token row `token_id`: reproducible only with
     /// `AUTH_KEY`, so the token can be shown again without being stored.
+    #[allow(
+        clippy::expect_used,
+        reason = "HMAC-SHA256 accepts keys of any length: new_from_slice cannot fail"
+    )]
     pub fn derive_seed(&self, token_id: &str) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.hmac_key)
             .expect("HMAC accepts keys of any length");

@@ -18,6 +18,7 @@
 //! assert!(env.flag("DRY_RUN", false).is_ok_and(|dry| !dry));
 //! ```
 
+pub mod cli;
 pub mod redact;
 
 use std::collections::HashMap;

@@ -16,6 +16,10 @@ pub const MASK: &str = "***";
 /// unreadable while protecting nothing.
 pub const MIN_SECRET_LEN: usize = 3;
 
+#[allow(
+    clippy::expect_used,
+    reason = "a constant pattern, compiled by the tests: it cannot fail later"
+)]
 fn url_userinfo_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| Regex::new(r"\b([a-zA-Z][a-zA-Z0-9+.\-]*://)[^/\s@]+@").expect("valid regex"))

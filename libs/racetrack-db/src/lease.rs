@@ -109,7 +109,9 @@ impl LeaderLock {
                             .map_err(|e| DbError::Connection(e.to_string()))?,
                     );
                 }
-                let c = conn.as_mut().expect("connection set above");
+                let Some(c) = conn.as_mut() else {
+                    return Err(DbError::Connection("no leadership connection".into()));
+                };
                 let query = if *held {
                     // Still ours? (A restarted server or a terminated backend frees it.)
                     // This dedicated session takes no other advisory lock.

@@ -35,6 +35,10 @@ pub enum Event {
 }
 
 impl Event {
+    #[allow(
+        clippy::expect_used,
+        reason = "a derived Serialize of strings and enums into JSON cannot fail"
+    )]
     pub fn encode(&self) -> String {
         serde_json::to_string(self).expect("events always serialize")
     }

@@ -19,6 +19,8 @@ mod docker;
 mod env;
 mod events;
 pub mod health;
+/// Test helpers (real test containers); only with the `testing` feature, for test builds.
+#[cfg(feature = "testing")]
 pub mod testing;
 
 use std::collections::BTreeMap;

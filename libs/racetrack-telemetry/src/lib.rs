@@ -72,6 +72,7 @@ mod error;
 mod init;
 mod metrics;
 mod middleware;
+pub mod probes;
 mod request_id;
 mod shutdown;
 

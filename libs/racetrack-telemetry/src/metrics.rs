@@ -37,6 +37,10 @@ pub struct Metrics {
 
 impl Metrics {
     /// A fresh registry for `service` (used as the `service` label value).
+    #[allow(
+        clippy::expect_used,
+        reason = "static metric definitions on a fresh registry: a failure is a programming error every test run catches"
+    )]
     pub fn new(service: impl Into<String>) -> Self {
         let service = service.into();
         let registry = Registry::new();

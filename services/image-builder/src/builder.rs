@@ -84,11 +84,19 @@ pub struct Builder {
     base_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
+#[allow(
+    clippy::expect_used,
+    reason = "a constant pattern, compiled by the tests: it cannot fail later"
+)]
 fn env_name_re() -> &'static Regex {
     static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     RE.get_or_init(|| Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*$").expect("valid regex"))
 }
 
+#[allow(
+    clippy::expect_used,
+    reason = "a constant pattern, compiled by the tests: it cannot fail later"
+)]
 fn package_re() -> &'static Regex {
     static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     RE.get_or_init(|| Regex::new(r"^[A-Za-z0-9][A-Za-z0-9.+:=~_-]*$").expect("valid regex"))
@@ -229,7 +237,7 @@ pub fn template_vars(input: &TemplateInput<'_>) -> Result<BTreeMap<String, Value
         }
     }
     let python = m.python.clone().unwrap_or_default();
-    let vars = json!({
+    let serde_json::Value::Object(vars) = json!({
         "manifest": manifest_to_json(m),
         "name": m.name,
         "version": m.version,
@@ -254,13 +262,10 @@ pub fn template_vars(input: &TemplateInput<'_>) -> Result<BTreeMap<String, Value
         "gomod": m.golang.as_ref().map(|g| g.gomod.clone()).unwrap_or_else(|| "go.mod".into()),
         "wrapper_properties": m.wrapper_properties.clone().unwrap_or_default(),
         "extra_ca_certs": if input.extra_ca_certs { EXTRA_CA_CERTS_FILE } else { "" },
-    });
-    Ok(vars
-        .as_object()
-        .expect("an object")
-        .clone()
-        .into_iter()
-        .collect())
+    }) else {
+        return Err("template variables must form a JSON object".into());
+    };
+    Ok(vars.into_iter().collect())
 }
 
 /// Variables whose values are blocks of lines.

@@ -197,6 +197,10 @@ impl Config {
     }
 
     /// A configuration with every default, for tests and embedding.
+    #[allow(
+        clippy::expect_used,
+        reason = "the defaults are constants the config tests parse: they cannot fail later"
+    )]
     pub fn defaults() -> Config {
         Config::from_lookup(|_| None).expect("defaults are valid")
     }

@@ -90,11 +90,12 @@ pub fn url_with_credentials(remote: &str, credentials: Option<&(String, String)>
     let Some((user, pass)) = credentials else {
         return remote.to_string();
     };
-    let lower = remote.to_ascii_lowercase();
-    if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+    let Some((scheme, rest)) = remote.split_once("://") else {
+        return remote.to_string();
+    };
+    if !(scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http")) {
         return remote.to_string();
     }
-    let (scheme, rest) = remote.split_once("://").expect("checked above");
     // Replace user-info already in the URL.
     let host_start = match rest.find('/') {
         Some(slash) => rest[..slash].rfind('@').map(|at| at + 1).unwrap_or(0),
@@ -166,8 +167,9 @@ async fn run_logged(mut cmd: Command, log: &BuildLog, timeout: Duration) -> Resu
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("can't run git: {e} (is git installed?)"))?;
-    let stdout = child.stdout.take().expect("piped");
-    let stderr = child.stderr.take().expect("piped");
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err("git's output is not piped".into());
+    };
     let collect = |reader: Box<dyn tokio::io::AsyncRead + Unpin + Send>| {
         let log = log.clone();
         async move {

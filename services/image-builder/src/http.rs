@@ -1,63 +1,46 @@
-//! The HTTP side: `/health` (pings the Docker engine), `/live`, `/ready`, `/metrics`.
+//! The HTTP side: the shared probes server (racetrack_telemetry::probes) with `/health` and
+//! `/ready` following the Docker engine: without it no build can run.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use actix_web::dev::Server;
-use actix_web::{web, HttpResponse};
-use racetrack_telemetry::{metrics_handler, RequestTelemetry};
-use serde_json::json;
+use racetrack_telemetry::probes::{self, Fields, ProbeFuture, Readiness, ServiceProbes};
+use serde_json::{json, Map};
 
 use crate::App;
 
-async fn health(app: web::Data<App>) -> HttpResponse {
-    let docker = app.docker.ping().await;
-    let body = |status: &str, details: Option<String>| {
-        let mut b = json!({
-            "service": "image-builder",
-            "git_version": app.config.git_version,
-            "docker_tag": app.config.racetrack_version,
-            "status": status,
-        });
-        if let Some(d) = details {
-            b["details"] = json!(d);
-        }
-        b
-    };
-    match docker {
-        Ok(()) => HttpResponse::Ok().json(body("pass", None)),
-        Err(e) => HttpResponse::InternalServerError().json(body("fail", Some(e))),
+struct BuilderProbes(App);
+
+impl ServiceProbes for BuilderProbes {
+    fn ready(&self) -> ProbeFuture<'_, Readiness> {
+        Box::pin(async move {
+            self.0
+                .docker
+                .ping()
+                .await
+                .map(|()| Map::new())
+                .map_err(|e| (Map::new(), e))
+        })
+    }
+
+    fn health(&self) -> ProbeFuture<'_, (bool, Fields)> {
+        Box::pin(async move {
+            let docker = self.0.docker.ping().await;
+            let mut body = Map::new();
+            body.insert("service".into(), json!("image-builder"));
+            body.insert("git_version".into(), json!(self.0.config.git_version));
+            body.insert("docker_tag".into(), json!(self.0.config.racetrack_version));
+            if let Err(e) = &docker {
+                body.insert("details".into(), json!(e));
+            }
+            (docker.is_ok(), body)
+        })
     }
 }
 
-async fn live() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"live": true}))
-}
-
-/// Ready when the Docker engine answers: without it no build can run.
-async fn ready(app: web::Data<App>) -> HttpResponse {
-    match app.docker.ping().await {
-        Ok(()) => HttpResponse::Ok().json(json!({"ready": true})),
-        Err(e) => HttpResponse::ServiceUnavailable().json(json!({"ready": false, "details": e})),
-    }
-}
-
-/// The HTTP server on an already bound listener (one worker: it only serves probes).
+/// The probes server on an already bound listener.
 pub fn server(app: App, listener: TcpListener) -> std::io::Result<Server> {
     let telemetry = app.telemetry.clone();
-    let data = web::Data::new(app);
-    let server = actix_web::HttpServer::new(move || {
-        actix_web::App::new()
-            .wrap(RequestTelemetry::new(telemetry.clone()))
-            .app_data(data.clone())
-            .app_data(web::Data::from(telemetry.clone()))
-            .route("/health", web::get().to(health))
-            .route("/live", web::get().to(live))
-            .route("/ready", web::get().to(ready))
-            .route("/metrics", web::get().to(metrics_handler))
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)?
-    .run();
-    Ok(server)
+    probes::server(listener, telemetry, Arc::new(BuilderProbes(app)), |_| {})
 }

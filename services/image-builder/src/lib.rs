@@ -42,6 +42,10 @@ pub struct App {
 
 impl App {
     /// Wires the parts together (no I/O; the Docker engine is connected to on first use).
+    #[allow(
+        clippy::expect_used,
+        reason = "static metric definitions on a fresh registry: a failure is a programming error every test run catches"
+    )]
     pub fn new(config: Config) -> App {
         let config = Arc::new(config);
         let telemetry = Arc::new(racetrack_telemetry::Metrics::new("image-builder"));

@@ -4,33 +4,29 @@
 use std::time::Duration;
 
 use image_builder::{App, Config};
+use racetrack_config::cli::{self, ServiceCommand};
 
 /// How long a stopping server waits for open gRPC streams (running builds) to end.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
+const ABOUT: &str = "image-builder: builds fatman images through the Docker engine and pushes \
+                     them (gRPC on GRPC_ADDR; probes and /metrics on HTTP_ADDR)";
+
 fn main() {
-    if let Some(arg) = std::env::args().nth(1) {
-        if arg == "--help" || arg == "-h" {
-            println!(
-                "image-builder: Racetrack's image builder (gRPC on GRPC_ADDR, probes and metrics on HTTP_ADDR).\n\
-                 Configured with environment variables; see services/image-builder/README.md."
-            );
-            return;
-        }
-        if arg != "serve" {
-            eprintln!("error: unknown argument `{arg}` (the only command is `serve`, the default)");
-            std::process::exit(2);
-        }
-    }
-    if let Err(err) = run() {
+    let command = cli::parse("image-builder", ABOUT);
+    if let Err(err) = run(command) {
         eprintln!("error: {err}");
         std::process::exit(1);
     }
 }
 
-fn run() -> Result<(), String> {
-    let _telemetry = racetrack_telemetry::init("image-builder").map_err(|e| e.to_string())?;
+fn run(command: ServiceCommand) -> Result<(), String> {
     let config = Config::from_env().map_err(|e| e.to_string())?;
+    if command == ServiceCommand::CheckConfig {
+        println!("{config:#?}");
+        return config.check_files().map_err(|e| e.to_string());
+    }
+    let _telemetry = racetrack_telemetry::init("image-builder").map_err(|e| e.to_string())?;
     config.check_files().map_err(|e| e.to_string())?;
     if config.auth_token.is_none() {
         return Err(

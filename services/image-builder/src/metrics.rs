@@ -79,6 +79,10 @@ impl BuilderMetrics {
     }
 
     /// A set registered on a throwaway registry (tests, embedding).
+    #[allow(
+        clippy::expect_used,
+        reason = "static metric definitions on a fresh registry: a failure is a programming error every test run catches"
+    )]
     pub fn unregistered() -> BuilderMetrics {
         BuilderMetrics::register(&Registry::new()).expect("fresh registry")
     }

@@ -31,11 +31,19 @@ pub fn validate_deployment_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
+#[allow(
+    clippy::expect_used,
+    reason = "a constant pattern, compiled by the tests: it cannot fail later"
+)]
 fn tag_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$").expect("valid regex"))
 }
 
+#[allow(
+    clippy::expect_used,
+    reason = "a constant pattern, compiled by the tests: it cannot fail later"
+)]
 fn component_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| Regex::new(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$").expect("valid regex"))

@@ -25,6 +25,10 @@ pub struct SupervisorMetrics {
     pub crash_loops: IntCounter,
 }
 
+#[allow(
+    clippy::expect_used,
+    reason = "static metric definitions on a fresh registry: a failure is a programming error every test run catches"
+)]
 fn register<T: prometheus::core::Collector + Clone + 'static>(metrics: &Metrics, c: T) -> T {
     metrics
         .registry()
@@ -34,6 +38,10 @@ fn register<T: prometheus::core::Collector + Clone + 'static>(metrics: &Metrics,
 }
 
 impl SupervisorMetrics {
+    #[allow(
+        clippy::expect_used,
+        reason = "static metric definitions on a fresh registry: a failure is a programming error every test run catches"
+    )]
     pub fn new(metrics: &Metrics) -> SupervisorMetrics {
         let opts = Opts::new;
         SupervisorMetrics {

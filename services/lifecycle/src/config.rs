@@ -31,6 +31,7 @@ use std::path::PathBuf;
 /// | `REQUEST_TRACING_HEADER` | `X-Request-Tracing-Id` | tracing header name given to fatmen |
 /// | `GRPC_ADDR` | `0.0.0.0:7112` | internal gRPC API for PUB (fatman routes, call decisions) |
 /// | `TLS_CERT_FILE`, `TLS_KEY_FILE` | — | PEM certificate chain and key: serve the REST API over HTTPS |
+/// | `SHUTDOWN_TIMEOUT` | `30` | seconds a shutdown (SIGTERM, Ctrl-C) waits for REST requests in flight before cutting them |
 /// | `REDIS_URL` | — | `redis://[:password@]host[:port][/db]`: where token, permission and fatman changes are published for PUB replicas; unset = not published (PUB's cache TTL bounds staleness) |
 #[derive(Clone)]
 pub struct Config {
@@ -61,6 +62,7 @@ pub struct Config {
     pub grpc_addr: SocketAddr,
     pub redis_url: Option<String>,
     pub tls: Option<(PathBuf, PathBuf)>,
+    pub shutdown_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -76,6 +78,7 @@ impl std::fmt::Debug for Config {
             .field("auth_required", &self.auth_required)
             .field("external_pub_url", &self.external_pub_url)
             .field("grpc_addr", &self.grpc_addr)
+            .field("shutdown_timeout", &self.shutdown_timeout)
             .field(
                 "redis",
                 &self.redis_url.as_deref().map(racetrack_events::redact),
@@ -140,6 +143,7 @@ impl Config {
             tls: env
                 .pair("TLS_CERT_FILE", "TLS_KEY_FILE")?
                 .map(|(c, k)| (PathBuf::from(c), PathBuf::from(k))),
+            shutdown_timeout: env.secs("SHUTDOWN_TIMEOUT", std::time::Duration::from_secs(30))?,
         })
     }
 

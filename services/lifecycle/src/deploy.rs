@@ -100,19 +100,18 @@ pub fn resolve_target(
         .clone()
         .or_else(|| state.config.infrastructure_target.clone());
     let available: Vec<&String> = state.targets.keys().collect();
-    match wanted {
-        Some(name) => state.targets.get(&name).cloned().ok_or_else(|| {
+    let mut targets = state.targets.values();
+    match (wanted, targets.next(), targets.next()) {
+        (Some(name), _, _) => state.targets.get(&name).cloned().ok_or_else(|| {
             ApiError::BadRequest(format!(
                 "infrastructure target {name} is not available; available targets: {available:?}"
             ))
         }),
-        None if state.targets.len() == 1 => {
-            Ok(state.targets.values().next().cloned().expect("one target"))
-        }
-        None if state.targets.is_empty() => Err(ApiError::BadRequest(
+        (None, Some(only), None) => Ok(only.clone()),
+        (None, None, _) => Err(ApiError::BadRequest(
             "no infrastructure target is available".into(),
         )),
-        None => Err(ApiError::BadRequest(format!(
+        (None, Some(_), Some(_)) => Err(ApiError::BadRequest(format!(
             "Multiple infrastructure targets available: {available:?}. Please pick one."
         ))),
     }
@@ -216,10 +215,10 @@ async fn run_steps(
         })
         .await?;
     }
-    let target = if mode == Mode::BuildOnly {
-        None
-    } else {
-        Some(resolve_target(state, &input.manifest)?)
+    // Resolved before building: a deploy to a missing target fails before a long build.
+    let target = match mode {
+        Mode::BuildOnly => None,
+        _ => Some(resolve_target(state, &input.manifest)?),
     };
 
     let (image, tag) = match &input.prebuilt_image {
@@ -233,10 +232,9 @@ async fn run_steps(
             (build_image(state, id, input, &tag).await?, tag)
         }
     };
-    if mode == Mode::BuildOnly {
+    let Some(target) = target else {
         return Ok(Some(image));
-    }
-    let target = target.expect("resolved above");
+    };
     provision(
         state,
         id,

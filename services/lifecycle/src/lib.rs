@@ -110,7 +110,9 @@ pub fn start(state: web::Data<AppState>) -> anyhow::Result<Running> {
             .wrap(RequestTelemetry::new(app_state.metrics.clone()))
             .configure(api::configure)
     })
-    .workers(workers);
+    .workers(workers)
+    // On SIGTERM/Ctrl-C actix stops accepting and lets requests in flight finish within this.
+    .shutdown_timeout(state.config.shutdown_timeout.as_secs());
     let server = match &state.config.tls {
         Some((cert, key)) => {
             let tls = racetrack_tls::server_config(cert, key, &[b"http/1.1"])?;

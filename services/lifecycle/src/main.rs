@@ -21,6 +21,9 @@ struct Cli {
 enum Command {
     /// Serve the REST API (the default).
     Serve,
+    /// Read the configuration from the environment, print it with secrets left out, and exit:
+    /// status 0 when it is valid, 1 with the reason when not.
+    CheckConfig,
     /// Apply database migrations and exit.
     Migrate,
     /// Create an active staff superuser; the password is read from the terminal, or from
@@ -51,6 +54,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::from_env()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config),
+        Command::CheckConfig => {
+            println!("{config:#?}");
+            Ok(())
+        }
         Command::Migrate => {
             let _telemetry = racetrack_telemetry::init("lifecycle")?;
             let db = racetrack_db::Database::connect(&config.database_url, 1)?;

@@ -27,6 +27,10 @@ pub struct AppState {
 }
 
 impl AppState {
+    #[allow(
+        clippy::expect_used,
+        reason = "static metric definitions on a fresh registry: a failure is a programming error every test run catches"
+    )]
     pub fn new(config: Config, db: Database, auth_key: &str, metrics: Arc<Metrics>) -> AppState {
         let db_connected = prometheus::IntGauge::new(
             "lifecycle_database_connected",

@@ -25,6 +25,10 @@ pub struct PubMetrics {
 }
 
 impl PubMetrics {
+    #[allow(
+        clippy::expect_used,
+        reason = "static metric definitions on a fresh registry: a failure is a programming error every test run catches"
+    )]
     pub fn new() -> PubMetrics {
         let registry = Metrics::new("pub");
         let r = registry.registry().clone();
