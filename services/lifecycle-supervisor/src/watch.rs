@@ -89,9 +89,16 @@ pub struct Checked {
 }
 
 impl Checked {
-    /// Dead or gone, and something to run again.
+    /// Dead or gone, and something to run again. A container still being stopped or removed is
+    /// left to the event that ends its transition (a restart would race the removal).
     fn needs_restart(&self) -> bool {
+        let in_transition = self.container == Some(InfraStatus::Error)
+            && self
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains(IN_TRANSITION));
         self.can_reprovision
+            && !in_transition
             && (self.status == LOST
                 || (self.status == ERROR
                     && matches!(
@@ -231,13 +238,12 @@ impl Supervisor {
         let Some(checked) = checked.filter(Checked::needs_restart) else {
             return Ok(());
         };
-        // A dead container still present may be on its way out (`docker rm -f`: `die` comes
-        // before the removal starts): a moment is left for its `destroy` event. Another event of
-        // this fatman arriving meanwhile means the picture changed, so it is checked again (by the
-        // caller's loop) before anything is restarted.
-        if checked.container.is_some() {
-            tokio::time::sleep(DYING_RECHECK_PAUSE).await;
-        }
+        // A container may be on its way out (`docker rm -f`: `die` comes before the removal
+        // starts, and a container being removed may already be missing from listings before its
+        // `destroy` event): a moment is left for further events. Another event of this fatman
+        // arriving meanwhile means the picture changed, so it is checked again (by the caller's
+        // loop) before anything is restarted; a restart never races the removal.
+        tokio::time::sleep(DYING_RECHECK_PAUSE).await;
         if self.in_flight.pending(key) {
             return Ok(());
         }
