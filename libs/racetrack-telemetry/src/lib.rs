@@ -24,7 +24,13 @@
 //!   assigns each request a [`RequestId`] (from a sane incoming
 //!   `X-Request-Id`, else a UUID v4, echoed in the response), runs the
 //!   handler inside an `http_request` span, records the metrics and logs one
-//!   line per request.
+//!   line per request. A caller's W3C `traceparent` becomes the parent of
+//!   that span.
+//! * Trace context crosses services as W3C `traceparent` / `tracestate`:
+//!   [`PropagateTrace`] / [`inject_grpc`] on gRPC clients,
+//!   [`grpc_server_span`] / [`set_parent_from_grpc`] on gRPC servers,
+//!   [`extract`], [`set_parent`] and [`TraceHeaders`] for anything else
+//!   (docs/architecture.md, "Tracing").
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -73,8 +79,11 @@ mod init;
 mod metrics;
 mod middleware;
 pub mod probes;
+mod propagation;
 mod request_id;
 mod shutdown;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::TelemetryError;
 pub use init::{
@@ -83,5 +92,12 @@ pub use init::{
 };
 pub use metrics::{method_label, metrics_handler, Metrics, METRICS_CONTENT_TYPE, UNMATCHED_ROUTE};
 pub use middleware::{RequestTelemetry, RequestTelemetryMiddleware};
+/// A caller's trace context as [`extract`] returns it, to hand to [`set_parent`] later (e.g. to
+/// a span a spawned task creates).
+pub use opentelemetry::Context as TraceContext;
+pub use propagation::{
+    extract, extract_grpc, grpc_server_span, has_remote_parent, inject_grpc, inject_metadata,
+    set_parent, set_parent_from_grpc, PropagateTrace, TraceHeaders, TRACEPARENT, TRACESTATE,
+};
 pub use request_id::{is_valid_request_id, RequestId, MAX_REQUEST_ID_LEN, REQUEST_ID_HEADER};
 pub use shutdown::shutdown_signal;

@@ -380,7 +380,13 @@ impl Builder {
 
     /// Runs one build to its end and records the result. Never panics: a panic inside is
     /// turned into a failed result.
-    pub async fn run(self: Arc<Self>, mut request: BuildRequest, record: Arc<BuildRecord>) {
+    /// `parent`: the caller's trace context (the deploy span), parent of the `build` span.
+    pub async fn run(
+        self: Arc<Self>,
+        mut request: BuildRequest,
+        record: Arc<BuildRecord>,
+        parent: racetrack_telemetry::TraceContext,
+    ) {
         // The upload may be large: moved along, never copied.
         let context = std::mem::take(&mut request.build_context);
         let log = BuildLog::open(Arc::clone(&record), &self.config.build_logs_dir);
@@ -398,6 +404,7 @@ impl Builder {
             fatman_name = tracing::field::Empty,
             fatman_version = tracing::field::Empty
         );
+        racetrack_telemetry::set_parent(&span, parent);
         let started = Instant::now();
         let this = Arc::clone(&self);
         let task_log = log.clone();

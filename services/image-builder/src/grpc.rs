@@ -69,6 +69,9 @@ impl ImageBuilder for ImageBuilderService {
         &self,
         request: Request<BuildRequest>,
     ) -> Result<Response<Self::BuildStream>, Status> {
+        // The build span (in its own task) is the caller's child: docs/architecture.md,
+        // "Tracing".
+        let parent = racetrack_telemetry::extract_grpc(&request);
         // The request holds secrets: never log it as a whole.
         let request = request.into_inner();
         check_id(&request.deployment_id)?;
@@ -80,7 +83,7 @@ impl ImageBuilder for ImageBuilderService {
         if is_new {
             tracing::info!(deployment_id = %request.deployment_id, "build requested");
             let builder = Arc::clone(&self.builder);
-            tokio::spawn(builder.run(request, Arc::clone(&record)));
+            tokio::spawn(builder.run(request, Arc::clone(&record), parent));
         } else {
             tracing::info!(deployment_id = %request.deployment_id, "attached to a running build");
         }

@@ -162,7 +162,7 @@ async fn save_logs(state: &web::Data<AppState>, id: &str, logs: &str) {
 
 /// Runs a deployment to its end and records the outcome; never panics, never leaves it
 /// `in_progress`.
-#[tracing::instrument(skip_all, fields(deployment = %deployment_id, fatman = %input.manifest.name, version = %input.manifest.version))]
+#[tracing::instrument(name = "deploy", skip_all, fields(deployment = %deployment_id, fatman = %input.manifest.name, version = %input.manifest.version))]
 pub async fn run(
     state: web::Data<AppState>,
     deployment_id: String,
@@ -338,6 +338,10 @@ async fn build_image(
             .collect(),
         tag: tag.to_string(),
     };
+    // The builder's build span becomes a child of this deploy span (docs/architecture.md,
+    // "Tracing").
+    let mut request = tonic::Request::new(request);
+    racetrack_telemetry::inject_grpc(&mut request);
     let mut stream = client
         .build(request)
         .await

@@ -187,7 +187,10 @@ pub fn spawn(state: web::Data<AppState>, addr: SocketAddr) -> anyhow::Result<Soc
                     }
                 };
                 let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                // A span per call, child of the caller's (PUB's call span): docs/architecture.md,
+                // "Tracing".
                 if let Err(e) = tonic::transport::Server::builder()
+                    .trace_fn(racetrack_telemetry::grpc_server_span)
                     .add_service(LifecycleApi::new(state))
                     .serve_with_incoming(incoming)
                     .await
