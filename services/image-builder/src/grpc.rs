@@ -76,8 +76,8 @@ impl ImageBuilder for ImageBuilderService {
         let request = request.into_inner();
         check_id(&request.deployment_id)?;
         validate_tag(&request.tag).map_err(Status::invalid_argument)?;
-        if request.manifest_yaml.trim().is_empty() {
-            return Err(Status::invalid_argument("manifest_yaml is required"));
+        if request.manifest.is_none() {
+            return Err(Status::invalid_argument("manifest is required"));
         }
         let (record, is_new) = self.store.start_or_attach(&request.deployment_id);
         if is_new {

@@ -323,7 +323,8 @@ async fn build_image(
     let mut client = connect_builder(&url, token).await?;
     let request = BuildRequest {
         deployment_id: id.to_string(),
-        manifest_yaml: input.manifest_yaml.clone(),
+        // Validated once at the API; sent typed, never as YAML to parse again.
+        manifest: Some((&input.manifest).into()),
         build_context: input.build_context.clone().unwrap_or_default(),
         git_credentials: input.git_credentials.as_ref().map(|c| ProtoGitCredentials {
             username: c.username.clone(),
@@ -616,6 +617,13 @@ pub async fn provision(
             } else {
                 fatmen::insert(conn, &row)?;
             }
+            // What the code reads, next to the YAML kept for editing (docs/architecture.md,
+            // "The manifest's path").
+            fatmen::set_manifest_json(
+                conn,
+                &row.id,
+                Some(&crate::registry::normalised_manifest(&manifest)),
+            )?;
             if matches!(mode, Mode::Deploy | Mode::Reprovision) {
                 if let Caller::Subject { subject_id, .. } = &caller {
                     for scope in DEPLOYER_SCOPES {

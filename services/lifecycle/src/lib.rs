@@ -45,6 +45,14 @@ pub fn prepare(config: Config) -> anyhow::Result<web::Data<AppState>> {
             "marked deployments interrupted by a restart as failed"
         );
     }
+    let backfilled = crate::registry::backfill_manifest_json(&mut *state.db.get()?)
+        .map_err(|e| anyhow::anyhow!(e.to_string()))?;
+    if backfilled > 0 {
+        tracing::info!(
+            count = backfilled,
+            "stored the normalised manifests of fatmen deployed before they were kept"
+        );
+    }
     bootstrap::first_admin(&state)?;
     Ok(state)
 }

@@ -1,8 +1,5 @@
 //! Fatmen as the API shows them: version resolution and DTOs.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
-
 use racetrack_db::models::{Deployment, Fatman};
 use racetrack_db::repo::fatmen;
 use racetrack_db::DbConnection;
@@ -58,27 +55,61 @@ fn unix(t: chrono::NaiveDateTime) -> i64 {
     t.and_utc().timestamp()
 }
 
-/// The stored YAML manifest as JSON with every key present; `None` when it no longer parses.
-/// Parsed manifests are cached by their text: listing 1,000 fatmen would otherwise spend most of
-/// its time re-parsing YAML that rarely changes.
-fn manifest_json(yaml: Option<&str>) -> Option<serde_json::Value> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Option<serde_json::Value>>>> = OnceLock::new();
-    const CAPACITY: usize = 20_000;
-    let yaml = yaml?;
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some(hit) = cache.lock().ok().and_then(|c| c.get(yaml).cloned()) {
-        return hit;
-    }
-    let parsed = racetrack_model::parse_manifest_yaml(yaml)
-        .ok()
-        .and_then(|m| serde_json::to_value(m).ok());
-    if let Ok(mut c) = cache.lock() {
-        if c.len() >= CAPACITY {
-            c.clear();
+/// A stored normalised manifest (written at deploy, docs/architecture.md "The manifest's path")
+/// as the API shows it: JSON with every key present.
+fn manifest_value(json: Option<&String>) -> Option<serde_json::Value> {
+    serde_json::from_str(json?).ok()
+}
+
+/// The normalised manifest of one fatman as the API shows it.
+pub fn manifest_of(
+    conn: &mut DbConnection,
+    f: &Fatman,
+) -> Result<Option<serde_json::Value>, ApiError> {
+    let stored = fatmen::manifest_jsons(conn, &[f.id.as_str()])?;
+    Ok(manifest_value(stored.get(&f.id)))
+}
+
+/// `GET /fatman`'s list: the DTOs of `list` with their manifests, read in one query.
+pub fn fatman_dtos(
+    conn: &mut DbConnection,
+    list: &[Fatman],
+    external_pub_url: &str,
+) -> Result<Vec<FatmanDto>, ApiError> {
+    let ids: Vec<&str> = list.iter().map(|f| f.id.as_str()).collect();
+    let stored = fatmen::manifest_jsons(conn, &ids)?;
+    Ok(list
+        .iter()
+        .map(|f| FatmanDto::new(f, manifest_value(stored.get(&f.id)), external_pub_url))
+        .collect())
+}
+
+/// `GET /fatman/{name}/{version}`'s DTO.
+pub fn fatman_details(conn: &mut DbConnection, f: &Fatman) -> Result<FatmanDetailsDto, ApiError> {
+    Ok(FatmanDetailsDto::new(f, manifest_of(conn, f)?))
+}
+
+/// The normalised manifest stored for `manifest`.
+pub fn normalised_manifest(manifest: &racetrack_model::Manifest) -> String {
+    racetrack_model::manifest_to_json(manifest).to_string()
+}
+
+/// Fills in the normalised manifest of fatmen deployed before it was stored (migration 0005),
+/// once at startup: from then on no request parses YAML. A stored YAML that no longer parses is
+/// left without one (the API shows its manifest as `null`, as before). Returns how many were
+/// filled in.
+pub fn backfill_manifest_json(conn: &mut DbConnection) -> Result<usize, ApiError> {
+    let mut filled = 0;
+    for (id, yaml) in fatmen::missing_manifest_json(conn)? {
+        match racetrack_model::parse_manifest_yaml(&yaml) {
+            Ok(m) => {
+                fatmen::set_manifest_json(conn, &id, Some(&normalised_manifest(&m)))?;
+                filled += 1;
+            }
+            Err(e) => tracing::warn!(fatman_id = %id, error = %e, "stored manifest does not parse"),
         }
-        c.insert(yaml.to_string(), parsed.clone());
     }
-    parsed
+    Ok(filled)
 }
 
 /// Full fatman as `GET /fatman` lists it.
@@ -101,7 +132,12 @@ pub struct FatmanDto {
 }
 
 impl FatmanDto {
-    pub fn new(f: &Fatman, external_pub_url: &str) -> FatmanDto {
+    /// `manifest`: the stored normalised manifest ([`manifest_of`]).
+    pub fn new(
+        f: &Fatman,
+        manifest: Option<serde_json::Value>,
+        external_pub_url: &str,
+    ) -> FatmanDto {
         FatmanDto {
             name: f.name.clone(),
             version: f.version.clone(),
@@ -109,7 +145,7 @@ impl FatmanDto {
             create_time: unix(f.create_time),
             update_time: unix(f.update_time),
             id: Some(f.id.clone()),
-            manifest: manifest_json(f.manifest.as_deref()),
+            manifest,
             internal_name: f.internal_name.clone(),
             pub_url: Some(format!(
                 "{external_pub_url}/fatman/{}/{}",
@@ -139,14 +175,15 @@ pub struct FatmanDetailsDto {
     pub update_time: i64,
 }
 
-impl From<&Fatman> for FatmanDetailsDto {
-    fn from(f: &Fatman) -> Self {
+impl FatmanDetailsDto {
+    /// `manifest`: the stored normalised manifest ([`manifest_of`]).
+    pub fn new(f: &Fatman, manifest: Option<serde_json::Value>) -> Self {
         FatmanDetailsDto {
             id: Some(f.id.clone()),
             name: f.name.clone(),
             version: f.version.clone(),
             deployed_by: f.deployed_by.clone(),
-            manifest: manifest_json(f.manifest.as_deref()),
+            manifest,
             error: f.error.clone(),
             status: f.status.clone(),
             internal_name: f.internal_name.clone(),
@@ -175,8 +212,13 @@ impl DeploymentDto {
         external_pub_url: &str,
     ) -> Result<DeploymentDto, ApiError> {
         let fatman = if d.status == "done" {
-            fatmen::find(conn, &d.fatman_name, &d.fatman_version)?
-                .map(|f| FatmanDto::new(&f, external_pub_url))
+            match fatmen::find(conn, &d.fatman_name, &d.fatman_version)? {
+                Some(f) => {
+                    let manifest = manifest_of(conn, &f)?;
+                    Some(FatmanDto::new(&f, manifest, external_pub_url))
+                }
+                None => None,
+            }
         } else {
             None
         };

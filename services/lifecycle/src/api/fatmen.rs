@@ -13,7 +13,7 @@ use super::{null, with_caller, State};
 use crate::caller::{require_resource, require_scope, to_permission, AuthToken, Caller};
 use crate::deploy::{DeployInput, Mode};
 use crate::error::ApiError;
-use crate::registry::{resolve_fatman, try_resolve_fatman, FatmanDetailsDto, FatmanDto};
+use crate::registry::{resolve_fatman, try_resolve_fatman};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/fatman", web::get().to(list_fatmen))
@@ -71,10 +71,7 @@ async fn list_fatmen(state: State, token: AuthToken) -> Result<HttpResponse, Api
     let list = with_caller(state, token, |conn, state, caller| {
         require_scope(caller, "read_fatman")?;
         let visible = visible_fatmen(conn, caller, "read_fatman")?;
-        Ok(visible
-            .iter()
-            .map(|f| FatmanDto::new(f, &state.config.external_pub_url))
-            .collect::<Vec<_>>())
+        crate::registry::fatman_dtos(conn, &visible, &state.config.external_pub_url)
     })
     .await?;
     Ok(HttpResponse::Ok().json(list))
@@ -230,7 +227,7 @@ async fn get_fatman(
     let (name, version) = path.into_inner();
     let dto = with_caller(state, token, move |conn, _, caller| {
         let f = authorized_fatman(conn, caller, "read_fatman", &name, &version)?;
-        Ok(FatmanDetailsDto::from(&f))
+        crate::registry::fatman_details(conn, &f)
     })
     .await?;
     Ok(HttpResponse::Ok().json(dto))

@@ -332,6 +332,10 @@ fn seed_fatman_blocking(
         infrastructure_target: None,
     };
     fatmen::insert(&mut conn, &row).unwrap();
+    // As a deployment stores it: the normalised manifest next to the YAML.
+    let parsed = racetrack_model::parse_manifest_yaml(row.manifest.as_deref().unwrap()).unwrap();
+    let normalised = lifecycle::registry::normalised_manifest(&parsed);
+    fatmen::set_manifest_json(&mut conn, &row.id, Some(&normalised)).unwrap();
     if let Some(username) = deployed_by {
         let user = users::find_by_username(&mut conn, username)
             .unwrap()
