@@ -46,13 +46,13 @@ impl From<&Manifest> for pb::Manifest {
                 dockerfile_path: d.dockerfile_path.clone(),
             }),
             image_type: m.image_type.clone(),
-            system_dependencies: m.system_dependencies.as_ref().map(list),
+            system_dependencies: m.system_dependencies.as_deref().map(list),
             build_env: m.build_env.as_ref().map(map),
             runtime_env: m.runtime_env.as_ref().map(map),
             secret_build_env_file: m.secret_build_env_file.clone(),
             secret_runtime_env_file: m.secret_runtime_env_file.clone(),
             labels: m.labels.as_ref().map(json_map),
-            public_endpoints: m.public_endpoints.as_ref().map(list),
+            public_endpoints: m.public_endpoints.as_deref().map(list),
             replicas: m.replicas,
             resources: m.resources.as_ref().map(|r| pb::ResourcesManifest {
                 memory_min: r.memory_min.as_ref().map(|q| q.as_str().to_string()),
@@ -120,9 +120,9 @@ impl TryFrom<pb::Manifest> for Manifest {
     }
 }
 
-fn list(values: &Vec<String>) -> pb::StringList {
+fn list(values: &[String]) -> pb::StringList {
     pb::StringList {
-        values: values.clone(),
+        values: values.to_vec(),
     }
 }
 
