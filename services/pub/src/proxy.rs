@@ -896,11 +896,11 @@ struct RequestParts<'a> {
 
 /// The head PUB sends to the fatman: the checked path, the client's headers minus hop-by-hop
 /// ones, any identity it claims and its trace context, plus the verified identity, forwarding
-/// and trace context headers. The
-/// caller's token passes on as in the original (fatmen may rely on it). The message's framing
-/// (`Content-Length` or `Transfer-Encoding`, `Host`, `Connection`) is written by PUB from its
-/// own reading of the request, never copied, and no `Connection` list can remove it: the fatman
-/// cannot read the body's end anywhere but where PUB did (request smuggling).
+/// and trace context headers. The caller's token passes on as in the original (fatmen may rely
+/// on it). The message's framing (`Content-Length` or `Transfer-Encoding`, `Host`,
+/// `Connection`) is written by PUB from its own reading of the request, never copied, and no
+/// `Connection` list can remove it: the fatman cannot read the body's end anywhere but where PUB
+/// did (request smuggling).
 fn upstream_request_head(p: &RequestParts<'_>) -> Vec<u8> {
     let head = p.head;
     let mut out = Vec::with_capacity(head.size() + 256);
