@@ -5,6 +5,10 @@
 //! exports spans installs it with [`crate::init_with`] and the receiver's endpoint once, before
 //! anything else in that binary logs, and lives in a test binary of its own (a file under
 //! `tests/`), since another test's `init_for_tests` would otherwise win the race.
+#![allow(
+    clippy::expect_used,
+    reason = "test helpers (feature `testing`): a failure here is the calling test's failure"
+)]
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
