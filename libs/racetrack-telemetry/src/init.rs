@@ -185,7 +185,7 @@ impl Drop for TelemetryGuard {
 /// environment (see the crate docs for the variables).
 ///
 /// The subscriber is process-wide and set once: a test binary gets the one subscriber its first
-/// `init*` call installs (other tests' [`init_for_tests`] included), so a test that checks
+/// `init*` call installs (other tests' `init_for_tests` included), so a test that checks
 /// exported spans installs OTLP first thing and lives in a test binary of its own
 /// (`crate::testing`, feature `testing`).
 ///
@@ -209,6 +209,7 @@ pub fn init_with(config: TelemetryConfig) -> Result<TelemetryGuard, TelemetryErr
 /// For tests: installs a text subscriber writing through libtest's capture
 /// (`RUST_LOG` or `info`, never OTLP). Any number of calls, never panics;
 /// a no-op when a subscriber is already installed.
+#[cfg(feature = "testing")]
 pub fn init_for_tests() {
     let filter = std::env::var(ENV_LOG_FILTER)
         .ok()
@@ -225,6 +226,7 @@ pub fn init_for_tests() {
 #[derive(Clone, Copy)]
 enum Output {
     Stdout,
+    #[cfg(feature = "testing")]
     TestWriter,
 }
 
@@ -278,6 +280,7 @@ fn install(config: TelemetryConfig, output: Output) -> Result<TelemetryGuard, Te
             std::io::stdout,
             std::io::stdout().is_terminal(),
         ),
+        #[cfg(feature = "testing")]
         Output::TestWriter => fmt_layer(
             config.log_format,
             tracing_subscriber::fmt::TestWriter::new(),

@@ -10,7 +10,7 @@
 //!
 //!   Keep the returned [`TelemetryGuard`] alive until the end of `main`: its
 //!   drop flushes pending spans. Calling [`init`] again is harmless (a no-op
-//!   guard is returned), and [`init_for_tests`] suits test code. `log` crate
+//!   guard is returned), and `init_for_tests` (feature `testing`) suits test code. `log` crate
 //!   records (actix-web, r2d2...) are forwarded to `tracing`.
 //!   No async runtime is required, with or without OTLP: the exporter runs on
 //!   a private single-worker Tokio runtime owned by the guard, so calling
@@ -87,9 +87,11 @@ pub mod testing;
 
 pub use error::TelemetryError;
 pub use init::{
-    init, init_for_tests, init_with, LogFormat, TelemetryConfig, TelemetryGuard,
+    init, init_with, LogFormat, TelemetryConfig, TelemetryGuard,
     DEFAULT_LOG_FILTER, ENV_LOG_FILTER, ENV_LOG_FORMAT, ENV_OTLP_ENDPOINT,
 };
+#[cfg(feature = "testing")]
+pub use init::init_for_tests;
 pub use metrics::{method_label, metrics_handler, Metrics, METRICS_CONTENT_TYPE, UNMATCHED_ROUTE};
 pub use middleware::{RequestTelemetry, RequestTelemetryMiddleware};
 /// A caller's trace context as [`extract`] returns it, to hand to [`set_parent`] later (e.g. to

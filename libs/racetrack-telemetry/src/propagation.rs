@@ -5,7 +5,7 @@
 //!
 //! Everything here goes through `TraceContextPropagator` and the `tracing-opentelemetry` layer
 //! installed by [`crate::init`]. Without that layer (no `OTEL_EXPORTER_OTLP_ENDPOINT`, or
-//! [`crate::init_for_tests`]) spans carry no OpenTelemetry context: the `inject*` functions then
+//! `init_for_tests`) spans carry no OpenTelemetry context: the `inject*` functions then
 //! write nothing and setting a parent is a no-op, so callers need no "is tracing on" checks.
 //!
 //! Wiring, one line each:
