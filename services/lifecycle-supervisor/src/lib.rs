@@ -244,7 +244,7 @@ pub(crate) fn audit(
             id: racetrack_db::new_id(),
             version: 1,
             timestamp: racetrack_db::now(),
-            event_type: event.as_str().to_string(),
+            event_type: event,
             properties: properties.as_ref().map(|p| p.to_string()),
             username_executor: Some(EXECUTOR.to_string()),
             username_subject: owner.map(String::from),

@@ -241,7 +241,7 @@ impl Supervisor {
         }
         self.metrics.orphans_pending.set(views.len() as i64);
         if removed > 0 {
-            if let Some(n) = decided.counts.get_mut(ORPHANED) {
+            if let Some(n) = decided.counts.get_mut(&ORPHANED) {
                 *n = n.saturating_sub(removed);
             }
         }
@@ -259,7 +259,11 @@ impl Supervisor {
             orphans_removed: removed,
             skipped_busy: decided.skipped_busy,
             skipped_unwatched: decided.skipped_unwatched,
-            counts: decided.counts,
+            counts: decided
+                .counts
+                .into_iter()
+                .map(|(status, n)| (status.to_string(), n))
+                .collect(),
         })
     }
 
@@ -412,13 +416,13 @@ pub(crate) fn write_sync(
     let mut superseded = 0;
     for c in changes {
         let observed = repo::Observation {
-            status: &c.to.status,
+            status: c.to.status,
             error: c.to.error.as_deref(),
             internal_name: c.to.internal_name.as_deref(),
             infrastructure_target: c.to.infrastructure_target.as_deref(),
             last_call_time: c.to.last_call_time,
         };
-        if !repo::record_observation(conn, &c.id, c.read_update_time, &c.from, &observed, now)? {
+        if !repo::record_observation(conn, &c.id, c.read_update_time, c.from, &observed, now)? {
             superseded += 1;
             continue;
         }
@@ -455,7 +459,7 @@ pub(crate) fn write_sync(
                 family_id: family.id,
                 name: found.name.clone(),
                 version: found.version.clone(),
-                status: ORPHANED.into(),
+                status: ORPHANED,
                 create_time: now,
                 update_time: now,
                 manifest: None,

@@ -73,7 +73,7 @@ impl InFlight {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checked {
     /// The registry status after the check.
-    pub status: String,
+    pub status: racetrack_model::FatmanStatus,
     pub error: Option<String>,
     /// What the infrastructure shows (`None`: no container).
     pub container: Option<InfraStatus>,
@@ -325,8 +325,8 @@ impl Supervisor {
             held: &held,
         });
         let (status, error) = match decided.changes.first() {
-            Some(c) => (c.to.status.clone(), c.to.error.clone()),
-            None => (row.status.clone(), row.error.clone()),
+            Some(c) => (c.to.status, c.to.error.clone()),
+            None => (row.status, row.error.clone()),
         };
         if !self.leadership.is_leader() {
             return Err("not the leader any more; nothing written".into());

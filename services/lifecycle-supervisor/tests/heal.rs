@@ -226,7 +226,7 @@ async fn a_crashed_fatman_shows_its_exit_and_a_crash_loop_is_left_in_error() {
         let mut row = fatmen::find(&mut p.db.get().unwrap(), "crashy", "1.0.0")
             .unwrap()
             .unwrap();
-        row.status = "running".into();
+        row.status = racetrack_model::FatmanStatus::Running;
         row.error = None;
         fatmen::update(&mut p.db.get().unwrap(), &row).unwrap();
     }

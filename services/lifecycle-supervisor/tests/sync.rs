@@ -98,7 +98,7 @@ fn register(db: &Database, name: &str, status: &str) -> Fatman {
         family_id: family.id,
         name: name.into(),
         version: "1.0.0".into(),
-        status: status.into(),
+        status: status.parse().expect("a fatman status"),
         create_time: now,
         update_time: now,
         manifest: Some(format!("name: {name}\nversion: 1.0.0\n")),
@@ -116,7 +116,7 @@ fn register(db: &Database, name: &str, status: &str) -> Fatman {
 fn status(db: &Database, name: &str) -> Option<(String, Option<String>)> {
     fatmen::find(&mut db.get().unwrap(), name, "1.0.0")
         .unwrap()
-        .map(|f| (f.status, f.error))
+        .map(|f| (f.status.to_string(), f.error))
 }
 
 fn events(db: &Database, name: &str) -> Vec<(String, Option<String>)> {
@@ -129,7 +129,7 @@ fn events(db: &Database, name: &str) -> Vec<(String, Option<String>)> {
     )
     .unwrap()
     .into_iter()
-    .map(|e| (e.event_type, e.username_subject))
+    .map(|e| (e.event_type.to_string(), e.username_subject))
     .collect()
 }
 
@@ -216,7 +216,7 @@ async fn sync_scenario(db: Database, target: Arc<FakeTarget>, sup: Supervisor) {
         &mut db.get().unwrap(),
         &Deployment {
             id: racetrack_db::new_id(),
-            status: "in_progress".into(),
+            status: racetrack_model::DeploymentStatus::InProgress,
             create_time: racetrack_db::now(),
             update_time: racetrack_db::now(),
             manifest: String::new(),
@@ -301,7 +301,7 @@ async fn orphans_are_registered_then_removed_after_grace_or_kept_in_dry_run() {
     let row = fatmen::find(&mut db.get().unwrap(), "stray", "1.0.0")
         .unwrap()
         .unwrap();
-    assert_eq!(row.status, "orphaned");
+    assert_eq!(row.status.as_str(), "orphaned");
     assert!(row.manifest.is_none());
     assert_eq!(row.image_tag.as_deref(), Some("2026-01-01T000000"));
     assert!(

@@ -1,12 +1,12 @@
 //! User accounts: creation (registration, admin CLI, first start), password changes.
 
 use racetrack_auth::password;
-use racetrack_auth::permission::FULL_ACCESS;
 use racetrack_auth::TokenSigner;
 use racetrack_db::models::{NewUser, User};
 use racetrack_db::repo::users;
 use racetrack_db::Connection as _;
 use racetrack_db::DbConnection;
+use racetrack_model::AuthScope;
 
 use crate::error::ApiError;
 use crate::subjects;
@@ -86,7 +86,7 @@ pub fn create_account(
         )?;
         let subject = subjects::ensure_user_subject(conn, signer, &user)?;
         if new.is_superuser {
-            subjects::grant_global(conn, &subject.id, FULL_ACCESS)?;
+            subjects::grant_global(conn, &subject.id, AuthScope::FullAccess)?;
         }
         Ok(user)
     })

@@ -9,7 +9,7 @@ use racetrack_auth::token;
 use racetrack_db::models::{PermissionView, SubjectOwner};
 use racetrack_db::repo::auth as repo;
 use racetrack_db::DbConnection;
-use racetrack_model::InternalService;
+use racetrack_model::{AuthScope, AuthSubjectType, InternalService};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -50,7 +50,7 @@ pub enum Caller {
     Internal {
         subject_id: String,
         service: String,
-        scopes: Vec<String>,
+        scopes: Vec<AuthScope>,
     },
     Subject {
         subject_id: String,
@@ -73,11 +73,18 @@ impl Caller {
         }
     }
 
-    pub fn subject_type(&self) -> &'static str {
+    /// The caller's kind; `None` for a subject whose owner is gone.
+    pub fn subject_type(&self) -> Option<AuthSubjectType> {
         match self {
-            Caller::Internal { .. } => "internal",
-            Caller::Subject { owner, .. } => owner.subject_type().unwrap_or("unknown"),
+            Caller::Internal { .. } => Some(AuthSubjectType::Internal),
+            Caller::Subject { owner, .. } => owner.subject_type(),
         }
+    }
+
+    /// [`Caller::subject_type`] as messages show it.
+    pub fn subject_type_name(&self) -> &'static str {
+        self.subject_type()
+            .map_or("unknown", AuthSubjectType::as_str)
     }
 
     pub fn display(&self) -> String {
@@ -133,7 +140,7 @@ pub fn authenticate(
     let owner = repo::owner_of(conn, &subject)?;
     // The digest covers subject and type, so a mismatch means a corrupted row: refuse.
     if owner.token_subject() != Some(claims.subject.as_str())
-        || owner.subject_type() != Some(claims.subject_type.as_str())
+        || owner.subject_type().map(AuthSubjectType::as_str) != Some(claims.subject_type.as_str())
     {
         return Err(ApiError::Unauthenticated(
             "wrong credentials: token is unknown".into(),
@@ -180,13 +187,13 @@ pub fn authenticate(
 pub fn require_authn(caller: &Caller) -> Result<(), ApiError> {
     match caller {
         Caller::Internal { scopes, .. } if !permission::internal_allows(scopes, None) => {
-            Err(scope_denied(caller, "(none)"))
+            Err(ApiError::Forbidden(scope_denial(caller, "(none)")))
         }
         _ => Ok(()),
     }
 }
 
-pub fn require_scope(caller: &Caller, scope: &str) -> Result<(), ApiError> {
+pub fn require_scope(caller: &Caller, scope: AuthScope) -> Result<(), ApiError> {
     let allowed = match caller {
         Caller::Internal { scopes, .. } => permission::internal_allows(scopes, Some(scope)),
         Caller::Subject { permissions, .. } => permission::has_scope(permissions, scope),
@@ -194,21 +201,21 @@ pub fn require_scope(caller: &Caller, scope: &str) -> Result<(), ApiError> {
     if allowed {
         Ok(())
     } else {
-        Err(scope_denied(caller, scope))
+        Err(ApiError::Forbidden(scope_denial(caller, scope.as_str())))
     }
 }
 
-fn scope_denied(caller: &Caller, scope: &str) -> ApiError {
-    ApiError::Forbidden(format!(
+fn scope_denial(caller: &Caller, scope: &str) -> String {
+    format!(
         "permission scope \"{scope}\" is required to do this operation: auth subject \"{}\" does not have permission with scope \"{scope}\"",
         caller.display()
-    ))
+    )
 }
 
 /// Resource check on fatman `name` at an already resolved version ("" when it does not exist).
 pub fn require_resource(
     caller: &Caller,
-    scope: &str,
+    scope: AuthScope,
     name: &str,
     resolved_version: &str,
 ) -> Result<(), ApiError> {
@@ -230,7 +237,7 @@ pub fn require_resource(
 
 /// Users, and services holding `service_scope`: for what ESC and fatman family tokens (credentials
 /// handed to programs) must not do, such as reading the whole audit log.
-pub fn require_user_or_service(caller: &Caller, service_scope: &str) -> Result<(), ApiError> {
+pub fn require_user_or_service(caller: &Caller, service_scope: AuthScope) -> Result<(), ApiError> {
     match caller {
         Caller::Internal { .. } => require_scope(caller, service_scope),
         _ => require_user(caller).map(|_| ()),
@@ -245,7 +252,7 @@ pub fn require_user(caller: &Caller) -> Result<&str, ApiError> {
         } => Ok(username),
         other => Err(ApiError::Forbidden(format!(
             "wrong subject type to do this operation: auth subject type \"{}\" is not one of required types: [user]",
-            other.subject_type()
+            other.subject_type_name()
         ))),
     }
 }

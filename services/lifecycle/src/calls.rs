@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use racetrack_auth::permission;
 use racetrack_db::DbConnection;
+use racetrack_model::AuthScope;
 
 use crate::caller::{self, Caller};
 use crate::error::ApiError;
@@ -23,8 +24,33 @@ pub fn check_allowed(
     endpoint: Option<&str>,
 ) -> Result<Caller, ApiError> {
     let caller = caller::authenticate(conn, state, token)?;
-    racetrack_model::AuthScope::from_str(scope)
-        .map_err(|e| ApiError::validation("scope", e.to_string()))?;
+    let scope =
+        AuthScope::from_str(scope).map_err(|e| ApiError::validation("scope", e.to_string()))?;
+    decide(conn, caller, name, version, scope, endpoint)
+}
+
+/// [`check_allowed`] for a scope known at compile time (PUB's `call_fatman`).
+pub fn check_allowed_scope(
+    conn: &mut DbConnection,
+    state: &AppState,
+    token: Option<&str>,
+    name: &str,
+    version: &str,
+    scope: AuthScope,
+    endpoint: Option<&str>,
+) -> Result<Caller, ApiError> {
+    let caller = caller::authenticate(conn, state, token)?;
+    decide(conn, caller, name, version, scope, endpoint)
+}
+
+fn decide(
+    conn: &mut DbConnection,
+    caller: Caller,
+    name: &str,
+    version: &str,
+    scope: AuthScope,
+    endpoint: Option<&str>,
+) -> Result<Caller, ApiError> {
     let found = try_resolve_fatman(conn, name, version)?;
     let resolved = found.as_ref().map_or("", |f| f.version.as_str());
     let allowed = match &caller {

@@ -1,6 +1,7 @@
 //! Deploying fatmen: the background job behind `POST /deploy` and the synchronous redeploy,
 //! reprovision and build. Phases are stored on the deployment so clients can poll them.
 
+use racetrack_model::AuthScope;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use racetrack_db::models::{Deployment, Fatman, NewAuthPermission};
 use racetrack_db::repo::{auth as auth_repo, deployments, fatmen};
 use racetrack_db::{Connection as _, DbConnection};
 use racetrack_infra::{FatmanSpec, InfraStatus, InfrastructureTarget};
-use racetrack_model::Manifest;
+use racetrack_model::{AuditLogEventType, DeploymentStatus, FatmanStatus, Manifest};
 use racetrack_proto::image_builder::build_event::Event;
 use racetrack_proto::image_builder::image_builder_client::ImageBuilderClient;
 use racetrack_proto::image_builder::{BuildRequest, GitCredentials as ProtoGitCredentials};
@@ -174,27 +175,28 @@ pub async fn run(
     let id = deployment_id.clone();
     let result = db(&state, move |conn| {
         let Some(mut d) = deployments::find(conn, &id)? else {
-            return Ok(String::from("gone"));
+            return Ok(None);
         };
         d.update_time = racetrack_db::now();
         match outcome {
             Ok(image_name) => {
-                d.status = "done".into();
+                d.status = DeploymentStatus::Done;
                 d.error = None;
                 d.phase = None;
                 d.image_name = image_name.or(d.image_name);
             }
             Err(Failed(error)) => {
-                d.status = "failed".into();
+                d.status = DeploymentStatus::Failed;
                 d.error = Some(error);
             }
         }
         deployments::save(conn, &d)?;
-        Ok(d.status)
+        Ok(Some(d.status))
     })
     .await;
     match result {
-        Ok(status) => tracing::info!(%status, "deployment finished"),
+        Ok(Some(status)) => tracing::info!(%status, "deployment finished"),
+        Ok(None) => tracing::info!(status = "gone", "deployment finished"),
         Err(e) => tracing::error!(error = %e, "could not record the deployment's outcome"),
     }
 }
@@ -294,7 +296,7 @@ pub fn check_deploy_permission(
                 "no permission to do this operation: internal tokens cannot deploy fatman {name}"
             )))
             }
-            _ => caller::require_resource(caller, "deploy_fatman", name, resolved)?,
+            _ => caller::require_resource(caller, AuthScope::DeployFatman, name, resolved)?,
         }
     } else {
         match caller {
@@ -304,7 +306,7 @@ pub fn check_deploy_permission(
                         .into(),
                 ))
             }
-            _ => caller::require_scope(caller, "deploy_new_family")?,
+            _ => caller::require_scope(caller, AuthScope::DeployNewFamily)?,
         }
     }
     Ok(existing)
@@ -529,7 +531,7 @@ pub async fn provision(
                         conn,
                         &NewAuthPermission {
                             auth_subject_id: subject_id,
-                            scope,
+                            scope: *scope,
                             fatman_family_id: Some(&family.id),
                             fatman_id: None,
                             endpoint: None,
@@ -601,7 +603,7 @@ pub async fn provision(
                 family_id: family.id.clone(),
                 name: manifest.name.clone(),
                 version: manifest.version.clone(),
-                status: "running".into(),
+                status: FatmanStatus::Running,
                 create_time: previous.as_ref().map_or(now, |p| p.create_time),
                 update_time: now,
                 manifest: Some(manifest_yaml.clone()),
@@ -631,7 +633,7 @@ pub async fn provision(
                             conn,
                             &NewAuthPermission {
                                 auth_subject_id: subject_id,
-                                scope,
+                                scope: *scope,
                                 fatman_family_id: None,
                                 fatman_id: Some(&row.id),
                                 endpoint: None,
@@ -644,8 +646,10 @@ pub async fn provision(
                 fatmen::request_public_endpoint(conn, &row.id, endpoint)?;
             }
             let (event_type, subject) = match (&mode, &previous) {
-                (Mode::Redeploy, Some(p)) => ("fatman_redeployed", p.deployed_by.clone()),
-                _ => ("fatman_deployed", None),
+                (Mode::Redeploy, Some(p)) => {
+                    (AuditLogEventType::FatmanRedeployed, p.deployed_by.clone())
+                }
+                _ => (AuditLogEventType::FatmanDeployed, None),
             };
             crate::registry::record_event(
                 conn,
@@ -670,7 +674,7 @@ pub fn new_deployment(caller: &Caller, input: &DeployInput, target: Option<&str>
     let now = racetrack_db::now();
     Deployment {
         id: racetrack_db::new_id(),
-        status: "in_progress".into(),
+        status: DeploymentStatus::InProgress,
         create_time: now,
         update_time: now,
         manifest: input.manifest_yaml.clone(),
@@ -689,7 +693,7 @@ pub fn new_deployment(caller: &Caller, input: &DeployInput, target: Option<&str>
 pub fn fail_interrupted(conn: &mut DbConnection) -> Result<usize, ApiError> {
     let stale = deployments::list_in_progress(conn)?;
     for mut d in stale.iter().cloned() {
-        d.status = "failed".into();
+        d.status = DeploymentStatus::Failed;
         d.error = Some("halted due to server restart".into());
         d.update_time = racetrack_db::now();
         deployments::save(conn, &d)?;

@@ -46,7 +46,7 @@ impl LifecycleApi {
                     "only internal service tokens may use this API".into(),
                 ));
             }
-            crate::caller::require_scope(&caller, AuthScope::AuthorizeCalls.as_str())
+            crate::caller::require_scope(&caller, AuthScope::AuthorizeCalls)
         })
         .await
         .map_err(|e| match e {
@@ -91,7 +91,7 @@ impl Lifecycle for LifecycleApi {
                 id: f.id,
                 name: f.name,
                 version: f.version,
-                status: f.status,
+                status: f.status.to_string(),
                 internal_name: f.internal_name.unwrap_or_default(),
                 public_endpoints,
             })
@@ -112,13 +112,13 @@ impl Lifecycle for LifecycleApi {
         let token = Some(r.token).filter(|t| !t.is_empty());
         let endpoint = racetrack_auth::permission::normalize_endpoint(&r.endpoint);
         let result = with_db(self.state.clone(), move |conn, state| {
-            crate::calls::check_allowed(
+            crate::calls::check_allowed_scope(
                 conn,
                 state,
                 token.as_deref(),
                 &r.fatman_name,
                 &r.fatman_version,
-                "call_fatman",
+                AuthScope::CallFatman,
                 Some(&endpoint),
             )
         })
@@ -138,7 +138,7 @@ impl Lifecycle for LifecycleApi {
                 CallDecision {
                     outcome: Outcome::Allowed.into(),
                     reason: String::new(),
-                    subject_type: caller.subject_type().to_string(),
+                    subject_type: caller.subject_type_name().to_string(),
                     subject_name,
                     subject_id,
                 }

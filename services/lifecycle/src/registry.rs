@@ -4,6 +4,7 @@ use racetrack_db::models::{Deployment, Fatman};
 use racetrack_db::repo::fatmen;
 use racetrack_db::DbConnection;
 use racetrack_model::version::{resolve_version, VersionQuery};
+use racetrack_model::{AuditLogEventType, DeploymentStatus, FatmanStatus};
 use serde::Serialize;
 
 use crate::error::ApiError;
@@ -117,7 +118,7 @@ pub fn backfill_manifest_json(conn: &mut DbConnection) -> Result<usize, ApiError
 pub struct FatmanDto {
     pub name: String,
     pub version: String,
-    pub status: String,
+    pub status: FatmanStatus,
     pub create_time: i64,
     pub update_time: i64,
     pub id: Option<String>,
@@ -141,7 +142,7 @@ impl FatmanDto {
         FatmanDto {
             name: f.name.clone(),
             version: f.version.clone(),
-            status: f.status.clone(),
+            status: f.status,
             create_time: unix(f.create_time),
             update_time: unix(f.update_time),
             id: Some(f.id.clone()),
@@ -169,7 +170,7 @@ pub struct FatmanDetailsDto {
     pub deployed_by: Option<String>,
     pub manifest: Option<serde_json::Value>,
     pub error: Option<String>,
-    pub status: String,
+    pub status: FatmanStatus,
     pub internal_name: Option<String>,
     pub create_time: i64,
     pub update_time: i64,
@@ -185,7 +186,7 @@ impl FatmanDetailsDto {
             deployed_by: f.deployed_by.clone(),
             manifest,
             error: f.error.clone(),
-            status: f.status.clone(),
+            status: f.status,
             internal_name: f.internal_name.clone(),
             create_time: unix(f.create_time),
             update_time: unix(f.update_time),
@@ -196,7 +197,7 @@ impl FatmanDetailsDto {
 #[derive(Debug, Serialize)]
 pub struct DeploymentDto {
     pub id: String,
-    pub status: String,
+    pub status: DeploymentStatus,
     pub error: Option<String>,
     pub fatman: Option<FatmanDto>,
     pub deployed_by: Option<String>,
@@ -211,7 +212,7 @@ impl DeploymentDto {
         d: &Deployment,
         external_pub_url: &str,
     ) -> Result<DeploymentDto, ApiError> {
-        let fatman = if d.status == "done" {
+        let fatman = if d.status == DeploymentStatus::Done {
             match fatmen::find(conn, &d.fatman_name, &d.fatman_version)? {
                 Some(f) => {
                     let manifest = manifest_of(conn, &f)?;
@@ -224,7 +225,7 @@ impl DeploymentDto {
         };
         Ok(DeploymentDto {
             id: d.id.clone(),
-            status: d.status.clone(),
+            status: d.status,
             error: d.error.clone(),
             fatman,
             deployed_by: d.deployed_by.clone(),
@@ -242,7 +243,7 @@ pub fn unix_time(t: chrono::NaiveDateTime) -> i64 {
 /// Writes an audit event about a fatman (after the action it records has succeeded).
 pub fn record_event(
     conn: &mut DbConnection,
-    event_type: &str,
+    event_type: AuditLogEventType,
     executor: &str,
     owner: Option<&str>,
     fatman: &Fatman,
@@ -253,7 +254,7 @@ pub fn record_event(
             id: racetrack_db::new_id(),
             version: 1,
             timestamp: racetrack_db::now(),
-            event_type: event_type.to_string(),
+            event_type,
             properties: None,
             username_executor: Some(executor.to_string()),
             username_subject: owner.map(String::from),
@@ -261,6 +262,6 @@ pub fn record_event(
             fatman_version: Some(fatman.version.clone()),
         },
     )?;
-    tracing::info!(event_type, executor, fatman = %fatman.name, version = %fatman.version, "Audit log event saved");
+    tracing::info!(%event_type, executor, fatman = %fatman.name, version = %fatman.version, "Audit log event saved");
     Ok(())
 }

@@ -10,7 +10,7 @@ use racetrack_db::models::{
 use racetrack_db::repo::auth::{self as repo, SubjectKey};
 use racetrack_db::Connection as _;
 use racetrack_db::DbConnection;
-use racetrack_model::InternalService;
+use racetrack_model::{AuthScope, InternalService};
 
 use crate::error::ApiError;
 
@@ -54,7 +54,7 @@ pub fn reveal(signer: &TokenSigner, row: &AuthToken, owner: &SubjectOwner) -> Op
             .clone()
             .unwrap_or_else(|| signer.derive_seed(&row.id)),
         subject: owner.token_subject()?.to_string(),
-        subject_type: owner.subject_type()?.to_string(),
+        subject_type: owner.subject_type()?.as_str().to_string(),
         scopes: if row.public_seed.is_some() {
             ScopesClaim::Null
         } else {
@@ -120,7 +120,7 @@ pub fn ensure_user_subject(
         if created {
             issue_token(conn, signer, &subject, &user_owner(user), "default", None)?;
             for scope in DEFAULT_USER_SCOPES {
-                grant_global(conn, &subject.id, scope)?;
+                grant_global(conn, &subject.id, *scope)?;
             }
         }
         Ok(subject)
@@ -173,7 +173,7 @@ pub fn ensure_service_subject(
             repo::get_or_create_subject(conn, SubjectKey::Service(service.as_str()))?;
         if created {
             for scope in service.scopes() {
-                grant_global(conn, &subject.id, scope.as_str())?;
+                grant_global(conn, &subject.id, *scope)?;
             }
         }
         Ok(subject)
@@ -201,7 +201,7 @@ pub fn issue_service_token(
 pub fn grant_global(
     conn: &mut DbConnection,
     subject_id: &str,
-    scope: &str,
+    scope: AuthScope,
 ) -> Result<(), ApiError> {
     repo::grant(
         conn,

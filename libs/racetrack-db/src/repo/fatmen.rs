@@ -161,7 +161,7 @@ pub fn move_to_trash(conn: &mut DbConnection, row: &Fatman) -> Result<(), DbErro
             id: row.id.clone(),
             name: row.name.clone(),
             version: row.version.clone(),
-            status: row.status.clone(),
+            status: row.status,
             create_time: row.create_time,
             update_time: row.update_time,
             manifest: row.manifest.clone(),

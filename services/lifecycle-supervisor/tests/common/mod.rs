@@ -70,7 +70,7 @@ pub fn register(db: &Database, name: &str, internal_name: &str) {
             family_id: family.id,
             name: name.into(),
             version: "1.0.0".into(),
-            status: "running".into(),
+            status: racetrack_model::FatmanStatus::Running,
             create_time: now,
             update_time: now,
             manifest: Some(format!("name: {name}\nversion: 1.0.0\n")),
@@ -88,7 +88,7 @@ pub fn register(db: &Database, name: &str, internal_name: &str) {
 pub fn status(db: &Database, name: &str) -> (String, Option<String>) {
     fatmen::find(&mut db.get().unwrap(), name, "1.0.0")
         .unwrap()
-        .map(|f| (f.status, f.error))
+        .map(|f| (f.status.to_string(), f.error))
         .unwrap()
 }
 

@@ -32,7 +32,7 @@ struct AuditLogEventDto {
     id: String,
     version: i32,
     timestamp: i64,
-    event_type: String,
+    event_type: racetrack_model::AuditLogEventType,
     properties: Option<serde_json::Value>,
     username_executor: Option<String>,
     username_subject: Option<String>,
@@ -44,14 +44,12 @@ struct AuditLogEventDto {
 
 impl From<AuditLogEvent> for AuditLogEventDto {
     fn from(e: AuditLogEvent) -> Self {
-        let description = racetrack_model::render_audit_event(
-            &e.event_type,
+        let description = Some(e.event_type.describe(
             e.fatman_name.as_deref().unwrap_or(""),
             e.fatman_version.as_deref().unwrap_or(""),
             e.username_executor.as_deref(),
             e.username_subject.as_deref(),
-        )
-        .ok();
+        ));
         AuditLogEventDto {
             id: e.id,
             version: e.version,
@@ -79,7 +77,7 @@ async fn query(
             Some(require_user(caller)?.to_string())
         } else {
             // The whole log names every user and fatman: not for ESC or fatman family tokens.
-            require_user_or_service(caller, AuthScope::CallAdminApi.as_str())?;
+            require_user_or_service(caller, AuthScope::CallAdminApi)?;
             None
         };
         let filter = EventFilter {

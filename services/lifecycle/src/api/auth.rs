@@ -130,7 +130,7 @@ async fn allowed_endpoint(
 fn grant(
     conn: &mut DbConnection,
     subject_id: &str,
-    scope: &str,
+    scope: AuthScope,
     family_id: Option<&str>,
     fatman_id: Option<&str>,
     endpoint: Option<&str>,
@@ -149,7 +149,7 @@ fn grant(
         tracing::info!(
             permission = id,
             subject = subject_id,
-            scope,
+            %scope,
             "permission granted"
         );
     }
@@ -171,12 +171,12 @@ async fn allow_esc(
 ) -> Result<HttpResponse, ApiError> {
     let (esc_id, family_name, scope) = path.into_inner();
     with_caller(state, token, move |conn, state, caller| {
-        require_scope(caller, "call_admin_api")?;
-        parse_scope(&scope)?;
+        require_scope(caller, AuthScope::CallAdminApi)?;
+        let scope = parse_scope(&scope)?;
         let esc = super::escs::find(conn, &esc_id)?;
         let family = family_or_404(conn, &family_name)?;
         let subject = subjects::ensure_esc_subject(conn, &state.signer, &esc)?;
-        grant(conn, &subject.id, &scope, Some(&family.id), None, None)?;
+        grant(conn, &subject.id, scope, Some(&family.id), None, None)?;
         events::subject_changed(state, &subject.id);
         Ok(())
     })
@@ -191,12 +191,12 @@ async fn allow_family(
 ) -> Result<HttpResponse, ApiError> {
     let (source, target, scope) = path.into_inner();
     with_caller(state, token, move |conn, state, caller| {
-        require_scope(caller, "call_admin_api")?;
-        parse_scope(&scope)?;
+        require_scope(caller, AuthScope::CallAdminApi)?;
+        let scope = parse_scope(&scope)?;
         let source = family_or_404(conn, &source)?;
         let target = family_or_404(conn, &target)?;
         let subject = subjects::ensure_family_subject(conn, &state.signer, &source)?;
-        grant(conn, &subject.id, &scope, Some(&target.id), None, None)?;
+        grant(conn, &subject.id, scope, Some(&target.id), None, None)?;
         events::subject_changed(state, &subject.id);
         Ok(())
     })
@@ -211,7 +211,7 @@ async fn esc_token(
 ) -> Result<HttpResponse, ApiError> {
     let esc_id = path.into_inner();
     let token = with_caller(state, token, move |conn, state, caller| {
-        require_scope(caller, "call_admin_api")?;
+        require_scope(caller, AuthScope::CallAdminApi)?;
         let esc = super::escs::find(conn, &esc_id)?;
         let subject = subjects::ensure_esc_subject(conn, &state.signer, &esc)?;
         let owner = SubjectOwner::Esc {
@@ -230,13 +230,17 @@ async fn regenerate_all(
     token: AuthToken,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let subject_type = path.into_inner();
-    if !["user", "esc", "fatman_family"].contains(&subject_type.as_str()) {
-        return Err(ApiError::NotFound("no such endpoint".into()));
-    }
+    // Internal tokens are rolled with `lifecycle generate-auth`, not here.
+    let subject_type = match path
+        .into_inner()
+        .parse::<racetrack_model::AuthSubjectType>()
+    {
+        Ok(t) if t != racetrack_model::AuthSubjectType::Internal => t,
+        _ => return Err(ApiError::NotFound("no such endpoint".into())),
+    };
     with_caller(state, token, move |conn, state, caller| {
-        require_scope(caller, "call_admin_api")?;
-        let list = repo::subjects_of_type(conn, &subject_type)?;
+        require_scope(caller, AuthScope::CallAdminApi)?;
+        let list = repo::subjects_of_type(conn, subject_type)?;
         for subject in &list {
             let owner = repo::owner_of(conn, subject)?;
             subjects::regenerate(conn, &state.signer, subject, &owner)?;
@@ -254,7 +258,7 @@ struct PermissionDto {
     id: i64,
     auth_subject_id: String,
     subject: String,
-    scope: String,
+    scope: AuthScope,
     fatman_family: Option<String>,
     fatman_name: Option<String>,
     fatman_version: Option<String>,
@@ -296,7 +300,7 @@ async fn list_permissions(
 ) -> Result<HttpResponse, ApiError> {
     let subject_id = query.into_inner().auth_subject_id;
     let list = with_caller(state, token, move |conn, _, caller| {
-        require_scope(caller, "call_admin_api")?;
+        require_scope(caller, AuthScope::CallAdminApi)?;
         let views = match subject_id {
             Some(id) => repo::permissions_of_subject(conn, &id)?,
             None => repo::list_permissions(conn)?,
@@ -328,8 +332,8 @@ async fn create_permission(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let dto = with_caller(state, token, move |conn, state, caller| {
-        require_scope(caller, "call_admin_api")?;
-        parse_scope(&body.scope)?;
+        require_scope(caller, AuthScope::CallAdminApi)?;
+        let scope = parse_scope(&body.scope)?;
         let subject = find_subject(conn, &body.auth_subject_id)?;
         let family = match &body.fatman_family {
             Some(name) => Some(family_or_404(conn, name)?),
@@ -349,7 +353,7 @@ async fn create_permission(
         let id = grant(
             conn,
             &subject.id,
-            &body.scope,
+            scope,
             family.as_ref().map(|f| f.id.as_str()),
             fatman.as_ref().map(|f| f.id.as_str()),
             endpoint.as_deref(),
@@ -371,7 +375,7 @@ async fn delete_permission(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     with_caller(state, token, move |conn, state, caller| {
-        require_scope(caller, "call_admin_api")?;
+        require_scope(caller, AuthScope::CallAdminApi)?;
         let view = repo::find_permission(conn, id)?
             .ok_or_else(|| ApiError::NotFound(format!("permission {id} was not found")))?;
         if !repo::revoke_permission(conn, id)? {
@@ -393,7 +397,7 @@ fn find_subject(conn: &mut DbConnection, id: &str) -> Result<AuthSubject, ApiErr
 #[derive(Serialize)]
 struct SubjectDto {
     id: String,
-    subject_type: Option<&'static str>,
+    subject_type: Option<racetrack_model::AuthSubjectType>,
     name: Option<String>,
     display: String,
     active: bool,
@@ -413,7 +417,7 @@ fn subject_dto(subject: &AuthSubject, owner: &SubjectOwner) -> SubjectDto {
 
 async fn list_subjects(state: State, token: AuthToken) -> Result<HttpResponse, ApiError> {
     let list = with_caller(state, token, |conn, _, caller| {
-        require_scope(caller, "call_admin_api")?;
+        require_scope(caller, AuthScope::CallAdminApi)?;
         Ok(repo::list_subjects(conn)?
             .iter()
             .map(|(s, o)| subject_dto(s, o))
@@ -455,7 +459,7 @@ async fn list_tokens(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let list = with_caller(state, token, move |conn, _, caller| {
-        require_scope(caller, "call_admin_api")?;
+        require_scope(caller, AuthScope::CallAdminApi)?;
         let subject = find_subject(conn, &id)?;
         Ok(repo::tokens_of_subject(conn, &subject.id)?
             .iter()
@@ -494,7 +498,7 @@ async fn add_token(
     let id = path.into_inner();
     let body = body.map(|b| b.into_inner()).unwrap_or_default();
     let dto = with_caller(state, token, move |conn, state, caller| {
-        require_scope(caller, "call_admin_api")?;
+        require_scope(caller, AuthScope::CallAdminApi)?;
         if body.label.chars().count() > 256 {
             return Err(ApiError::validation("body.label", "at most 256 characters"));
         }
@@ -516,7 +520,7 @@ async fn regenerate_subject(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let token = with_caller(state, token, move |conn, state, caller| {
-        require_scope(caller, "call_admin_api")?;
+        require_scope(caller, AuthScope::CallAdminApi)?;
         let subject = find_subject(conn, &id)?;
         let owner = repo::owner_of(conn, &subject)?;
         let token = subjects::regenerate(conn, &state.signer, &subject, &owner)?;
@@ -544,7 +548,7 @@ async fn set_access(
     let id = path.into_inner();
     let body = body.into_inner();
     let dto = with_caller(state, token, move |conn, state, caller| {
-        require_scope(caller, "call_admin_api")?;
+        require_scope(caller, AuthScope::CallAdminApi)?;
         let expiry = from_unix("expiry_time", body.expiry_time)?;
         let subject = find_subject(conn, &id)?;
         repo::set_subject_access(conn, &subject.id, body.active, expiry)?;
@@ -565,7 +569,7 @@ async fn revoke_token(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     with_caller(state, token, move |conn, state, caller| {
-        require_scope(caller, "call_admin_api")?;
+        require_scope(caller, AuthScope::CallAdminApi)?;
         let row = repo::find_token(conn, &id)?
             .ok_or_else(|| ApiError::NotFound(format!("token {id} was not found")))?;
         if !repo::delete_token(conn, &id)? {

@@ -213,7 +213,7 @@ async fn set_phase(
     with_caller(state, token, move |conn, _, caller| {
         // Progress comes from the builder (image-builder's internal token) or an admin; callers
         // with a mere login (ESCs, fatmen, users) cannot rewrite what a deployment shows.
-        require_scope(caller, AuthScope::WriteDeploymentPhase.as_str())?;
+        require_scope(caller, AuthScope::WriteDeploymentPhase)?;
         let mut d = deployments::find(conn, &id)?.ok_or_else(|| not_found(&id))?;
         d.phase = Some(phase);
         d.update_time = racetrack_db::now();

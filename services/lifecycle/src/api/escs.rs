@@ -4,6 +4,7 @@ use actix_web::{web, HttpResponse};
 use racetrack_db::models::{Esc, SubjectOwner};
 use racetrack_db::repo::escs;
 use racetrack_db::Connection as _;
+use racetrack_model::AuthScope;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -82,7 +83,7 @@ pub(super) fn find(conn: &mut racetrack_db::DbConnection, id: &str) -> Result<Es
 
 async fn list(state: State, token: AuthToken) -> Result<HttpResponse, ApiError> {
     let list = with_caller(state, token, |conn, _, caller| {
-        require_scope(caller, "call_admin_api")?;
+        require_scope(caller, AuthScope::CallAdminApi)?;
         Ok(escs::list(conn)?
             .into_iter()
             .map(EscDto::from)
@@ -99,7 +100,7 @@ async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let esc = with_caller(state, token, move |conn, state, caller| {
-        require_scope(caller, "call_admin_api")?;
+        require_scope(caller, AuthScope::CallAdminApi)?;
         let name = validate_name(&body.name)?;
         let id = match body.id {
             Some(id) => {
@@ -131,7 +132,7 @@ async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let esc = with_caller(state, token, move |conn, _, caller| {
-        require_scope(caller, "call_admin_api")?;
+        require_scope(caller, AuthScope::CallAdminApi)?;
         find(conn, &id)
     })
     .await?;
@@ -147,7 +148,7 @@ async fn rename(
     let id = path.into_inner();
     let name = body.into_inner().name;
     let esc = with_caller(state, token, move |conn, _, caller| {
-        require_scope(caller, "call_admin_api")?;
+        require_scope(caller, AuthScope::CallAdminApi)?;
         let name = validate_name(&name)?;
         find(conn, &id)?;
         escs::rename(conn, &id, &name)?;
@@ -164,7 +165,7 @@ async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     with_caller(state, token, move |conn, state, caller| {
-        require_scope(caller, "call_admin_api")?;
+        require_scope(caller, AuthScope::CallAdminApi)?;
         find(conn, &id)?;
         // Cascades the ESC's auth subject, tokens and permissions.
         escs::delete(conn, &id)?;
@@ -183,7 +184,7 @@ async fn reset_token(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let new_token = with_caller(state, token, move |conn, state, caller| {
-        require_scope(caller, "call_admin_api")?;
+        require_scope(caller, AuthScope::CallAdminApi)?;
         let esc = find(conn, &id)?;
         let subject = subjects::ensure_esc_subject(conn, &state.signer, &esc)?;
         let owner = SubjectOwner::Esc {

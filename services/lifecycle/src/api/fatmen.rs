@@ -1,4 +1,5 @@
 use racetrack_db::Connection as _;
+use racetrack_model::{AuditLogEventType, AuthScope, DeploymentStatus, FatmanStatus};
 use std::collections::{BTreeMap, BTreeSet};
 
 use actix_web::{web, HttpResponse};
@@ -53,7 +54,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 fn visible_fatmen(
     conn: &mut DbConnection,
     caller: &Caller,
-    scope: &str,
+    scope: AuthScope,
 ) -> Result<Vec<Fatman>, ApiError> {
     let all = fatmen::list(conn)?;
     let Caller::Subject { permissions, .. } = caller else {
@@ -69,8 +70,8 @@ fn visible_fatmen(
 
 async fn list_fatmen(state: State, token: AuthToken) -> Result<HttpResponse, ApiError> {
     let list = with_caller(state, token, |conn, state, caller| {
-        require_scope(caller, "read_fatman")?;
-        let visible = visible_fatmen(conn, caller, "read_fatman")?;
+        require_scope(caller, AuthScope::ReadFatman)?;
+        let visible = visible_fatmen(conn, caller, AuthScope::ReadFatman)?;
         crate::registry::fatman_dtos(conn, &visible, &state.config.external_pub_url)
     })
     .await?;
@@ -85,13 +86,13 @@ struct FamilyDto {
 
 async fn list_families(state: State, token: AuthToken) -> Result<HttpResponse, ApiError> {
     let list = with_caller(state, token, |conn, _, caller| {
-        require_scope(caller, "read_fatman")?;
+        require_scope(caller, AuthScope::ReadFatman)?;
         let families = fatmen::list_families(conn)?;
         let allowed: BTreeSet<String> = match caller {
             Caller::Internal { .. } => families.iter().map(|f| f.name.clone()).collect(),
             Caller::Subject { permissions, .. } => {
                 let names: Vec<&str> = families.iter().map(|f| f.name.as_str()).collect();
-                permission::permitted_families(permissions, "read_fatman", &names)
+                permission::permitted_families(permissions, AuthScope::ReadFatman, &names)
                     .into_iter()
                     .collect()
             }
@@ -111,8 +112,8 @@ async fn list_families(state: State, token: AuthToken) -> Result<HttpResponse, A
 
 async fn graph(state: State, token: AuthToken) -> Result<HttpResponse, ApiError> {
     let body = with_caller(state, token, |conn, state, caller| {
-        require_scope(caller, "read_fatman")?;
-        let visible = visible_fatmen(conn, caller, "read_fatman")?;
+        require_scope(caller, AuthScope::ReadFatman)?;
+        let visible = visible_fatmen(conn, caller, AuthScope::ReadFatman)?;
         let mut families: BTreeMap<String, Vec<&Fatman>> = BTreeMap::new();
         for f in &visible {
             families.entry(f.name.clone()).or_default().push(f);
@@ -143,7 +144,7 @@ async fn graph(state: State, token: AuthToken) -> Result<HttpResponse, ApiError>
                 .filter(|(name, members)| {
                     members
                         .iter()
-                        .any(|f| permission::has_resource(perms, "call_fatman", name, &f.version))
+                        .any(|f| permission::has_resource(perms, AuthScope::CallFatman, name, &f.version))
                 })
                 .map(|(name, _)| name)
                 .collect()
@@ -184,7 +185,7 @@ async fn graph(state: State, token: AuthToken) -> Result<HttpResponse, ApiError>
 fn authorized_exact_fatman(
     conn: &mut DbConnection,
     caller: &Caller,
-    scope: &str,
+    scope: AuthScope,
     name: &str,
     version: &str,
 ) -> Result<Fatman, ApiError> {
@@ -206,7 +207,7 @@ fn authorized_exact_fatman(
 fn authorized_fatman(
     conn: &mut DbConnection,
     caller: &Caller,
-    scope: &str,
+    scope: AuthScope,
     name: &str,
     version: &str,
 ) -> Result<Fatman, ApiError> {
@@ -226,7 +227,7 @@ async fn get_fatman(
 ) -> Result<HttpResponse, ApiError> {
     let (name, version) = path.into_inner();
     let dto = with_caller(state, token, move |conn, _, caller| {
-        let f = authorized_fatman(conn, caller, "read_fatman", &name, &version)?;
+        let f = authorized_fatman(conn, caller, AuthScope::ReadFatman, &name, &version)?;
         crate::registry::fatman_details(conn, &f)
     })
     .await?;
@@ -240,12 +241,13 @@ async fn delete_fatman(
 ) -> Result<HttpResponse, ApiError> {
     let (name, version) = path.into_inner();
     let (fatman, caller) = with_caller(state.clone(), token, move |conn, _, caller| {
-        let fatman = authorized_exact_fatman(conn, caller, "delete_fatman", &name, &version)?;
+        let fatman =
+            authorized_exact_fatman(conn, caller, AuthScope::DeleteFatman, &name, &version)?;
         Ok((fatman, caller.clone()))
     })
     .await?;
     // Gone from the infrastructure first: a registry entry must not vanish while its container runs.
-    if fatman.status != "lost" {
+    if fatman.status != FatmanStatus::Lost {
         if let Some(target) = fatman
             .infrastructure_target
             .as_deref()
@@ -268,7 +270,7 @@ async fn delete_fatman(
         conn.transaction(|conn| {
             crate::registry::record_event(
                 conn,
-                "fatman_deleted",
+                AuditLogEventType::FatmanDeleted,
                 &executor,
                 fatman.deployed_by.as_deref(),
                 &fatman,
@@ -303,17 +305,23 @@ async fn rerun(
                     match authorized_exact_fatman(
                         conn,
                         caller,
-                        "reprovision_fatman",
+                        AuthScope::ReprovisionFatman,
                         &name,
                         &version,
                     ) {
-                        Err(ApiError::Forbidden(_)) => {
-                            authorized_exact_fatman(conn, caller, "deploy_fatman", &name, &version)?
-                        }
+                        Err(ApiError::Forbidden(_)) => authorized_exact_fatman(
+                            conn,
+                            caller,
+                            AuthScope::DeployFatman,
+                            &name,
+                            &version,
+                        )?,
                         other => other?,
                     }
                 }
-                _ => authorized_exact_fatman(conn, caller, "deploy_fatman", &name, &version)?,
+                _ => {
+                    authorized_exact_fatman(conn, caller, AuthScope::DeployFatman, &name, &version)?
+                }
             };
             let yaml = fatman.manifest.clone().ok_or_else(|| {
                 ApiError::BadRequest("fatman has no manifest to deploy from".into())
@@ -357,7 +365,7 @@ async fn rerun(
     })
     .await?;
     match outcome {
-        Some(d) if d.status == "done" => Ok(null()),
+        Some(d) if d.status == DeploymentStatus::Done => Ok(null()),
         Some(d) => Err(ApiError::DeploymentFailed(
             d.error.unwrap_or_else(|| "deployment failed".into()),
         )),
@@ -401,7 +409,7 @@ async fn runtime_logs(
 ) -> Result<HttpResponse, ApiError> {
     let (name, version) = path.into_inner();
     let fatman = with_caller(state.clone(), token, move |conn, _, caller| {
-        authorized_fatman(conn, caller, "read_fatman", &name, &version)
+        authorized_fatman(conn, caller, AuthScope::ReadFatman, &name, &version)
     })
     .await?;
     let target = fatman
@@ -434,7 +442,8 @@ async fn move_fatman(
     let (name, version) = path.into_inner();
     let target = body.into_inner().infrastructure_target;
     with_caller(state, token, move |conn, _, caller| {
-        let fatman = authorized_exact_fatman(conn, caller, "deploy_fatman", &name, &version)?;
+        let fatman =
+            authorized_exact_fatman(conn, caller, AuthScope::DeployFatman, &name, &version)?;
         if target.trim().is_empty() {
             return Err(ApiError::validation(
                 "body.infrastructure_target",
@@ -480,7 +489,7 @@ async fn build_logs(
             .map_or(version.clone(), |f| f.version.clone());
         require_resource(
             caller,
-            "read_fatman",
+            AuthScope::ReadFatman,
             &name,
             found.as_ref().map_or("", |f| f.version.as_str()),
         )?;
@@ -509,7 +518,7 @@ async fn public_endpoints(
 ) -> Result<HttpResponse, ApiError> {
     let (name, version) = path.into_inner();
     let list = with_caller(state, token, move |conn, _, caller| {
-        let fatman = authorized_fatman(conn, caller, "read_fatman", &name, &version)?;
+        let fatman = authorized_fatman(conn, caller, AuthScope::ReadFatman, &name, &version)?;
         Ok(fatmen::active_public_endpoints(conn, &fatman.id)?
             .iter()
             .map(|e| endpoint_request_dto(&fatman, e))
@@ -534,7 +543,7 @@ async fn public_endpoint_requests(
 ) -> Result<HttpResponse, ApiError> {
     let (name, version) = path.into_inner();
     let list = with_caller(state, token, move |conn, _, caller| {
-        require_scope(caller, "call_admin_api")?;
+        require_scope(caller, AuthScope::CallAdminApi)?;
         let fatman = crate::registry::exact_fatman(conn, &name, &version)?;
         Ok(fatmen::public_endpoint_requests_of(conn, &fatman.id)?
             .iter()
@@ -563,7 +572,7 @@ async fn approve_public_endpoint(
     let (name, version) = path.into_inner();
     let body = body.into_inner();
     let dto = with_caller(state, token, move |conn, state, caller| {
-        require_scope(caller, "call_admin_api")?;
+        require_scope(caller, AuthScope::CallAdminApi)?;
         let fatman = crate::registry::exact_fatman(conn, &name, &version)?;
         let wanted = permission::normalize_endpoint(&body.endpoint);
         let mut request = fatmen::public_endpoint_requests_of(conn, &fatman.id)?

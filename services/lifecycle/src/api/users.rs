@@ -2,6 +2,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use racetrack_auth::password;
 use racetrack_db::models::User;
 use racetrack_db::repo::users::{self, UserChanges};
+use racetrack_model::AuthScope;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -177,7 +178,7 @@ async fn change_own_password(
 
 async fn list(state: State, token: AuthToken) -> Result<HttpResponse, ApiError> {
     let list = with_caller(state, token, |conn, _, caller| {
-        require_scope(caller, "call_admin_api")?;
+        require_scope(caller, AuthScope::CallAdminApi)?;
         Ok(users::list(conn)?
             .into_iter()
             .map(UserDto::from)
@@ -193,7 +194,7 @@ async fn profile(
     username: String,
 ) -> Result<HttpResponse, ApiError> {
     let (username, token) = with_caller(state, token, move |conn, state, caller| {
-        require_scope(caller, "call_admin_api")?;
+        require_scope(caller, AuthScope::CallAdminApi)?;
         let user = accounts::find_user(conn, &username)?;
         let subject = subjects::ensure_user_subject(conn, &state.signer, &user)?;
         let token =
@@ -228,7 +229,7 @@ async fn get_user(
 ) -> Result<HttpResponse, ApiError> {
     let username = path.into_inner();
     let user = with_caller(state, token, move |conn, _, caller| {
-        require_scope(caller, "call_admin_api")?;
+        require_scope(caller, AuthScope::CallAdminApi)?;
         accounts::find_user(conn, &username)
     })
     .await?;
@@ -255,7 +256,7 @@ async fn update_user(
     let username = path.into_inner();
     let body = body.into_inner();
     let user = with_caller(state, token, move |conn, state, caller| {
-        require_scope(caller, "call_admin_api")?;
+        require_scope(caller, AuthScope::CallAdminApi)?;
         let user = accounts::find_user(conn, &username)?;
         for (field, value) in [("email", &body.email), ("first_name", &body.first_name), ("last_name", &body.last_name)] {
             if value.as_ref().is_some_and(|v| v.chars().count() > 254 || v.chars().any(char::is_control)) {
@@ -296,7 +297,7 @@ async fn set_password(
     let username = path.into_inner();
     let new_password = body.into_inner().password;
     with_caller(state, token, move |conn, _, caller| {
-        require_scope(caller, "call_admin_api")?;
+        require_scope(caller, AuthScope::CallAdminApi)?;
         let user = accounts::find_user(conn, &username)?;
         accounts::check_password_rules(&new_password, &username)?;
         accounts::set_password(conn, &user, &new_password)?;
@@ -314,7 +315,7 @@ async fn delete_user(
 ) -> Result<HttpResponse, ApiError> {
     let username = path.into_inner();
     with_caller(state, token, move |conn, state, caller| {
-        require_scope(caller, "call_admin_api")?;
+        require_scope(caller, AuthScope::CallAdminApi)?;
         let user = accounts::find_user(conn, &username)?;
         if caller.username() == user.username {
             return Err(ApiError::BadRequest(

@@ -320,7 +320,7 @@ fn seed_fatman_blocking(
         family_id: family.id.clone(),
         name: name.into(),
         version: version.into(),
-        status: "running".into(),
+        status: racetrack_model::FatmanStatus::Running,
         create_time: now,
         update_time: now,
         manifest: Some(manifest),
@@ -347,7 +347,7 @@ fn seed_fatman_blocking(
                 &mut conn,
                 &NewAuthPermission {
                     auth_subject_id: &user_subject.id,
-                    scope,
+                    scope: *scope,
                     fatman_family_id: None,
                     fatman_id: Some(&row.id),
                     endpoint: None,
