@@ -13,9 +13,9 @@ use racetrack_model::AuthScope;
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 
+use crate::app::subjects;
 use crate::config::Config;
 use crate::state::AppState;
-use crate::subjects;
 
 /// `AUTH_KEY` from the environment; with the embedded SQLite default, generated once and kept
 /// beside the database file (readable by its owner only).

@@ -1,14 +1,14 @@
-//! Deploying fatmen: the background job behind `POST /deploy` and the synchronous redeploy,
-//! reprovision and build. Phases are stored on the deployment so clients can poll them.
+//! Deploying fatmen: the steps behind a deployment (build through the image-builder's gRPC API,
+//! provisioning on an infrastructure target, recording the result), started by the operations
+//! in `crate::app::deployments` and `crate::app::fatmen`. Phases are stored on the deployment so
+//! clients can poll them. No HTTP here: it runs on tokio with `Arc<AppState>`.
 
-use racetrack_model::AuthScope;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::web;
 use racetrack_auth::permission::{DEPLOYER_SCOPES, FAMILY_CREATOR_SCOPES};
-use racetrack_db::models::{Deployment, Fatman, NewAuthPermission};
+use racetrack_db::models::{Fatman, NewAuthPermission};
 use racetrack_db::repo::{auth as auth_repo, deployments, fatmen};
 use racetrack_db::{Connection as _, DbConnection};
 use racetrack_infra::{FatmanSpec, InfraStatus, InfrastructureTarget};
@@ -18,10 +18,9 @@ use racetrack_proto::image_builder::image_builder_client::ImageBuilderClient;
 use racetrack_proto::image_builder::{BuildRequest, GitCredentials as ProtoGitCredentials};
 use serde::Deserialize;
 
-use crate::caller::{self, Caller};
-use crate::error::ApiError;
+use crate::app::deployments::{check_may_deploy, resolve_target};
+use crate::app::{audit, blocking, subjects, AppError, Caller};
 use crate::state::AppState;
-use crate::subjects;
 
 /// Environment variables by name.
 type EnvVars = BTreeMap<String, String>;
@@ -77,45 +76,13 @@ pub enum Mode {
     Reprovision,
 }
 
-/// Runs `f` with a pooled connection off the async workers.
-pub async fn db<T, F>(state: &web::Data<AppState>, f: F) -> Result<T, ApiError>
+/// Runs `f` with a pooled connection on the blocking pool.
+async fn db<T, F>(state: &Arc<AppState>, f: F) -> Result<T, AppError>
 where
     T: Send + 'static,
-    F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+    F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
 {
-    let state = state.clone();
-    web::block(move || {
-        let mut conn = state.db.get()?;
-        f(&mut conn)
-    })
-    .await?
-}
-
-/// The infrastructure target a manifest asks for, or the configured default.
-pub fn resolve_target(
-    state: &AppState,
-    manifest: &Manifest,
-) -> Result<Arc<dyn InfrastructureTarget>, ApiError> {
-    let wanted = manifest
-        .infrastructure_target
-        .clone()
-        .or_else(|| state.config.infrastructure_target.clone());
-    let available: Vec<&String> = state.targets.keys().collect();
-    let mut targets = state.targets.values();
-    match (wanted, targets.next(), targets.next()) {
-        (Some(name), _, _) => state.targets.get(&name).cloned().ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "infrastructure target {name} is not available; available targets: {available:?}"
-            ))
-        }),
-        (None, Some(only), None) => Ok(only.clone()),
-        (None, None, _) => Err(ApiError::BadRequest(
-            "no infrastructure target is available".into(),
-        )),
-        (None, Some(_), Some(_)) => Err(ApiError::BadRequest(format!(
-            "Multiple infrastructure targets available: {available:?}. Please pick one."
-        ))),
-    }
+    blocking(state, move |conn, _| f(conn)).await
 }
 
 pub fn image_tag_now() -> String {
@@ -125,16 +92,16 @@ pub fn image_tag_now() -> String {
 /// A failed step: its message ends up in the deployment's `error`.
 pub struct Failed(pub String);
 
-impl From<ApiError> for Failed {
-    fn from(e: ApiError) -> Self {
+impl From<AppError> for Failed {
+    fn from(e: AppError) -> Self {
         Failed(match e {
-            ApiError::Internal(details) => details,
+            AppError::Internal(details) => details,
             other => other.to_string(),
         })
     }
 }
 
-async fn set_phase(state: &web::Data<AppState>, id: &str, phase: &str) {
+async fn set_phase(state: &Arc<AppState>, id: &str, phase: &str) {
     let (id, phase) = (id.to_string(), phase.to_string());
     tracing::info!(deployment = %id, phase = %phase, "deployment phase");
     let _ = db(state, move |conn| {
@@ -148,7 +115,7 @@ async fn set_phase(state: &web::Data<AppState>, id: &str, phase: &str) {
     .await;
 }
 
-async fn save_logs(state: &web::Data<AppState>, id: &str, logs: &str) {
+async fn save_logs(state: &Arc<AppState>, id: &str, logs: &str) {
     let (id, logs) = (id.to_string(), logs.to_string());
     let _ = db(state, move |conn| {
         if let Some(mut d) = deployments::find(conn, &id)? {
@@ -165,7 +132,7 @@ async fn save_logs(state: &web::Data<AppState>, id: &str, logs: &str) {
 /// `in_progress`.
 #[tracing::instrument(name = "deploy", skip_all, fields(deployment = %deployment_id, fatman = %input.manifest.name, version = %input.manifest.version))]
 pub async fn run(
-    state: web::Data<AppState>,
+    state: Arc<AppState>,
     deployment_id: String,
     caller: Caller,
     input: DeployInput,
@@ -202,7 +169,7 @@ pub async fn run(
 }
 
 async fn run_steps(
-    state: &web::Data<AppState>,
+    state: &Arc<AppState>,
     id: &str,
     caller: &Caller,
     input: &DeployInput,
@@ -253,67 +220,8 @@ async fn run_steps(
     Ok(Some(image))
 }
 
-/// Deploy authorization and overwrite protection.
-fn check_may_deploy(
-    conn: &mut DbConnection,
-    caller: &Caller,
-    name: &str,
-    version: &str,
-    force: bool,
-) -> Result<(), ApiError> {
-    let existing = check_deploy_permission(conn, caller, name, version)?;
-    if !force {
-        if existing.is_some() {
-            return Err(ApiError::AlreadyExists(format!(
-                "fatman {name} v{version} is already deployed. Try deploying next version or use --force flag"
-            )));
-        }
-        if fatmen::is_trashed(conn, name, version)? {
-            return Err(ApiError::AlreadyExists(format!(
-                "Fatman {name} v{version} has already been deployed and deleted. Can't claim it again to prevent accidental/hostile reusing."
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Deploy authorization (the family exists → deploy_fatman on it, else deploy_new_family); also
-/// what `POST /build` requires, since a build claims the version for a while. Returns the existing
-/// fatman of that version, if any.
-pub fn check_deploy_permission(
-    conn: &mut DbConnection,
-    caller: &Caller,
-    name: &str,
-    version: &str,
-) -> Result<Option<Fatman>, ApiError> {
-    let existing = fatmen::find(conn, name, version)?;
-    if fatmen::find_family(conn, name)?.is_some() {
-        let resolved = existing.as_ref().map_or("", |f| f.version.as_str());
-        match caller {
-            // The original checks "no subject" here, which no permission matches.
-            Caller::Internal { .. } => {
-                return Err(ApiError::Forbidden(format!(
-                "no permission to do this operation: internal tokens cannot deploy fatman {name}"
-            )))
-            }
-            _ => caller::require_resource(caller, AuthScope::DeployFatman, name, resolved)?,
-        }
-    } else {
-        match caller {
-            Caller::Internal { .. } => {
-                return Err(ApiError::Forbidden(
-                    "permission scope \"deploy_new_family\" is required to do this operation"
-                        .into(),
-                ))
-            }
-            _ => caller::require_scope(caller, AuthScope::DeployNewFamily)?,
-        }
-    }
-    Ok(existing)
-}
-
 async fn build_image(
-    state: &web::Data<AppState>,
+    state: &Arc<AppState>,
     id: &str,
     input: &DeployInput,
     tag: &str,
@@ -460,7 +368,7 @@ fn runtime_env(
     secrets: &SecretVars,
     family_token: &str,
     deployment_timestamp: i64,
-) -> Result<(EnvVars, EnvVars), ApiError> {
+) -> Result<(EnvVars, EnvVars), AppError> {
     let mut env = manifest.runtime_env.clone().unwrap_or_default();
     let secret_env = secrets.runtime_env.clone().unwrap_or_default();
     let build_keys = manifest
@@ -478,7 +386,7 @@ fn runtime_env(
     all_user.extend(secret_env.keys().map(|k| (k.clone(), String::new())));
     let conflicts = racetrack_infra::reserved_env_conflicts(&all_user);
     if !conflicts.is_empty() {
-        return Err(ApiError::validation(
+        return Err(AppError::validation(
             "manifest.runtime_env",
             format!(
                 "found illegal runtime env vars, which conflict with reserved names: {conflicts:?}"
@@ -506,7 +414,7 @@ fn runtime_env(
 /// reason (with its last log lines) becomes the deployment's error; other versions keep running.
 #[allow(clippy::too_many_arguments)]
 pub async fn provision(
-    state: &web::Data<AppState>,
+    state: &Arc<AppState>,
     id: &str,
     caller: &Caller,
     manifest: &Manifest,
@@ -624,7 +532,7 @@ pub async fn provision(
             fatmen::set_manifest_json(
                 conn,
                 &row.id,
-                Some(&crate::registry::normalised_manifest(&manifest)),
+                Some(&crate::app::fatmen::normalised_manifest(&manifest)),
             )?;
             if matches!(mode, Mode::Deploy | Mode::Reprovision) {
                 if let Caller::Subject { subject_id, .. } = &caller {
@@ -651,52 +559,18 @@ pub async fn provision(
                 }
                 _ => (AuditLogEventType::FatmanDeployed, None),
             };
-            crate::registry::record_event(
+            audit::record(
                 conn,
                 event_type,
                 caller.username(),
                 subject.as_deref(),
                 &row,
             )?;
-            Ok::<_, ApiError>(())
+            Ok::<_, AppError>(())
         })
     })
     .await?;
     crate::events::fatman_changed(state, &fatman_name);
     state.deployed_fatmen.inc();
     Ok(())
-}
-
-/// A deployment record in progress, before the background work starts. `target` is `None` only for
-/// build-only records: reprovisioning picks images only from records with a target (see
-/// `deployments::latest_provisioned_image`).
-pub fn new_deployment(caller: &Caller, input: &DeployInput, target: Option<&str>) -> Deployment {
-    let now = racetrack_db::now();
-    Deployment {
-        id: racetrack_db::new_id(),
-        status: DeploymentStatus::InProgress,
-        create_time: now,
-        update_time: now,
-        manifest: input.manifest_yaml.clone(),
-        fatman_name: input.manifest.name.clone(),
-        fatman_version: input.manifest.version.clone(),
-        error: None,
-        deployed_by: Some(caller.username().to_string()),
-        build_logs: None,
-        phase: None,
-        image_name: None,
-        infrastructure_target: target.map(String::from),
-    }
-}
-
-/// Deployments left `in_progress` by a previous process cannot finish: their work died with it.
-pub fn fail_interrupted(conn: &mut DbConnection) -> Result<usize, ApiError> {
-    let stale = deployments::list_in_progress(conn)?;
-    for mut d in stale.iter().cloned() {
-        d.status = DeploymentStatus::Failed;
-        d.error = Some("halted due to server restart".into());
-        d.update_time = racetrack_db::now();
-        deployments::save(conn, &d)?;
-    }
-    Ok(stale.len())
 }

@@ -1130,7 +1130,7 @@ async fn tls_lifecycle(
     db: &str,
     cert: &std::path::Path,
     key: &std::path::Path,
-) -> actix_web::web::Data<lifecycle::state::AppState> {
+) -> std::sync::Arc<lifecycle::state::AppState> {
     let env = [
         ("HTTP_ADDR", "127.0.0.1:0".to_string()),
         ("GRPC_ADDR", "127.0.0.1:0".to_string()),

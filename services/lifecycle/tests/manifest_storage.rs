@@ -31,10 +31,10 @@ both_backends!(
         );
 
         // The startup backfill fills it in once, to the same bytes the API showed before.
-        let filled = lifecycle::registry::backfill_manifest_json(&mut app.db()).unwrap();
+        let filled = lifecycle::app::fatmen::backfill_manifest_json(&mut app.db()).unwrap();
         assert_eq!(filled, 1);
         assert_eq!(
-            lifecycle::registry::backfill_manifest_json(&mut app.db()).unwrap(),
+            lifecycle::app::fatmen::backfill_manifest_json(&mut app.db()).unwrap(),
             0
         );
         let (_, after) = app.get("/api/v1/fatman/keeper/1.0.0", admin).await;
@@ -53,7 +53,7 @@ both_backends!(
         fatmen::update(&mut app.db(), &broken).unwrap();
         fatmen::set_manifest_json(&mut app.db(), &row.id, None).unwrap();
         assert_eq!(
-            lifecycle::registry::backfill_manifest_json(&mut app.db()).unwrap(),
+            lifecycle::app::fatmen::backfill_manifest_json(&mut app.db()).unwrap(),
             0
         );
         let (status, shown) = app.get("/api/v1/fatman/keeper/1.0.0", admin).await;
