@@ -7,19 +7,19 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use racetrack_auth::permission::{DEPLOYER_SCOPES, FAMILY_CREATOR_SCOPES};
-use racetrack_db::models::{Fatman, NewAuthPermission};
-use racetrack_db::repo::{auth as auth_repo, deployments, fatmen};
-use racetrack_db::{Connection as _, DbConnection};
+use racetrack_db::repo::deployments;
+use racetrack_db::DbConnection;
 use racetrack_infra::{FatmanSpec, InfraStatus, InfrastructureTarget};
-use racetrack_model::{AuditLogEventType, DeploymentStatus, FatmanStatus, Manifest};
+use racetrack_model::{DeploymentStatus, Manifest};
 use racetrack_proto::image_builder::build_event::Event;
 use racetrack_proto::image_builder::image_builder_client::ImageBuilderClient;
 use racetrack_proto::image_builder::{BuildRequest, GitCredentials as ProtoGitCredentials};
 use serde::Deserialize;
 
-use crate::app::deployments::{check_may_deploy, resolve_target};
-use crate::app::{audit, blocking, subjects, AppError, Caller};
+use crate::app::deployments::{
+    check_may_deploy, family_for_deploy, record_deployed, resolve_target, Deployed,
+};
+use crate::app::{blocking, AppError, Caller};
 use crate::state::AppState;
 
 /// Environment variables by name.
@@ -429,29 +429,9 @@ pub async fn provision(
     let name = manifest.name.clone();
     let version = manifest.version.clone();
     let family_token = {
-        let (st, n, c) = (state.clone(), name.clone(), caller.clone());
-        db(state, move |conn| {
-            let (family, created) = fatmen::get_or_create_family(conn, &n)?;
-            if let (true, Caller::Subject { subject_id, .. }) = (created, &c) {
-                // New users have no global deploy_fatman: the family they start is theirs.
-                for scope in FAMILY_CREATOR_SCOPES {
-                    auth_repo::grant(
-                        conn,
-                        &NewAuthPermission {
-                            auth_subject_id: subject_id,
-                            scope: *scope,
-                            fatman_family_id: Some(&family.id),
-                            fatman_id: None,
-                            endpoint: None,
-                        },
-                    )?;
-                }
-            }
-            let subject = subjects::ensure_family_subject(conn, &st.signer, &family)?;
-            let owner = racetrack_db::models::SubjectOwner::Family {
-                name: family.name.clone(),
-            };
-            subjects::current_token(conn, &st.signer, &subject, &owner)
+        let (n, c) = (name.clone(), caller.clone());
+        blocking(state, move |conn, state| {
+            family_for_deploy(conn, &state.signer, &c, &n)
         })
         .await?
     };
@@ -491,83 +471,16 @@ pub async fn provision(
         return Err(Failed(format!("fatman did not start: {e}")));
     }
     set_phase(state, id, "post-deploy hooks").await;
-    let (caller, manifest, manifest_yaml) =
-        (caller.clone(), manifest.clone(), manifest_yaml.to_string());
-    let (tag, internal_name, target_name) = (
-        tag.to_string(),
-        deployed.internal_name.clone(),
-        target.name().to_string(),
-    );
-    let fatman_name = manifest.name.clone();
-    db(state, move |conn| {
-        conn.transaction(|conn| {
-            let now = racetrack_db::now();
-            let (family, _) = fatmen::get_or_create_family(conn, &manifest.name)?;
-            let previous = fatmen::find(conn, &manifest.name, &manifest.version)?;
-            let row = Fatman {
-                id: previous
-                    .as_ref()
-                    .map_or_else(racetrack_db::new_id, |p| p.id.clone()),
-                family_id: family.id.clone(),
-                name: manifest.name.clone(),
-                version: manifest.version.clone(),
-                status: FatmanStatus::Running,
-                create_time: previous.as_ref().map_or(now, |p| p.create_time),
-                update_time: now,
-                manifest: Some(manifest_yaml.clone()),
-                internal_name: Some(internal_name.clone()),
-                error: None,
-                image_tag: Some(tag.clone()),
-                deployed_by: Some(caller.username().to_string()),
-                last_call_time: previous.as_ref().and_then(|p| p.last_call_time),
-                infrastructure_target: Some(target_name.clone()),
-            };
-            if previous.is_some() {
-                fatmen::update(conn, &row)?;
-            } else {
-                fatmen::insert(conn, &row)?;
-            }
-            // What the code reads, next to the YAML kept for editing (docs/architecture.md,
-            // "The manifest's path").
-            fatmen::set_manifest_json(
-                conn,
-                &row.id,
-                Some(&crate::app::fatmen::normalised_manifest(&manifest)),
-            )?;
-            if matches!(mode, Mode::Deploy | Mode::Reprovision) {
-                if let Caller::Subject { subject_id, .. } = &caller {
-                    for scope in DEPLOYER_SCOPES {
-                        auth_repo::grant(
-                            conn,
-                            &NewAuthPermission {
-                                auth_subject_id: subject_id,
-                                scope: *scope,
-                                fatman_family_id: None,
-                                fatman_id: Some(&row.id),
-                                endpoint: None,
-                            },
-                        )?;
-                    }
-                }
-            }
-            for endpoint in manifest.public_endpoints.iter().flatten() {
-                fatmen::request_public_endpoint(conn, &row.id, endpoint)?;
-            }
-            let (event_type, subject) = match (&mode, &previous) {
-                (Mode::Redeploy, Some(p)) => {
-                    (AuditLogEventType::FatmanRedeployed, p.deployed_by.clone())
-                }
-                _ => (AuditLogEventType::FatmanDeployed, None),
-            };
-            audit::record(
-                conn,
-                event_type,
-                caller.username(),
-                subject.as_deref(),
-                &row,
-            )?;
-            Ok::<_, AppError>(())
-        })
+    let deployed = Deployed {
+        manifest: manifest.clone(),
+        manifest_yaml: manifest_yaml.to_string(),
+        image_tag: tag.to_string(),
+        internal_name: deployed.internal_name.clone(),
+        target: target.name().to_string(),
+    };
+    let (c, fatman_name) = (caller.clone(), manifest.name.clone());
+    blocking(state, move |conn, _| {
+        record_deployed(conn, &c, &deployed, mode)
     })
     .await?;
     crate::events::fatman_changed(state, &fatman_name);

@@ -3,14 +3,16 @@
 
 use std::sync::Arc;
 
-use racetrack_db::models::{Deployment, Fatman};
-use racetrack_db::repo::{deployments, fatmen};
-use racetrack_db::DbConnection;
+use racetrack_auth::permission::{DEPLOYER_SCOPES, FAMILY_CREATOR_SCOPES};
+use racetrack_auth::TokenSigner;
+use racetrack_db::models::{Deployment, Fatman, NewAuthPermission, SubjectOwner};
+use racetrack_db::repo::{auth as auth_repo, deployments, fatmen};
+use racetrack_db::{Connection as _, DbConnection};
 use racetrack_infra::InfrastructureTarget;
-use racetrack_model::{AuthScope, DeploymentStatus, Manifest};
+use racetrack_model::{AuditLogEventType, AuthScope, DeploymentStatus, FatmanStatus, Manifest};
 
 use super::permissions::{require_authn, require_resource, require_scope};
-use super::{blocking, AppError, Caller, Denial};
+use super::{audit, blocking, subjects, AppError, Caller, Denial};
 use crate::deploy::{self, DeployInput, Mode};
 use crate::state::AppState;
 
@@ -178,6 +180,129 @@ pub async fn start(
         mode,
     ));
     Ok(deployment_id)
+}
+
+/// Before a fatman starts: its family (created by this deploy when new, and then the deploying
+/// subject's to deploy again, since new users have no global `deploy_fatman`) and the family's
+/// token, which the fatman gets as `AUTH_TOKEN`.
+pub fn family_for_deploy(
+    conn: &mut DbConnection,
+    signer: &TokenSigner,
+    caller: &Caller,
+    name: &str,
+) -> Result<String, AppError> {
+    let (family, created) = fatmen::get_or_create_family(conn, name)?;
+    if let (true, Caller::Subject { subject_id, .. }) = (created, caller) {
+        for scope in FAMILY_CREATOR_SCOPES {
+            auth_repo::grant(
+                conn,
+                &NewAuthPermission {
+                    auth_subject_id: subject_id,
+                    scope: *scope,
+                    fatman_family_id: Some(&family.id),
+                    fatman_id: None,
+                    endpoint: None,
+                },
+            )?;
+        }
+    }
+    let subject = subjects::ensure_family_subject(conn, signer, &family)?;
+    let owner = SubjectOwner::Family {
+        name: family.name.clone(),
+    };
+    subjects::current_token(conn, signer, &subject, &owner)
+}
+
+/// A fatman version that runs and answers its probes, as the infrastructure deployed it.
+#[derive(Debug, Clone)]
+pub struct Deployed {
+    pub manifest: Manifest,
+    pub manifest_yaml: String,
+    pub image_tag: String,
+    pub internal_name: String,
+    /// The infrastructure target's name.
+    pub target: String,
+}
+
+/// Records a running fatman in one transaction: its row (`running`, with the normalised
+/// manifest), the deployer's fatman-level
+/// permissions (a deploy or reprovision by a subject), its public endpoint requests and the audit
+/// event (`fatman_redeployed` naming the previous deployer, else `fatman_deployed`).
+pub fn record_deployed(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    deployed: &Deployed,
+    mode: Mode,
+) -> Result<(), AppError> {
+    let manifest = &deployed.manifest;
+    conn.transaction(|conn| {
+        let now = racetrack_db::now();
+        let (family, _) = fatmen::get_or_create_family(conn, &manifest.name)?;
+        let previous = fatmen::find(conn, &manifest.name, &manifest.version)?;
+        let row = Fatman {
+            id: previous
+                .as_ref()
+                .map_or_else(racetrack_db::new_id, |p| p.id.clone()),
+            family_id: family.id.clone(),
+            name: manifest.name.clone(),
+            version: manifest.version.clone(),
+            status: FatmanStatus::Running,
+            create_time: previous.as_ref().map_or(now, |p| p.create_time),
+            update_time: now,
+            manifest: Some(deployed.manifest_yaml.clone()),
+            internal_name: Some(deployed.internal_name.clone()),
+            error: None,
+            image_tag: Some(deployed.image_tag.clone()),
+            deployed_by: Some(caller.username().to_string()),
+            last_call_time: previous.as_ref().and_then(|p| p.last_call_time),
+            infrastructure_target: Some(deployed.target.clone()),
+        };
+        if previous.is_some() {
+            fatmen::update(conn, &row)?;
+        } else {
+            fatmen::insert(conn, &row)?;
+        }
+        // What the code reads, next to the YAML kept for editing (docs/architecture.md,
+        // "The manifest's path").
+        fatmen::set_manifest_json(
+            conn,
+            &row.id,
+            Some(&super::fatmen::normalised_manifest(manifest)),
+        )?;
+        if matches!(mode, Mode::Deploy | Mode::Reprovision) {
+            if let Caller::Subject { subject_id, .. } = caller {
+                for scope in DEPLOYER_SCOPES {
+                    auth_repo::grant(
+                        conn,
+                        &NewAuthPermission {
+                            auth_subject_id: subject_id,
+                            scope: *scope,
+                            fatman_family_id: None,
+                            fatman_id: Some(&row.id),
+                            endpoint: None,
+                        },
+                    )?;
+                }
+            }
+        }
+        for endpoint in manifest.public_endpoints.iter().flatten() {
+            fatmen::request_public_endpoint(conn, &row.id, endpoint)?;
+        }
+        let (event_type, subject) = match (&mode, &previous) {
+            (Mode::Redeploy, Some(p)) => {
+                (AuditLogEventType::FatmanRedeployed, p.deployed_by.clone())
+            }
+            _ => (AuditLogEventType::FatmanDeployed, None),
+        };
+        audit::record(
+            conn,
+            event_type,
+            caller.username(),
+            subject.as_deref(),
+            &row,
+        )?;
+        Ok(())
+    })
 }
 
 fn not_found(id: &str) -> AppError {
