@@ -131,12 +131,6 @@ impl From<DbError> for ApiError {
     }
 }
 
-impl From<actix_web::error::BlockingError> for ApiError {
-    fn from(err: actix_web::error::BlockingError) -> Self {
-        ApiError::Internal(err.to_string())
-    }
-}
-
 /// Maps actix's JSON/path/query extractor failures to our error shape.
 pub fn json_error(err: actix_web::error::JsonPayloadError) -> actix_web::Error {
     use actix_web::error::JsonPayloadError as E;
