@@ -314,7 +314,7 @@ pub fn get(
     conn: &mut DbConnection,
     caller: &Caller,
     id: &str,
-) -> Result<(Deployment, Option<(Fatman, Option<serde_json::Value>)>), AppError> {
+) -> Result<(Deployment, Option<super::fatmen::WithManifest>), AppError> {
     require_authn(caller)?;
     let d = deployments::find(conn, id)?.ok_or_else(|| not_found(id))?;
     let fatman = match d.status {

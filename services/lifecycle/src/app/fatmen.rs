@@ -116,11 +116,11 @@ pub fn manifests_of(
         .collect())
 }
 
+/// A fatman with its stored normalised manifest (`None`: not stored, or no longer parses).
+pub type WithManifest = (Fatman, Option<serde_json::Value>);
+
 /// One fatman with its stored normalised manifest.
-pub fn with_manifest(
-    conn: &mut DbConnection,
-    fatman: Fatman,
-) -> Result<(Fatman, Option<serde_json::Value>), AppError> {
+pub fn with_manifest(conn: &mut DbConnection, fatman: Fatman) -> Result<WithManifest, AppError> {
     let mut manifests = manifests_of(conn, std::slice::from_ref(&fatman))?;
     let manifest = manifests.remove(&fatman.id);
     Ok((fatman, manifest))
@@ -179,7 +179,7 @@ pub fn get(
     caller: &Caller,
     name: &str,
     version: &str,
-) -> Result<(Fatman, Option<serde_json::Value>), AppError> {
+) -> Result<WithManifest, AppError> {
     let fatman = authorized(conn, caller, AuthScope::ReadFatman, name, version)?;
     with_manifest(conn, fatman)
 }
