@@ -86,12 +86,12 @@ mod shutdown;
 pub mod testing;
 
 pub use error::TelemetryError;
-pub use init::{
-    init, init_with, LogFormat, TelemetryConfig, TelemetryGuard,
-    DEFAULT_LOG_FILTER, ENV_LOG_FILTER, ENV_LOG_FORMAT, ENV_OTLP_ENDPOINT,
-};
 #[cfg(feature = "testing")]
 pub use init::init_for_tests;
+pub use init::{
+    init, init_with, LogFormat, TelemetryConfig, TelemetryGuard, DEFAULT_LOG_FILTER,
+    ENV_LOG_FILTER, ENV_LOG_FORMAT, ENV_OTLP_ENDPOINT,
+};
 pub use metrics::{method_label, metrics_handler, Metrics, METRICS_CONTENT_TYPE, UNMATCHED_ROUTE};
 pub use middleware::{RequestTelemetry, RequestTelemetryMiddleware};
 /// A caller's trace context as [`extract`] returns it, to hand to [`set_parent`] later (e.g. to
