@@ -6,31 +6,35 @@
 
 use std::collections::BTreeSet;
 
-pub const FULL_ACCESS: &str = "full_access";
+use racetrack_model::AuthScope;
 
 /// Global permissions every new user profile receives. Deliberately narrower than the original's
 /// (which added a global `deploy_fatman`, so any user could publish a new version of anyone's
 /// family and take over its `latest`): a new user may see and call fatmen and start new families;
 /// the family they create is theirs to deploy ([`FAMILY_CREATOR_SCOPES`]); anything more is granted
 /// by an admin (README: "Permissions of a new user").
-pub const DEFAULT_USER_SCOPES: &[&str] = &["read_fatman", "call_fatman", "deploy_new_family"];
+pub const DEFAULT_USER_SCOPES: &[AuthScope] = &[
+    AuthScope::ReadFatman,
+    AuthScope::CallFatman,
+    AuthScope::DeployNewFamily,
+];
 
 /// Family-level permissions the subject whose deployment created a family receives on it, so it
 /// can deploy the family's next versions without a global `deploy_fatman`.
-pub const FAMILY_CREATOR_SCOPES: &[&str] = &["deploy_fatman"];
+pub const FAMILY_CREATOR_SCOPES: &[AuthScope] = &[AuthScope::DeployFatman];
 
 /// Fatman-level permissions the deployer of a new fatman receives on it (so users can delete only
 /// what they deployed).
-pub const DEPLOYER_SCOPES: &[&str] = &[
-    "read_fatman",
-    "call_fatman",
-    "deploy_fatman",
-    "delete_fatman",
+pub const DEPLOYER_SCOPES: &[AuthScope] = &[
+    AuthScope::ReadFatman,
+    AuthScope::CallFatman,
+    AuthScope::DeployFatman,
+    AuthScope::DeleteFatman,
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Permission {
-    pub scope: String,
+    pub scope: AuthScope,
     /// Family filter (all current and future versions of the family).
     pub family: Option<String>,
     /// Fatman filter: (name, version).
@@ -40,8 +44,8 @@ pub struct Permission {
 }
 
 impl Permission {
-    fn grants_scope(&self, scope: &str) -> bool {
-        self.scope == scope || self.scope == FULL_ACCESS
+    fn grants_scope(&self, scope: AuthScope) -> bool {
+        self.scope.grants(scope)
     }
 
     fn is_global(&self) -> bool {
@@ -59,12 +63,17 @@ impl Permission {
 }
 
 /// Scope check: resource filters are ignored (as the original).
-pub fn has_scope(perms: &[Permission], scope: &str) -> bool {
+pub fn has_scope(perms: &[Permission], scope: AuthScope) -> bool {
     perms.iter().any(|p| p.grants_scope(scope))
 }
 
 /// Resource check on a fatman; `resolved_version` is "" when the version does not exist (yet).
-pub fn has_resource(perms: &[Permission], scope: &str, name: &str, resolved_version: &str) -> bool {
+pub fn has_resource(
+    perms: &[Permission],
+    scope: AuthScope,
+    name: &str,
+    resolved_version: &str,
+) -> bool {
     perms
         .iter()
         .any(|p| p.grants_scope(scope) && p.covers_fatman(name, resolved_version))
@@ -73,7 +82,7 @@ pub fn has_resource(perms: &[Permission], scope: &str, name: &str, resolved_vers
 /// Endpoint check: the resource check plus an exact endpoint match when the row names one.
 pub fn has_endpoint(
     perms: &[Permission],
-    scope: &str,
+    scope: AuthScope,
     name: &str,
     resolved_version: &str,
     endpoint: &str,
@@ -89,16 +98,20 @@ pub fn has_endpoint(
 /// Deny by default: no scopes allow nothing (the original let a token without a list do
 /// everything), and an endpoint that needs no particular scope (`required == None`) is open only to
 /// `full_access`.
-pub fn internal_allows(scopes: &[String], required: Option<&str>) -> bool {
+pub fn internal_allows(scopes: &[AuthScope], required: Option<AuthScope>) -> bool {
     scopes
         .iter()
-        .any(|s| s == FULL_ACCESS || required.is_some_and(|r| s == r))
+        .any(|s| *s == AuthScope::FullAccess || required.is_some_and(|r| *s == r))
 }
 
 /// Which fatmen a subject may see with `scope`. `fatmen` are (name, version) pairs in the order to
 /// keep when a global permission applies; otherwise the result is sorted by `"<name> v<version>"`
 /// (the original's order). Returns indexes into `fatmen`.
-pub fn permitted_fatmen(perms: &[Permission], scope: &str, fatmen: &[(&str, &str)]) -> Vec<usize> {
+pub fn permitted_fatmen(
+    perms: &[Permission],
+    scope: AuthScope,
+    fatmen: &[(&str, &str)],
+) -> Vec<usize> {
     let relevant: Vec<&Permission> = perms.iter().filter(|p| p.grants_scope(scope)).collect();
     if relevant.iter().any(|p| p.is_global()) {
         return (0..fatmen.len()).collect();
@@ -120,14 +133,18 @@ pub fn permitted_fatmen(perms: &[Permission], scope: &str, fatmen: &[(&str, &str
 }
 
 /// Whether any permission of `scope` is narrower than global (the original then re-sorts lists).
-pub fn has_only_scoped(perms: &[Permission], scope: &str) -> bool {
+pub fn has_only_scoped(perms: &[Permission], scope: AuthScope) -> bool {
     let relevant: Vec<&Permission> = perms.iter().filter(|p| p.grants_scope(scope)).collect();
     !relevant.is_empty() && !relevant.iter().any(|p| p.is_global())
 }
 
 /// Family names a subject may see with `scope`, sorted. Fixed behaviour: family-level rows
 /// contribute their family (the original crashed on them), fatman-level rows their fatman's family.
-pub fn permitted_families(perms: &[Permission], scope: &str, families: &[&str]) -> Vec<String> {
+pub fn permitted_families(
+    perms: &[Permission],
+    scope: AuthScope,
+    families: &[&str],
+) -> Vec<String> {
     let relevant: Vec<&Permission> = perms.iter().filter(|p| p.grants_scope(scope)).collect();
     let all: BTreeSet<&str> = families.iter().copied().collect();
     if relevant.iter().any(|p| p.is_global()) {
@@ -162,13 +179,13 @@ mod tests {
     use super::*;
 
     fn perm(
-        scope: &str,
+        scope: AuthScope,
         family: Option<&str>,
         fatman: Option<(&str, &str)>,
         endpoint: Option<&str>,
     ) -> Permission {
         Permission {
-            scope: scope.into(),
+            scope,
             family: family.map(Into::into),
             fatman: fatman.map(|(n, v)| (n.into(), v.into())),
             endpoint: endpoint.map(Into::into),
@@ -177,69 +194,79 @@ mod tests {
 
     #[test]
     fn full_access_implies_every_scope() {
-        let p = [perm(FULL_ACCESS, None, None, None)];
-        assert!(has_scope(&p, "call_admin_api"));
-        assert!(has_resource(&p, "delete_fatman", "any", "1.0.0"));
+        let p = [perm(AuthScope::FullAccess, None, None, None)];
+        assert!(has_scope(&p, AuthScope::CallAdminApi));
+        assert!(has_resource(&p, AuthScope::DeleteFatman, "any", "1.0.0"));
     }
 
     #[test]
     fn scope_check_ignores_resource_filters() {
-        let p = [perm("call_admin_api", Some("adder"), None, None)];
-        assert!(has_scope(&p, "call_admin_api"));
-        assert!(!has_scope(&p, "read_fatman"));
+        let p = [perm(AuthScope::CallAdminApi, Some("adder"), None, None)];
+        assert!(has_scope(&p, AuthScope::CallAdminApi));
+        assert!(!has_scope(&p, AuthScope::ReadFatman));
     }
 
     #[test]
     fn fatman_rows_match_name_and_version() {
-        let p = [perm("delete_fatman", None, Some(("foo", "1.0.0")), None)];
-        assert!(has_resource(&p, "delete_fatman", "foo", "1.0.0"));
+        let p = [perm(
+            AuthScope::DeleteFatman,
+            None,
+            Some(("foo", "1.0.0")),
+            None,
+        )];
+        assert!(has_resource(&p, AuthScope::DeleteFatman, "foo", "1.0.0"));
         assert!(
-            !has_resource(&p, "delete_fatman", "bar", "1.0.0"),
+            !has_resource(&p, AuthScope::DeleteFatman, "bar", "1.0.0"),
             "the original's leak is fixed"
         );
-        assert!(!has_resource(&p, "delete_fatman", "foo", "1.0.1"));
+        assert!(!has_resource(&p, AuthScope::DeleteFatman, "foo", "1.0.1"));
     }
 
     #[test]
     fn family_rows_cover_future_versions_but_not_other_families() {
-        let p = [perm("deploy_fatman", Some("adder"), None, None)];
-        assert!(has_resource(&p, "deploy_fatman", "adder", ""));
-        assert!(has_resource(&p, "deploy_fatman", "adder", "9.9.9"));
-        assert!(!has_resource(&p, "deploy_fatman", "badder", "1.0.0"));
+        let p = [perm(AuthScope::DeployFatman, Some("adder"), None, None)];
+        assert!(has_resource(&p, AuthScope::DeployFatman, "adder", ""));
+        assert!(has_resource(&p, AuthScope::DeployFatman, "adder", "9.9.9"));
+        assert!(!has_resource(
+            &p,
+            AuthScope::DeployFatman,
+            "badder",
+            "1.0.0"
+        ));
     }
 
     #[test]
     fn endpoint_rows_match_exactly() {
         let p = [perm(
-            "call_fatman",
+            AuthScope::CallFatman,
             Some("adder"),
             None,
             Some("/api/v1/perform"),
         )];
         assert!(has_endpoint(
             &p,
-            "call_fatman",
+            AuthScope::CallFatman,
             "adder",
             "1.0.0",
             "/api/v1/perform"
         ));
         assert!(!has_endpoint(
             &p,
-            "call_fatman",
+            AuthScope::CallFatman,
             "adder",
             "1.0.0",
             "/api/v1/perform/x"
         ));
         assert!(!has_endpoint(
             &p,
-            "call_fatman",
+            AuthScope::CallFatman,
             "adder",
             "1.0.0",
             "/api/v1"
         ));
         assert!(!has_endpoint(
             &p,
-            "call_fatman",
+            AuthScope::CallFatman,
             "badder",
             "1.0.0",
             "/api/v1/perform"
@@ -248,14 +275,14 @@ mod tests {
 
     #[test]
     fn internal_token_scopes() {
-        let full = vec![FULL_ACCESS.to_string()];
-        let read = vec!["read_fatman".to_string()];
+        let full = vec![AuthScope::FullAccess];
+        let read = vec![AuthScope::ReadFatman];
         assert!(!internal_allows(&[], None), "no scopes allow nothing");
-        assert!(!internal_allows(&[], Some("read_fatman")));
+        assert!(!internal_allows(&[], Some(AuthScope::ReadFatman)));
         assert!(internal_allows(&full, None));
-        assert!(internal_allows(&full, Some("call_admin_api")));
-        assert!(internal_allows(&read, Some("read_fatman")));
-        assert!(!internal_allows(&read, Some("delete_fatman")));
+        assert!(internal_allows(&full, Some(AuthScope::CallAdminApi)));
+        assert!(internal_allows(&read, Some(AuthScope::ReadFatman)));
+        assert!(!internal_allows(&read, Some(AuthScope::DeleteFatman)));
         assert!(!internal_allows(&read, None));
     }
 
@@ -267,27 +294,27 @@ mod tests {
             ("a", "1.0.0"),
             ("c", "1.0.0"),
         ];
-        let global = [perm("read_fatman", None, None, None)];
+        let global = [perm(AuthScope::ReadFatman, None, None, None)];
         assert_eq!(
-            permitted_fatmen(&global, "read_fatman", &fatmen),
+            permitted_fatmen(&global, AuthScope::ReadFatman, &fatmen),
             vec![0, 1, 2, 3]
         );
         let scoped = [
-            perm("read_fatman", Some("a"), None, None),
-            perm("read_fatman", None, Some(("c", "1.0.0")), None),
-            perm("deploy_fatman", Some("b"), None, None),
+            perm(AuthScope::ReadFatman, Some("a"), None, None),
+            perm(AuthScope::ReadFatman, None, Some(("c", "1.0.0")), None),
+            perm(AuthScope::DeployFatman, Some("b"), None, None),
         ];
         assert_eq!(
-            permitted_fatmen(&scoped, "read_fatman", &fatmen),
+            permitted_fatmen(&scoped, AuthScope::ReadFatman, &fatmen),
             vec![2, 1, 3]
         );
-        assert!(has_only_scoped(&scoped, "read_fatman"));
-        assert!(!has_only_scoped(&global, "read_fatman"));
+        assert!(has_only_scoped(&scoped, AuthScope::ReadFatman));
+        assert!(!has_only_scoped(&global, AuthScope::ReadFatman));
         assert_eq!(
-            permitted_families(&scoped, "read_fatman", &["c", "b", "a"]),
+            permitted_families(&scoped, AuthScope::ReadFatman, &["c", "b", "a"]),
             vec!["a".to_string(), "c".to_string()]
         );
-        assert!(permitted_fatmen(&[], "read_fatman", &fatmen).is_empty());
+        assert!(permitted_fatmen(&[], AuthScope::ReadFatman, &fatmen).is_empty());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::collections::HashSet;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use racetrack_model::AuthSubjectType;
 use serde::de::Deserializer;
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
@@ -164,7 +165,7 @@ impl TokenSigner {
         &self,
         token_id: &str,
         subject: &str,
-        subject_type: &str,
+        subject_type: AuthSubjectType,
     ) -> Result<(String, String), TokenError> {
         let claims = Claims {
             seed: self.derive_seed(token_id),
@@ -222,7 +223,7 @@ fn decode_legacy_caller_token(token: &str) -> Option<Claims> {
     Some(Claims {
         seed: parsed.api_key,
         subject: parsed.esc_id,
-        subject_type: "esc".to_string(),
+        subject_type: AuthSubjectType::Esc.as_str().to_string(),
         scopes: ScopesClaim::Absent,
     })
 }
@@ -246,7 +247,7 @@ pub fn admin_claims(username: &str) -> Claims {
     Claims {
         seed: ADMIN_SEED.to_string(),
         subject: username.to_string(),
-        subject_type: "user".to_string(),
+        subject_type: AuthSubjectType::User.as_str().to_string(),
         scopes: ScopesClaim::Null,
     }
 }
@@ -260,18 +261,26 @@ mod tests {
     #[test]
     fn signed_tokens_round_trip() {
         let signer = TokenSigner::new(KEY);
-        let (token, digest_value) = signer.subject_token("row-1", "alice", "user").unwrap();
+        let (token, digest_value) = signer
+            .subject_token("row-1", "alice", AuthSubjectType::User)
+            .unwrap();
         let verified = signer.verify(&token).unwrap();
         assert!(!verified.legacy);
         assert_eq!(verified.claims.subject, "alice");
         assert_eq!(digest(&verified.claims), digest_value);
         // Reproducible from the row id, different per row.
         assert_eq!(
-            signer.subject_token("row-1", "alice", "user").unwrap().0,
+            signer
+                .subject_token("row-1", "alice", AuthSubjectType::User)
+                .unwrap()
+                .0,
             token
         );
         assert_ne!(
-            signer.subject_token("row-2", "alice", "user").unwrap().0,
+            signer
+                .subject_token("row-2", "alice", AuthSubjectType::User)
+                .unwrap()
+                .0,
             token
         );
     }
@@ -292,7 +301,9 @@ mod tests {
     fn rejects_forged_garbage_and_extra_claims() {
         let signer = TokenSigner::new(KEY);
         let other = TokenSigner::new("another-key");
-        let (forged, _) = other.subject_token("x", "admin", "user").unwrap();
+        let (forged, _) = other
+            .subject_token("x", "admin", AuthSubjectType::User)
+            .unwrap();
         assert!(matches!(
             signer.verify(&forged),
             Err(TokenError::Invalid(_))

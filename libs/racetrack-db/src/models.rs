@@ -1,7 +1,13 @@
-//! Rows as stored. Conversion to API DTOs happens in the service, not here.
+//! Rows as stored, which are also the registry's domain types (one `Fatman`, `Family`,
+//! `Deployment` each; docs/architecture.md, "Where each concept lives"). Statuses, scopes and
+//! event kinds are `racetrack_model` enums stored as their wire text. Conversion to API DTOs
+//! happens in the service, not here.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use racetrack_model::{
+    AuditLogEventType, AuthScope, AuthSubjectType, DeploymentStatus, FatmanStatus,
+};
 
 use crate::schema::*;
 
@@ -48,7 +54,7 @@ pub struct Fatman {
     pub family_id: String,
     pub name: String,
     pub version: String,
-    pub status: String,
+    pub status: FatmanStatus,
     pub create_time: NaiveDateTime,
     pub update_time: NaiveDateTime,
     /// YAML, as the original stored it.
@@ -65,7 +71,7 @@ pub struct Fatman {
 #[diesel(table_name = registry_deployment, treat_none_as_null = true)]
 pub struct Deployment {
     pub id: String,
-    pub status: String,
+    pub status: DeploymentStatus,
     pub create_time: NaiveDateTime,
     pub update_time: NaiveDateTime,
     pub manifest: String,
@@ -101,7 +107,7 @@ pub struct TrashFatman {
     pub id: String,
     pub name: String,
     pub version: String,
-    pub status: String,
+    pub status: FatmanStatus,
     pub create_time: NaiveDateTime,
     pub update_time: NaiveDateTime,
     pub manifest: Option<String>,
@@ -121,7 +127,7 @@ pub struct AuditLogEvent {
     pub id: String,
     pub version: i32,
     pub timestamp: NaiveDateTime,
-    pub event_type: String,
+    pub event_type: AuditLogEventType,
     pub properties: Option<String>,
     pub username_executor: Option<String>,
     pub username_subject: Option<String>,
@@ -161,7 +167,7 @@ pub struct AuthToken {
 pub struct AuthPermission {
     pub id: i64,
     pub auth_subject_id: String,
-    pub scope: String,
+    pub scope: AuthScope,
     pub fatman_family_id: Option<String>,
     pub fatman_id: Option<String>,
     pub endpoint: Option<String>,
@@ -171,7 +177,7 @@ pub struct AuthPermission {
 #[diesel(table_name = registry_authresourcepermission)]
 pub struct NewAuthPermission<'a> {
     pub auth_subject_id: &'a str,
-    pub scope: &'a str,
+    pub scope: AuthScope,
     pub fatman_family_id: Option<&'a str>,
     pub fatman_id: Option<&'a str>,
     pub endpoint: Option<&'a str>,
@@ -221,12 +227,12 @@ impl SubjectOwner {
         }
     }
 
-    pub fn subject_type(&self) -> Option<&'static str> {
+    pub fn subject_type(&self) -> Option<AuthSubjectType> {
         match self {
-            SubjectOwner::User { .. } => Some("user"),
-            SubjectOwner::Esc { .. } => Some("esc"),
-            SubjectOwner::Family { .. } => Some("fatman_family"),
-            SubjectOwner::Service { .. } => Some("internal"),
+            SubjectOwner::User { .. } => Some(AuthSubjectType::User),
+            SubjectOwner::Esc { .. } => Some(AuthSubjectType::Esc),
+            SubjectOwner::Family { .. } => Some(AuthSubjectType::FatmanFamily),
+            SubjectOwner::Service { .. } => Some(AuthSubjectType::Internal),
             SubjectOwner::Unknown => None,
         }
     }
@@ -237,9 +243,74 @@ impl SubjectOwner {
 pub struct PermissionView {
     pub id: i64,
     pub auth_subject_id: String,
-    pub scope: String,
+    pub scope: AuthScope,
     pub family_name: Option<String>,
     /// (name, version) of the fatman filter.
     pub fatman: Option<(String, String)>,
     pub endpoint: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::connection::SimpleConnection;
+    use racetrack_model::FatmanStatus;
+
+    use super::*;
+    use crate::repo::fatmen;
+    use crate::Database;
+
+    fn database(dir: &tempfile::TempDir) -> Database {
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Database::connect(&url, 1).unwrap();
+        db.migrate().unwrap();
+        db
+    }
+
+    #[test]
+    fn statuses_are_stored_as_their_wire_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = database(&dir);
+        let mut conn = db.get().unwrap();
+        let (family, _) = fatmen::get_or_create_family(&mut conn, "adder").unwrap();
+        let now = crate::now();
+        let row = Fatman {
+            id: crate::new_id(),
+            family_id: family.id,
+            name: "adder".into(),
+            version: "1.0.0".into(),
+            status: FatmanStatus::Lost,
+            create_time: now,
+            update_time: now,
+            manifest: None,
+            internal_name: None,
+            error: None,
+            image_tag: None,
+            deployed_by: None,
+            last_call_time: None,
+            infrastructure_target: None,
+        };
+        fatmen::insert(&mut conn, &row).unwrap();
+        let stored: String = crate::schema::registry_fatman::table
+            .select(crate::schema::registry_fatman::status)
+            .first(&mut *conn)
+            .unwrap();
+        assert_eq!(stored, "lost");
+        assert_eq!(fatmen::list(&mut conn).unwrap(), vec![row]);
+    }
+
+    #[test]
+    fn an_unknown_stored_status_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = database(&dir);
+        let mut conn = db.get().unwrap();
+        let (family, _) = fatmen::get_or_create_family(&mut conn, "adder").unwrap();
+        conn.batch_execute(&format!(
+            "INSERT INTO registry_fatman (id, family_id, name, version, status, create_time, update_time) \
+             VALUES ('f1', '{}', 'adder', '1.0.0', 'sleeping', '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+            family.id
+        ))
+        .unwrap();
+        let err = fatmen::list(&mut conn).unwrap_err().to_string();
+        assert!(err.contains("unknown fatman status \"sleeping\""), "{err}");
+    }
 }

@@ -42,6 +42,9 @@ diesel::table! {
         /// Set by the lifecycle supervisor (migration 0002); not part of [`crate::models::Fatman`]
         /// so lifecycle's full-row writes never touch it.
         last_check_time -> Nullable<Timestamp>,
+        /// The normalised manifest (JSON) the code reads, next to `manifest`, the user's YAML
+        /// (migration 0005); written and read by `repo::fatmen`'s manifest functions only.
+        manifest_json -> Nullable<Text>,
     }
 }
 

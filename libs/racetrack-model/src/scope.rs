@@ -3,6 +3,11 @@ use serde::{Deserialize, Serialize};
 use crate::wire::wire_enum;
 
 /// What a permission allows. Stored in a 32-character column, so names stay short.
+#[cfg_attr(
+    feature = "diesel",
+    derive(diesel::expression::AsExpression, diesel::deserialize::FromSqlRow),
+    diesel(sql_type = diesel::sql_types::Text)
+)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthScope {

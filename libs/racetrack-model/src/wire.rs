@@ -23,7 +23,7 @@ macro_rules! wire_enum {
         impl $ty {
             pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
 
-            pub fn as_str(self) -> &'static str {
+            pub const fn as_str(self) -> &'static str {
                 match self {
                     $($ty::$variant => $wire),+
                 }
@@ -50,10 +50,55 @@ macro_rules! wire_enum {
                 }
             }
         }
+
+        $crate::wire::wire_enum_sql!($ty);
     };
 }
 
+/// Stores a wire enum in a text column as its wire value; a stored value the enum does not know is
+/// a deserialization error naming it (never a panic, never a silent default).
+#[cfg(feature = "diesel")]
+macro_rules! wire_enum_sql {
+    ($ty:ident) => {
+        impl<DB> ::diesel::serialize::ToSql<::diesel::sql_types::Text, DB> for $ty
+        where
+            DB: ::diesel::backend::Backend,
+            str: ::diesel::serialize::ToSql<::diesel::sql_types::Text, DB>,
+        {
+            fn to_sql<'b>(
+                &'b self,
+                out: &mut ::diesel::serialize::Output<'b, '_, DB>,
+            ) -> ::diesel::serialize::Result {
+                <str as ::diesel::serialize::ToSql<::diesel::sql_types::Text, DB>>::to_sql(
+                    self.as_str(),
+                    out,
+                )
+            }
+        }
+
+        impl<DB> ::diesel::deserialize::FromSql<::diesel::sql_types::Text, DB> for $ty
+        where
+            DB: ::diesel::backend::Backend,
+            String: ::diesel::deserialize::FromSql<::diesel::sql_types::Text, DB>,
+        {
+            fn from_sql(bytes: DB::RawValue<'_>) -> ::diesel::deserialize::Result<Self> {
+                let text = <String as ::diesel::deserialize::FromSql<
+                    ::diesel::sql_types::Text,
+                    DB,
+                >>::from_sql(bytes)?;
+                Ok(text.parse::<$ty>()?)
+            }
+        }
+    };
+}
+
+#[cfg(not(feature = "diesel"))]
+macro_rules! wire_enum_sql {
+    ($ty:ident) => {};
+}
+
 pub(crate) use wire_enum;
+pub(crate) use wire_enum_sql;
 
 #[cfg(test)]
 mod tests {

@@ -1,4 +1,7 @@
-//! Generated gRPC code for Racetrack's internal contracts (`proto/`).
+//! Generated gRPC code for Racetrack's internal contracts (`proto/`), and the conversions
+//! between their messages and racetrack-model's types ([`manifest`]).
+
+pub mod manifest;
 
 pub mod image_builder {
     #![allow(clippy::all)]

@@ -142,6 +142,17 @@ impl TelemetryGuard {
     pub fn otlp_enabled(&self) -> bool {
         self.provider.is_some()
     }
+
+    /// Exports the spans ended so far now instead of at the next batch interval, blocking until
+    /// the collector answered (tests check exported spans with it; call it from a
+    /// multi-threaded runtime). A no-op without OTLP.
+    pub fn force_flush(&self) {
+        if let Some(provider) = &self.provider {
+            if let Err(err) = provider.force_flush() {
+                eprintln!("racetrack-telemetry: OTLP flush: {err}");
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for TelemetryGuard {
@@ -173,6 +184,11 @@ impl Drop for TelemetryGuard {
 /// Installs the global tracing subscriber for `service_name` from the
 /// environment (see the crate docs for the variables).
 ///
+/// The subscriber is process-wide and set once: a test binary gets the one subscriber its first
+/// `init*` call installs (other tests' `init_for_tests` included), so a test that checks
+/// exported spans installs OTLP first thing and lives in a test binary of its own
+/// (`crate::testing`, feature `testing`).
+///
 /// Safe to call more than once: only the first successful call installs
 /// anything; later calls return `Ok` with a no-op guard
 /// ([`TelemetryGuard::installed`] is `false`). The same happens when some
@@ -193,6 +209,7 @@ pub fn init_with(config: TelemetryConfig) -> Result<TelemetryGuard, TelemetryErr
 /// For tests: installs a text subscriber writing through libtest's capture
 /// (`RUST_LOG` or `info`, never OTLP). Any number of calls, never panics;
 /// a no-op when a subscriber is already installed.
+#[cfg(feature = "testing")]
 pub fn init_for_tests() {
     let filter = std::env::var(ENV_LOG_FILTER)
         .ok()
@@ -209,6 +226,7 @@ pub fn init_for_tests() {
 #[derive(Clone, Copy)]
 enum Output {
     Stdout,
+    #[cfg(feature = "testing")]
     TestWriter,
 }
 
@@ -262,6 +280,7 @@ fn install(config: TelemetryConfig, output: Output) -> Result<TelemetryGuard, Te
             std::io::stdout,
             std::io::stdout().is_terminal(),
         ),
+        #[cfg(feature = "testing")]
         Output::TestWriter => fmt_layer(
             config.log_format,
             tracing_subscriber::fmt::TestWriter::new(),

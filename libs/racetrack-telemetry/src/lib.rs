@@ -10,7 +10,7 @@
 //!
 //!   Keep the returned [`TelemetryGuard`] alive until the end of `main`: its
 //!   drop flushes pending spans. Calling [`init`] again is harmless (a no-op
-//!   guard is returned), and [`init_for_tests`] suits test code. `log` crate
+//!   guard is returned), and `init_for_tests` (feature `testing`) suits test code. `log` crate
 //!   records (actix-web, r2d2...) are forwarded to `tracing`.
 //!   No async runtime is required, with or without OTLP: the exporter runs on
 //!   a private single-worker Tokio runtime owned by the guard, so calling
@@ -24,7 +24,13 @@
 //!   assigns each request a [`RequestId`] (from a sane incoming
 //!   `X-Request-Id`, else a UUID v4, echoed in the response), runs the
 //!   handler inside an `http_request` span, records the metrics and logs one
-//!   line per request.
+//!   line per request. A caller's W3C `traceparent` becomes the parent of
+//!   that span.
+//! * Trace context crosses services as W3C `traceparent` / `tracestate`:
+//!   [`PropagateTrace`] / [`inject_grpc`] on gRPC clients,
+//!   [`grpc_server_span`] / [`set_parent_from_grpc`] on gRPC servers,
+//!   [`extract`], [`set_parent`] and [`TraceHeaders`] for anything else
+//!   (docs/architecture.md, "Tracing").
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -73,15 +79,27 @@ mod init;
 mod metrics;
 mod middleware;
 pub mod probes;
+mod propagation;
 mod request_id;
 mod shutdown;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::TelemetryError;
+#[cfg(feature = "testing")]
+pub use init::init_for_tests;
 pub use init::{
-    init, init_for_tests, init_with, LogFormat, TelemetryConfig, TelemetryGuard,
-    DEFAULT_LOG_FILTER, ENV_LOG_FILTER, ENV_LOG_FORMAT, ENV_OTLP_ENDPOINT,
+    init, init_with, LogFormat, TelemetryConfig, TelemetryGuard, DEFAULT_LOG_FILTER,
+    ENV_LOG_FILTER, ENV_LOG_FORMAT, ENV_OTLP_ENDPOINT,
 };
 pub use metrics::{method_label, metrics_handler, Metrics, METRICS_CONTENT_TYPE, UNMATCHED_ROUTE};
 pub use middleware::{RequestTelemetry, RequestTelemetryMiddleware};
+/// A caller's trace context as [`extract`] returns it, to hand to [`set_parent`] later (e.g. to
+/// a span a spawned task creates).
+pub use opentelemetry::Context as TraceContext;
+pub use propagation::{
+    extract, extract_grpc, grpc_server_span, has_remote_parent, inject_grpc, inject_metadata,
+    set_parent, set_parent_from_grpc, PropagateTrace, TraceHeaders, TRACEPARENT, TRACESTATE,
+};
 pub use request_id::{is_valid_request_id, RequestId, MAX_REQUEST_ID_LEN, REQUEST_ID_HEADER};
 pub use shutdown::shutdown_signal;

@@ -27,7 +27,8 @@ const QUIET_ROUTES: [&str; 4] = ["live", "ready", "health", "metrics"];
 ///    (see [`crate::is_valid_request_id`]), else generates a UUID v4, stores it
 ///    as a [`RequestId`] request extension and echoes it in the response's
 ///    `X-Request-Id`;
-/// 2. runs the rest of the chain inside an `http_request` info span with
+/// 2. runs the rest of the chain inside an `http_request` info span (child of
+///    the caller's span when a valid W3C `traceparent` came with the request) with
 ///    fields `method`, `route` (matched pattern or `unmatched`),
 ///    `request_id`, and at the end `status` and `latency_ms`;
 /// 3. records `http_requests_total` / `http_request_duration_seconds`;
@@ -111,6 +112,13 @@ where
             otel.status_code = Empty,
         );
 
+        // The caller's span (W3C `traceparent`), if any, is this request's parent; set before
+        // the span is first entered, when OpenTelemetry fixes it.
+        let headers = req.headers();
+        crate::propagation::set_parent(
+            &span,
+            crate::propagation::extract(|key| headers.get(key).and_then(|v| v.to_str().ok())),
+        );
         req.extensions_mut().insert(request_id.clone());
         let fut = span.in_scope(|| self.service.call(req));
         let metrics = Arc::clone(&self.metrics);

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use racetrack_model::{manifest_to_json, parse_manifest_yaml, resource_name, Manifest};
+use racetrack_model::{manifest_to_json, resource_name, Manifest};
 use racetrack_proto::image_builder::{BuildRequest, BuildResult};
 use regex::Regex;
 use serde_json::{json, Value};
@@ -380,7 +380,13 @@ impl Builder {
 
     /// Runs one build to its end and records the result. Never panics: a panic inside is
     /// turned into a failed result.
-    pub async fn run(self: Arc<Self>, mut request: BuildRequest, record: Arc<BuildRecord>) {
+    /// `parent`: the caller's trace context (the deploy span), parent of the `build` span.
+    pub async fn run(
+        self: Arc<Self>,
+        mut request: BuildRequest,
+        record: Arc<BuildRecord>,
+        parent: racetrack_telemetry::TraceContext,
+    ) {
         // The upload may be large: moved along, never copied.
         let context = std::mem::take(&mut request.build_context);
         let log = BuildLog::open(Arc::clone(&record), &self.config.build_logs_dir);
@@ -398,6 +404,7 @@ impl Builder {
             fatman_name = tracing::field::Empty,
             fatman_version = tracing::field::Empty
         );
+        racetrack_telemetry::set_parent(&span, parent);
         let started = Instant::now();
         let this = Arc::clone(&self);
         let task_log = log.clone();
@@ -487,7 +494,15 @@ impl Builder {
         context: Vec<u8>,
         log: &BuildLog,
     ) -> Result<Vec<String>, Failure> {
-        let manifest = parse_manifest_yaml(&request.manifest_yaml)
+        // Typed and validated by Lifecycle: converted, never parsed (docs/architecture.md, "The
+        // manifest's path"). A message no `Manifest` could have produced fails the check.
+        let manifest = request
+            .manifest
+            .clone()
+            .ok_or(racetrack_proto::manifest::ManifestMessageError::Missing(
+                "manifest",
+            ))
+            .and_then(Manifest::try_from)
             .map_err(|e| Failure::new(PHASE_CHECKING, format!("invalid manifest: {e}")))?;
         let span = tracing::Span::current();
         span.record("fatman_name", manifest.name.as_str());

@@ -69,18 +69,21 @@ impl ImageBuilder for ImageBuilderService {
         &self,
         request: Request<BuildRequest>,
     ) -> Result<Response<Self::BuildStream>, Status> {
+        // The build span (in its own task) is the caller's child: docs/architecture.md,
+        // "Tracing".
+        let parent = racetrack_telemetry::extract_grpc(&request);
         // The request holds secrets: never log it as a whole.
         let request = request.into_inner();
         check_id(&request.deployment_id)?;
         validate_tag(&request.tag).map_err(Status::invalid_argument)?;
-        if request.manifest_yaml.trim().is_empty() {
-            return Err(Status::invalid_argument("manifest_yaml is required"));
+        if request.manifest.is_none() {
+            return Err(Status::invalid_argument("manifest is required"));
         }
         let (record, is_new) = self.store.start_or_attach(&request.deployment_id);
         if is_new {
             tracing::info!(deployment_id = %request.deployment_id, "build requested");
             let builder = Arc::clone(&self.builder);
-            tokio::spawn(builder.run(request, Arc::clone(&record)));
+            tokio::spawn(builder.run(request, Arc::clone(&record), parent));
         } else {
             tracing::info!(deployment_id = %request.deployment_id, "attached to a running build");
         }

@@ -356,10 +356,16 @@ git:\n  remote: https://github.com/x/y\ndocker:\n  dockerfile_path: docker/Docke
     );
     assert!(!server.dirs.path().join("ws").join("evil.sh").exists());
 
-    // An invalid manifest.
+    // An invalid manifest (Lifecycle validates it, but the builder checks what it converts).
+    let mut invalid: racetrack_proto::image_builder::Manifest =
+        (&racetrack_model::parse_manifest_yaml(&manifest).unwrap()).into();
+    invalid.resources = Some(racetrack_proto::image_builder::ResourcesManifest {
+        memory_max: Some("lots".into()),
+        ..Default::default()
+    });
     let out = build(
         &mut client,
-        request(&format!("{name}-yaml"), "name: [", Vec::new(), "t1"),
+        request_with(&format!("{name}-yaml"), invalid, Vec::new(), "t1"),
     )
     .await;
     assert!(

@@ -5,17 +5,17 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use racetrack_auth::permission::FULL_ACCESS;
 use racetrack_auth::token;
 use racetrack_db::models::{AuthToken, NewUser};
 use racetrack_db::repo::{auth as auth_repo, users};
 use racetrack_db::Backend;
+use racetrack_model::AuthScope;
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 
+use crate::app::subjects;
 use crate::config::Config;
 use crate::state::AppState;
-use crate::subjects;
 
 /// `AUTH_KEY` from the environment; with the embedded SQLite default, generated once and kept
 /// beside the database file (readable by its owner only).
@@ -109,7 +109,7 @@ pub fn first_admin(state: &AppState) -> anyhow::Result<()> {
                 last_use_time: None,
             },
         )?;
-        subjects::grant_global(conn, &subject.id, FULL_ACCESS)
+        subjects::grant_global(conn, &subject.id, AuthScope::FullAccess)
             .map_err(|e| anyhow::anyhow!(e.to_string()))?;
         Ok(())
     })?;

@@ -1,26 +1,26 @@
-//! Deploying fatmen: the background job behind `POST /deploy` and the synchronous redeploy,
-//! reprovision and build. Phases are stored on the deployment so clients can poll them.
+//! Deploying fatmen: the steps behind a deployment (build through the image-builder's gRPC API,
+//! provisioning on an infrastructure target, recording the result), started by the operations
+//! in `crate::app::deployments` and `crate::app::fatmen`. Phases are stored on the deployment so
+//! clients can poll them. No HTTP here: it runs on tokio with `Arc<AppState>`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::web;
-use racetrack_auth::permission::{DEPLOYER_SCOPES, FAMILY_CREATOR_SCOPES};
-use racetrack_db::models::{Deployment, Fatman, NewAuthPermission};
-use racetrack_db::repo::{auth as auth_repo, deployments, fatmen};
-use racetrack_db::{Connection as _, DbConnection};
+use racetrack_db::repo::deployments;
+use racetrack_db::DbConnection;
 use racetrack_infra::{FatmanSpec, InfraStatus, InfrastructureTarget};
-use racetrack_model::Manifest;
+use racetrack_model::{DeploymentStatus, Manifest};
 use racetrack_proto::image_builder::build_event::Event;
 use racetrack_proto::image_builder::image_builder_client::ImageBuilderClient;
 use racetrack_proto::image_builder::{BuildRequest, GitCredentials as ProtoGitCredentials};
 use serde::Deserialize;
 
-use crate::caller::{self, Caller};
-use crate::error::ApiError;
+use crate::app::deployments::{
+    check_may_deploy, family_for_deploy, record_deployed, resolve_target, Deployed,
+};
+use crate::app::{blocking, AppError, Caller};
 use crate::state::AppState;
-use crate::subjects;
 
 /// Environment variables by name.
 type EnvVars = BTreeMap<String, String>;
@@ -76,45 +76,13 @@ pub enum Mode {
     Reprovision,
 }
 
-/// Runs `f` with a pooled connection off the async workers.
-pub async fn db<T, F>(state: &web::Data<AppState>, f: F) -> Result<T, ApiError>
+/// Runs `f` with a pooled connection on the blocking pool.
+async fn db<T, F>(state: &Arc<AppState>, f: F) -> Result<T, AppError>
 where
     T: Send + 'static,
-    F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+    F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
 {
-    let state = state.clone();
-    web::block(move || {
-        let mut conn = state.db.get()?;
-        f(&mut conn)
-    })
-    .await?
-}
-
-/// The infrastructure target a manifest asks for, or the configured default.
-pub fn resolve_target(
-    state: &AppState,
-    manifest: &Manifest,
-) -> Result<Arc<dyn InfrastructureTarget>, ApiError> {
-    let wanted = manifest
-        .infrastructure_target
-        .clone()
-        .or_else(|| state.config.infrastructure_target.clone());
-    let available: Vec<&String> = state.targets.keys().collect();
-    let mut targets = state.targets.values();
-    match (wanted, targets.next(), targets.next()) {
-        (Some(name), _, _) => state.targets.get(&name).cloned().ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "infrastructure target {name} is not available; available targets: {available:?}"
-            ))
-        }),
-        (None, Some(only), None) => Ok(only.clone()),
-        (None, None, _) => Err(ApiError::BadRequest(
-            "no infrastructure target is available".into(),
-        )),
-        (None, Some(_), Some(_)) => Err(ApiError::BadRequest(format!(
-            "Multiple infrastructure targets available: {available:?}. Please pick one."
-        ))),
-    }
+    blocking(state, move |conn, _| f(conn)).await
 }
 
 pub fn image_tag_now() -> String {
@@ -124,16 +92,16 @@ pub fn image_tag_now() -> String {
 /// A failed step: its message ends up in the deployment's `error`.
 pub struct Failed(pub String);
 
-impl From<ApiError> for Failed {
-    fn from(e: ApiError) -> Self {
+impl From<AppError> for Failed {
+    fn from(e: AppError) -> Self {
         Failed(match e {
-            ApiError::Internal(details) => details,
+            AppError::Internal(details) => details,
             other => other.to_string(),
         })
     }
 }
 
-async fn set_phase(state: &web::Data<AppState>, id: &str, phase: &str) {
+async fn set_phase(state: &Arc<AppState>, id: &str, phase: &str) {
     let (id, phase) = (id.to_string(), phase.to_string());
     tracing::info!(deployment = %id, phase = %phase, "deployment phase");
     let _ = db(state, move |conn| {
@@ -147,7 +115,7 @@ async fn set_phase(state: &web::Data<AppState>, id: &str, phase: &str) {
     .await;
 }
 
-async fn save_logs(state: &web::Data<AppState>, id: &str, logs: &str) {
+async fn save_logs(state: &Arc<AppState>, id: &str, logs: &str) {
     let (id, logs) = (id.to_string(), logs.to_string());
     let _ = db(state, move |conn| {
         if let Some(mut d) = deployments::find(conn, &id)? {
@@ -162,9 +130,9 @@ async fn save_logs(state: &web::Data<AppState>, id: &str, logs: &str) {
 
 /// Runs a deployment to its end and records the outcome; never panics, never leaves it
 /// `in_progress`.
-#[tracing::instrument(skip_all, fields(deployment = %deployment_id, fatman = %input.manifest.name, version = %input.manifest.version))]
+#[tracing::instrument(name = "deploy", skip_all, fields(deployment = %deployment_id, fatman = %input.manifest.name, version = %input.manifest.version))]
 pub async fn run(
-    state: web::Data<AppState>,
+    state: Arc<AppState>,
     deployment_id: String,
     caller: Caller,
     input: DeployInput,
@@ -174,33 +142,34 @@ pub async fn run(
     let id = deployment_id.clone();
     let result = db(&state, move |conn| {
         let Some(mut d) = deployments::find(conn, &id)? else {
-            return Ok(String::from("gone"));
+            return Ok(None);
         };
         d.update_time = racetrack_db::now();
         match outcome {
             Ok(image_name) => {
-                d.status = "done".into();
+                d.status = DeploymentStatus::Done;
                 d.error = None;
                 d.phase = None;
                 d.image_name = image_name.or(d.image_name);
             }
             Err(Failed(error)) => {
-                d.status = "failed".into();
+                d.status = DeploymentStatus::Failed;
                 d.error = Some(error);
             }
         }
         deployments::save(conn, &d)?;
-        Ok(d.status)
+        Ok(Some(d.status))
     })
     .await;
     match result {
-        Ok(status) => tracing::info!(%status, "deployment finished"),
+        Ok(Some(status)) => tracing::info!(%status, "deployment finished"),
+        Ok(None) => tracing::info!(status = "gone", "deployment finished"),
         Err(e) => tracing::error!(error = %e, "could not record the deployment's outcome"),
     }
 }
 
 async fn run_steps(
-    state: &web::Data<AppState>,
+    state: &Arc<AppState>,
     id: &str,
     caller: &Caller,
     input: &DeployInput,
@@ -251,67 +220,8 @@ async fn run_steps(
     Ok(Some(image))
 }
 
-/// Deploy authorization and overwrite protection.
-fn check_may_deploy(
-    conn: &mut DbConnection,
-    caller: &Caller,
-    name: &str,
-    version: &str,
-    force: bool,
-) -> Result<(), ApiError> {
-    let existing = check_deploy_permission(conn, caller, name, version)?;
-    if !force {
-        if existing.is_some() {
-            return Err(ApiError::AlreadyExists(format!(
-                "fatman {name} v{version} is already deployed. Try deploying next version or use --force flag"
-            )));
-        }
-        if fatmen::is_trashed(conn, name, version)? {
-            return Err(ApiError::AlreadyExists(format!(
-                "Fatman {name} v{version} has already been deployed and deleted. Can't claim it again to prevent accidental/hostile reusing."
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Deploy authorization (the family exists → deploy_fatman on it, else deploy_new_family); also
-/// what `POST /build` requires, since a build claims the version for a while. Returns the existing
-/// fatman of that version, if any.
-pub fn check_deploy_permission(
-    conn: &mut DbConnection,
-    caller: &Caller,
-    name: &str,
-    version: &str,
-) -> Result<Option<Fatman>, ApiError> {
-    let existing = fatmen::find(conn, name, version)?;
-    if fatmen::find_family(conn, name)?.is_some() {
-        let resolved = existing.as_ref().map_or("", |f| f.version.as_str());
-        match caller {
-            // The original checks "no subject" here, which no permission matches.
-            Caller::Internal { .. } => {
-                return Err(ApiError::Forbidden(format!(
-                "no permission to do this operation: internal tokens cannot deploy fatman {name}"
-            )))
-            }
-            _ => caller::require_resource(caller, "deploy_fatman", name, resolved)?,
-        }
-    } else {
-        match caller {
-            Caller::Internal { .. } => {
-                return Err(ApiError::Forbidden(
-                    "permission scope \"deploy_new_family\" is required to do this operation"
-                        .into(),
-                ))
-            }
-            _ => caller::require_scope(caller, "deploy_new_family")?,
-        }
-    }
-    Ok(existing)
-}
-
 async fn build_image(
-    state: &web::Data<AppState>,
+    state: &Arc<AppState>,
     id: &str,
     input: &DeployInput,
     tag: &str,
@@ -323,7 +233,8 @@ async fn build_image(
     let mut client = connect_builder(&url, token).await?;
     let request = BuildRequest {
         deployment_id: id.to_string(),
-        manifest_yaml: input.manifest_yaml.clone(),
+        // Validated once at the API; sent typed, never as YAML to parse again.
+        manifest: Some((&input.manifest).into()),
         build_context: input.build_context.clone().unwrap_or_default(),
         git_credentials: input.git_credentials.as_ref().map(|c| ProtoGitCredentials {
             username: c.username.clone(),
@@ -338,6 +249,10 @@ async fn build_image(
             .collect(),
         tag: tag.to_string(),
     };
+    // The builder's build span becomes a child of this deploy span (docs/architecture.md,
+    // "Tracing").
+    let mut request = tonic::Request::new(request);
+    racetrack_telemetry::inject_grpc(&mut request);
     let mut stream = client
         .build(request)
         .await
@@ -453,7 +368,7 @@ fn runtime_env(
     secrets: &SecretVars,
     family_token: &str,
     deployment_timestamp: i64,
-) -> Result<(EnvVars, EnvVars), ApiError> {
+) -> Result<(EnvVars, EnvVars), AppError> {
     let mut env = manifest.runtime_env.clone().unwrap_or_default();
     let secret_env = secrets.runtime_env.clone().unwrap_or_default();
     let build_keys = manifest
@@ -471,7 +386,7 @@ fn runtime_env(
     all_user.extend(secret_env.keys().map(|k| (k.clone(), String::new())));
     let conflicts = racetrack_infra::reserved_env_conflicts(&all_user);
     if !conflicts.is_empty() {
-        return Err(ApiError::validation(
+        return Err(AppError::validation(
             "manifest.runtime_env",
             format!(
                 "found illegal runtime env vars, which conflict with reserved names: {conflicts:?}"
@@ -499,7 +414,7 @@ fn runtime_env(
 /// reason (with its last log lines) becomes the deployment's error; other versions keep running.
 #[allow(clippy::too_many_arguments)]
 pub async fn provision(
-    state: &web::Data<AppState>,
+    state: &Arc<AppState>,
     id: &str,
     caller: &Caller,
     manifest: &Manifest,
@@ -514,29 +429,9 @@ pub async fn provision(
     let name = manifest.name.clone();
     let version = manifest.version.clone();
     let family_token = {
-        let (st, n, c) = (state.clone(), name.clone(), caller.clone());
-        db(state, move |conn| {
-            let (family, created) = fatmen::get_or_create_family(conn, &n)?;
-            if let (true, Caller::Subject { subject_id, .. }) = (created, &c) {
-                // New users have no global deploy_fatman: the family they start is theirs.
-                for scope in FAMILY_CREATOR_SCOPES {
-                    auth_repo::grant(
-                        conn,
-                        &NewAuthPermission {
-                            auth_subject_id: subject_id,
-                            scope,
-                            fatman_family_id: Some(&family.id),
-                            fatman_id: None,
-                            endpoint: None,
-                        },
-                    )?;
-                }
-            }
-            let subject = subjects::ensure_family_subject(conn, &st.signer, &family)?;
-            let owner = racetrack_db::models::SubjectOwner::Family {
-                name: family.name.clone(),
-            };
-            subjects::current_token(conn, &st.signer, &subject, &owner)
+        let (n, c) = (name.clone(), caller.clone());
+        blocking(state, move |conn, state| {
+            family_for_deploy(conn, &state.signer, &c, &n)
         })
         .await?
     };
@@ -576,111 +471,19 @@ pub async fn provision(
         return Err(Failed(format!("fatman did not start: {e}")));
     }
     set_phase(state, id, "post-deploy hooks").await;
-    let (caller, manifest, manifest_yaml) =
-        (caller.clone(), manifest.clone(), manifest_yaml.to_string());
-    let (tag, internal_name, target_name) = (
-        tag.to_string(),
-        deployed.internal_name.clone(),
-        target.name().to_string(),
-    );
-    let fatman_name = manifest.name.clone();
-    db(state, move |conn| {
-        conn.transaction(|conn| {
-            let now = racetrack_db::now();
-            let (family, _) = fatmen::get_or_create_family(conn, &manifest.name)?;
-            let previous = fatmen::find(conn, &manifest.name, &manifest.version)?;
-            let row = Fatman {
-                id: previous
-                    .as_ref()
-                    .map_or_else(racetrack_db::new_id, |p| p.id.clone()),
-                family_id: family.id.clone(),
-                name: manifest.name.clone(),
-                version: manifest.version.clone(),
-                status: "running".into(),
-                create_time: previous.as_ref().map_or(now, |p| p.create_time),
-                update_time: now,
-                manifest: Some(manifest_yaml.clone()),
-                internal_name: Some(internal_name.clone()),
-                error: None,
-                image_tag: Some(tag.clone()),
-                deployed_by: Some(caller.username().to_string()),
-                last_call_time: previous.as_ref().and_then(|p| p.last_call_time),
-                infrastructure_target: Some(target_name.clone()),
-            };
-            if previous.is_some() {
-                fatmen::update(conn, &row)?;
-            } else {
-                fatmen::insert(conn, &row)?;
-            }
-            if matches!(mode, Mode::Deploy | Mode::Reprovision) {
-                if let Caller::Subject { subject_id, .. } = &caller {
-                    for scope in DEPLOYER_SCOPES {
-                        auth_repo::grant(
-                            conn,
-                            &NewAuthPermission {
-                                auth_subject_id: subject_id,
-                                scope,
-                                fatman_family_id: None,
-                                fatman_id: Some(&row.id),
-                                endpoint: None,
-                            },
-                        )?;
-                    }
-                }
-            }
-            for endpoint in manifest.public_endpoints.iter().flatten() {
-                fatmen::request_public_endpoint(conn, &row.id, endpoint)?;
-            }
-            let (event_type, subject) = match (&mode, &previous) {
-                (Mode::Redeploy, Some(p)) => ("fatman_redeployed", p.deployed_by.clone()),
-                _ => ("fatman_deployed", None),
-            };
-            crate::registry::record_event(
-                conn,
-                event_type,
-                caller.username(),
-                subject.as_deref(),
-                &row,
-            )?;
-            Ok::<_, ApiError>(())
-        })
+    let deployed = Deployed {
+        manifest: manifest.clone(),
+        manifest_yaml: manifest_yaml.to_string(),
+        image_tag: tag.to_string(),
+        internal_name: deployed.internal_name.clone(),
+        target: target.name().to_string(),
+    };
+    let (c, fatman_name) = (caller.clone(), manifest.name.clone());
+    blocking(state, move |conn, _| {
+        record_deployed(conn, &c, &deployed, mode)
     })
     .await?;
     crate::events::fatman_changed(state, &fatman_name);
     state.deployed_fatmen.inc();
     Ok(())
-}
-
-/// A deployment record in progress, before the background work starts. `target` is `None` only for
-/// build-only records: reprovisioning picks images only from records with a target (see
-/// `deployments::latest_provisioned_image`).
-pub fn new_deployment(caller: &Caller, input: &DeployInput, target: Option<&str>) -> Deployment {
-    let now = racetrack_db::now();
-    Deployment {
-        id: racetrack_db::new_id(),
-        status: "in_progress".into(),
-        create_time: now,
-        update_time: now,
-        manifest: input.manifest_yaml.clone(),
-        fatman_name: input.manifest.name.clone(),
-        fatman_version: input.manifest.version.clone(),
-        error: None,
-        deployed_by: Some(caller.username().to_string()),
-        build_logs: None,
-        phase: None,
-        image_name: None,
-        infrastructure_target: target.map(String::from),
-    }
-}
-
-/// Deployments left `in_progress` by a previous process cannot finish: their work died with it.
-pub fn fail_interrupted(conn: &mut DbConnection) -> Result<usize, ApiError> {
-    let stale = deployments::list_in_progress(conn)?;
-    for mut d in stale.iter().cloned() {
-        d.status = "failed".into();
-        d.error = Some("halted due to server restart".into());
-        d.update_time = racetrack_db::now();
-        deployments::save(conn, &d)?;
-    }
-    Ok(stale.len())
 }

@@ -9,7 +9,8 @@ use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
 use racetrack_db::DbError;
-use racetrack_model::version::ResolveError;
+
+use crate::app::AppError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -105,33 +106,28 @@ impl ResponseError for ApiError {
     }
 }
 
+/// The one mapping of the application layer's errors to REST answers (status, `type`, message).
+impl From<AppError> for ApiError {
+    fn from(err: AppError) -> Self {
+        match err {
+            AppError::NotFound(m) => ApiError::NotFound(m),
+            AppError::AlreadyExists(m) => ApiError::AlreadyExists(m),
+            AppError::Unauthenticated(d) => ApiError::Unauthenticated(d.to_string()),
+            AppError::Forbidden(d) => ApiError::Forbidden(d.to_string()),
+            AppError::BadRequest(m) => ApiError::BadRequest(m),
+            AppError::Validation(problems) => ApiError::Validation(problems),
+            AppError::PayloadTooLarge(m) => ApiError::PayloadTooLarge(m),
+            AppError::TooManyRequests(retry) => ApiError::TooManyRequests(retry),
+            AppError::Unavailable(m) => ApiError::Unavailable(m),
+            AppError::DeploymentFailed(m) => ApiError::DeploymentFailed(m),
+            AppError::Internal(details) => ApiError::Internal(details),
+        }
+    }
+}
+
 impl From<DbError> for ApiError {
     fn from(err: DbError) -> Self {
-        match err {
-            DbError::AlreadyExists(what) => {
-                ApiError::AlreadyExists(format!("{what} already exists"))
-            }
-            DbError::Pool(_) | DbError::Connection(_) => {
-                tracing::error!(error = %err, "database unavailable");
-                ApiError::Unavailable("database unavailable".into())
-            }
-            other => ApiError::Internal(other.to_string()),
-        }
-    }
-}
-
-impl From<ResolveError> for ApiError {
-    fn from(err: ResolveError) -> Self {
-        match err {
-            ResolveError::InvalidVersion(_) => ApiError::BadRequest(err.to_string()),
-            other => ApiError::NotFound(other.to_string()),
-        }
-    }
-}
-
-impl From<actix_web::error::BlockingError> for ApiError {
-    fn from(err: actix_web::error::BlockingError) -> Self {
-        ApiError::Internal(err.to_string())
+        AppError::from(err).into()
     }
 }
 
@@ -158,10 +154,4 @@ pub fn path_error(err: actix_web::error::PathError) -> actix_web::Error {
 
 pub fn query_error(err: actix_web::error::QueryPayloadError) -> actix_web::Error {
     ApiError::validation("query", err.to_string()).into()
-}
-
-impl From<racetrack_db::QueryError> for ApiError {
-    fn from(err: racetrack_db::QueryError) -> Self {
-        DbError::from(err).into()
-    }
 }

@@ -2,10 +2,8 @@
 //! Only internal service tokens may use it.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use actix_web::web;
-use racetrack_db::repo::fatmen;
-use racetrack_model::AuthScope;
 use racetrack_proto::lifecycle::call_decision::Outcome;
 use racetrack_proto::lifecycle::lifecycle_server::{Lifecycle, LifecycleServer};
 use racetrack_proto::lifecycle::{
@@ -13,56 +11,41 @@ use racetrack_proto::lifecycle::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::api::with_db;
-use crate::caller::Caller;
-use crate::error::ApiError;
+use crate::app::permissions::{self, CallDecision as Decision};
+use crate::app::{self, fatmen, AppError, Denial};
 use crate::state::AppState;
 
 /// Metadata key carrying the calling service's internal token.
 pub const AUTH_METADATA: &str = "x-racetrack-auth";
 
 pub struct LifecycleApi {
-    state: web::Data<AppState>,
+    state: Arc<AppState>,
 }
 
 impl LifecycleApi {
-    pub fn new(state: web::Data<AppState>) -> LifecycleServer<LifecycleApi> {
+    pub fn new(state: Arc<AppState>) -> LifecycleServer<LifecycleApi> {
         LifecycleServer::new(LifecycleApi { state })
-    }
-
-    /// The caller must be a Racetrack service whose stored internal token holds `authorize_calls`
-    /// (PUB's scope); unstored, revoked or otherwise scoped tokens are refused.
-    async fn require_service<T>(&self, req: &Request<T>) -> Result<(), Status> {
-        let token = req
-            .metadata()
-            .get(AUTH_METADATA)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| Status::unauthenticated("internal token missing in x-racetrack-auth"))?
-            .to_string();
-        with_db(self.state.clone(), move |conn, state| {
-            let caller = crate::caller::authenticate(conn, state, Some(&token))?;
-            if !matches!(caller, Caller::Internal { .. }) {
-                return Err(ApiError::Forbidden(
-                    "only internal service tokens may use this API".into(),
-                ));
-            }
-            crate::caller::require_scope(&caller, AuthScope::AuthorizeCalls.as_str())
-        })
-        .await
-        .map_err(|e| match e {
-            ApiError::Unauthenticated(m) => {
-                Status::unauthenticated(format!("invalid internal token: {m}"))
-            }
-            ApiError::Forbidden(m) => Status::permission_denied(m),
-            other => status_of(other),
-        })
     }
 }
 
-fn status_of(err: ApiError) -> Status {
+/// The calling service's token (its authorization is each operation's own check).
+fn service_token<T>(req: &Request<T>) -> Result<String, Status> {
+    req.metadata()
+        .get(AUTH_METADATA)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from)
+        .ok_or_else(|| Status::unauthenticated("internal token missing in x-racetrack-auth"))
+}
+
+/// The one mapping of the application layer's errors to gRPC statuses.
+fn status_of(err: AppError) -> Status {
     match err {
-        ApiError::NotFound(m) => Status::not_found(m),
-        ApiError::Validation(_) | ApiError::BadRequest(_) => {
+        AppError::Unauthenticated(d) => {
+            Status::unauthenticated(format!("invalid internal token: {d}"))
+        }
+        AppError::Forbidden(d) => Status::permission_denied(d.to_string()),
+        AppError::NotFound(m) => Status::not_found(m),
+        AppError::Validation(_) | AppError::BadRequest(_) => {
             Status::invalid_argument(err.to_string())
         }
         other => {
@@ -79,26 +62,22 @@ impl Lifecycle for LifecycleApi {
         &self,
         req: Request<ResolveFatmanRequest>,
     ) -> Result<Response<FatmanRoute>, Status> {
-        self.require_service(&req).await?;
+        let token = service_token(&req)?;
         let ResolveFatmanRequest { name, version } = req.into_inner();
-        let route = with_db(self.state.clone(), move |conn, _| {
-            let f = crate::registry::resolve_fatman(conn, &name, &version)?;
-            let public_endpoints = fatmen::active_public_endpoints(conn, &f.id)?
-                .into_iter()
-                .map(|e| racetrack_auth::permission::normalize_endpoint(&e.endpoint))
-                .collect();
-            Ok(FatmanRoute {
-                id: f.id,
-                name: f.name,
-                version: f.version,
-                status: f.status,
-                internal_name: f.internal_name.unwrap_or_default(),
-                public_endpoints,
+        let (f, public_endpoints) =
+            app::as_caller(&self.state, Some(token), move |conn, _, caller| {
+                fatmen::route(conn, caller, &name, &version)
             })
-        })
-        .await
-        .map_err(status_of)?;
-        Ok(Response::new(route))
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(FatmanRoute {
+            id: f.id,
+            name: f.name,
+            version: f.version,
+            status: f.status.to_string(),
+            internal_name: f.internal_name.unwrap_or_default(),
+            public_endpoints,
+        }))
     }
 
     #[tracing::instrument(skip_all, fields(fatman = %req.get_ref().fatman_name, version = %req.get_ref().fatman_version))]
@@ -106,67 +85,47 @@ impl Lifecycle for LifecycleApi {
         &self,
         req: Request<AuthorizeCallRequest>,
     ) -> Result<Response<CallDecision>, Status> {
-        self.require_service(&req).await?;
+        let service = service_token(&req)?;
         let r = req.into_inner();
         let debug = self.state.config.auth_debug;
-        let token = Some(r.token).filter(|t| !t.is_empty());
-        let endpoint = racetrack_auth::permission::normalize_endpoint(&r.endpoint);
-        let result = with_db(self.state.clone(), move |conn, state| {
-            crate::calls::check_allowed(
+        let decision = app::as_caller(&self.state, Some(service), move |conn, state, caller| {
+            permissions::authorize_call(
                 conn,
-                state,
-                token.as_deref(),
+                &state.signer,
+                caller,
+                Some(&r.token),
                 &r.fatman_name,
                 &r.fatman_version,
-                "call_fatman",
-                Some(&endpoint),
+                &r.endpoint,
             )
         })
-        .await;
-        let decision = match result {
-            Ok(caller) => {
-                let (subject_id, subject_name) = match &caller {
-                    Caller::Internal {
-                        subject_id,
-                        service,
-                        ..
-                    } => (subject_id.clone(), service.clone()),
-                    Caller::Subject {
-                        subject_id, name, ..
-                    } => (subject_id.clone(), name.clone()),
-                };
-                CallDecision {
-                    outcome: Outcome::Allowed.into(),
-                    reason: String::new(),
-                    subject_type: caller.subject_type().to_string(),
-                    subject_name,
-                    subject_id,
-                }
-            }
-            Err(ApiError::Unauthenticated(msg)) => denial(Outcome::Unauthenticated, msg, debug),
-            Err(ApiError::Forbidden(msg)) => denial(Outcome::Forbidden, msg, debug),
-            Err(other) => return Err(status_of(other)),
-        };
-        Ok(Response::new(decision))
+        .await
+        .map_err(status_of)?;
+        Ok(Response::new(match decision {
+            Decision::Allowed(caller) => CallDecision {
+                outcome: Outcome::Allowed.into(),
+                reason: String::new(),
+                subject_type: caller.subject_type_name().to_string(),
+                subject_name: caller.subject_name().to_string(),
+                subject_id: caller.subject_id().to_string(),
+            },
+            Decision::Unauthenticated(d) => denial(Outcome::Unauthenticated, &d, debug),
+            Decision::Forbidden(d) => denial(Outcome::Forbidden, &d, debug),
+        }))
     }
 }
 
 /// Like `/auth/allowed/*`: the reason's details only with AUTH_DEBUG.
-fn denial(outcome: Outcome, msg: String, debug: bool) -> CallDecision {
-    let reason = if debug {
-        msg
-    } else {
-        msg.split(": ").next().unwrap_or_default().to_string()
-    };
+fn denial(outcome: Outcome, denial: &Denial, debug: bool) -> CallDecision {
     CallDecision {
         outcome: outcome.into(),
-        reason,
+        reason: denial.shown(debug),
         ..Default::default()
     }
 }
 
 /// Serves the gRPC API on its own small runtime, so it shares nothing with actix's workers.
-pub fn spawn(state: web::Data<AppState>, addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+pub fn spawn(state: Arc<AppState>, addr: SocketAddr) -> anyhow::Result<SocketAddr> {
     let listener = std::net::TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
@@ -187,7 +146,10 @@ pub fn spawn(state: web::Data<AppState>, addr: SocketAddr) -> anyhow::Result<Soc
                     }
                 };
                 let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                // A span per call, child of the caller's (PUB's call span): docs/architecture.md,
+                // "Tracing".
                 if let Err(e) = tonic::transport::Server::builder()
+                    .trace_fn(racetrack_telemetry::grpc_server_span)
                     .add_service(LifecycleApi::new(state.clone()))
                     .add_service(crate::grpc_supervision::SupervisionApi::new(state))
                     .serve_with_incoming(incoming)

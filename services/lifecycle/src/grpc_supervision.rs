@@ -2,9 +2,9 @@
 //! adapter over [`crate::supervision`]. Every call needs a stored internal token with
 //! `supervise_fatmen` (the supervisor's); `Reprovision` also checks `reprovision_fatman`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::web;
 use chrono::NaiveDateTime;
 use racetrack_model::{AuthScope, FatmanStatus as ModelStatus};
 use racetrack_proto::supervisor::supervision_server::{Supervision, SupervisionServer};
@@ -15,18 +15,17 @@ use racetrack_proto::supervisor::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::caller::Caller;
-use crate::error::ApiError;
+use crate::app::{AppError, Caller, Denial};
 use crate::grpc::AUTH_METADATA;
 use crate::state::AppState;
 use crate::supervision::{self, SupervisionError};
 
 pub struct SupervisionApi {
-    state: web::Data<AppState>,
+    state: Arc<AppState>,
 }
 
 impl SupervisionApi {
-    pub fn new(state: web::Data<AppState>) -> SupervisionServer<SupervisionApi> {
+    pub fn new(state: Arc<AppState>) -> SupervisionServer<SupervisionApi> {
         SupervisionServer::new(SupervisionApi { state })
     }
 
@@ -40,14 +39,14 @@ impl SupervisionApi {
             .ok_or_else(|| Status::unauthenticated("internal token missing in x-racetrack-auth"))?
             .to_string();
         self.blocking(move |conn, state| {
-            let caller = crate::caller::authenticate(conn, state, Some(&token))?;
+            let caller = crate::app::permissions::authenticate(conn, &state.signer, Some(&token))?;
             if !matches!(caller, Caller::Internal { .. }) {
-                return Err(ApiError::Forbidden(
-                    "only internal service tokens may use this API".into(),
-                )
+                return Err(AppError::Forbidden(Denial::new(
+                    "only internal service tokens may use this API",
+                ))
                 .into());
             }
-            crate::caller::require_scope(&caller, AuthScope::SuperviseFatmen.as_str())?;
+            crate::app::permissions::require_scope(&caller, AuthScope::SuperviseFatmen)?;
             Ok(caller)
         })
         .await
@@ -61,7 +60,7 @@ impl SupervisionApi {
             + 'static,
     {
         let state = self.state.clone();
-        web::block(move || {
+        tokio::task::spawn_blocking(move || {
             let mut conn = state.db.get().map_err(SupervisionError::from)?;
             f(&mut conn, &state)
         })
@@ -75,16 +74,16 @@ fn status_of(err: SupervisionError) -> Status {
     match err {
         SupervisionError::Invalid(m) => Status::invalid_argument(m),
         SupervisionError::NotLeader(m) => Status::failed_precondition(m),
-        SupervisionError::Api(e) => match e {
-            ApiError::Unauthenticated(m) => {
-                Status::unauthenticated(format!("invalid internal token: {m}"))
+        SupervisionError::App(e) => match e {
+            AppError::Unauthenticated(d) => {
+                Status::unauthenticated(format!("invalid internal token: {d}"))
             }
-            ApiError::Forbidden(m) => Status::permission_denied(m),
-            ApiError::NotFound(m) => Status::not_found(m),
-            ApiError::Validation(_) | ApiError::BadRequest(_) => {
+            AppError::Forbidden(d) => Status::permission_denied(d.to_string()),
+            AppError::NotFound(m) => Status::not_found(m),
+            AppError::Validation(_) | AppError::BadRequest(_) => {
                 Status::failed_precondition(e.to_string())
             }
-            ApiError::DeploymentFailed(m) => Status::aborted(m),
+            AppError::DeploymentFailed(m) => Status::aborted(m),
             other => {
                 tracing::error!(error = ?other, "supervision request failed");
                 Status::unavailable(other.to_string())
@@ -99,12 +98,6 @@ fn nanos(t: NaiveDateTime) -> i64 {
 
 fn from_nanos(n: i64) -> NaiveDateTime {
     chrono::DateTime::from_timestamp_nanos(n).naive_utc()
-}
-
-fn wire_status(s: &str) -> i32 {
-    s.parse::<ModelStatus>()
-        .map(FatmanStatus::from)
-        .unwrap_or(FatmanStatus::Unspecified) as i32
 }
 
 fn model_status(s: i32, what: &str) -> Result<ModelStatus, Status> {
@@ -232,7 +225,7 @@ impl Supervision for SupervisionApi {
                 .fatmen
                 .into_iter()
                 .map(|(f, checked)| SupervisedFatman {
-                    status: wire_status(&f.status),
+                    status: FatmanStatus::from(f.status) as i32,
                     has_manifest: f.manifest.is_some(),
                     create_time_nanos: nanos(f.create_time),
                     update_time_nanos: nanos(f.update_time),
@@ -284,7 +277,7 @@ impl Supervision for SupervisionApi {
     ) -> Result<Response<ReprovisionResponse>, Status> {
         let caller = self.supervisor(&req).await?;
         let r = req.into_inner();
-        supervision::reprovision(&self.state, caller, r.lease, r.holder, r.name, r.version)
+        supervision::reprovision(&self.state, &caller, r.lease, r.holder, &r.name, &r.version)
             .await
             .map_err(status_of)?;
         Ok(Response::new(ReprovisionResponse {}))

@@ -1,19 +1,17 @@
-//! Lifecycle: Racetrack's source of truth. Config → wiring (here) → handlers (`api`).
+//! Lifecycle: Racetrack's source of truth. Config → wiring (here) → adapters (`api` for REST,
+//! `grpc`) → operations (`app`, free of actix and tonic) → storage (`racetrack_db`); see
+//! docs/architecture.md, "Lifecycle's layers".
 
-pub mod accounts;
 pub mod api;
+pub mod app;
 pub mod bootstrap;
-pub mod caller;
-pub mod calls;
 pub mod config;
 pub mod deploy;
 pub mod error;
 pub mod events;
 pub mod grpc;
 pub mod grpc_supervision;
-pub mod registry;
 pub mod state;
-pub mod subjects;
 pub mod supervision;
 
 use std::net::{SocketAddr, TcpListener};
@@ -32,14 +30,14 @@ pub struct Running {
     pub server: Server,
     pub addr: SocketAddr,
     pub grpc_addr: SocketAddr,
-    pub state: web::Data<AppState>,
+    pub state: Arc<AppState>,
 }
 
 /// Connects to the database, migrates it, prepares the auth key and the first admin.
-pub fn prepare(config: Config) -> anyhow::Result<web::Data<AppState>> {
+pub fn prepare(config: Config) -> anyhow::Result<Arc<AppState>> {
     let state = prepare_state(config)?;
     // This process is the one running deployments from now on: earlier in-progress ones died.
-    let interrupted = deploy::fail_interrupted(&mut *state.db.get()?)
+    let interrupted = app::deployments::fail_interrupted(&mut *state.db.get()?)
         .map_err(|e| anyhow::anyhow!(e.to_string()))?;
     if interrupted > 0 {
         tracing::warn!(
@@ -47,12 +45,20 @@ pub fn prepare(config: Config) -> anyhow::Result<web::Data<AppState>> {
             "marked deployments interrupted by a restart as failed"
         );
     }
+    let backfilled = app::fatmen::backfill_manifest_json(&mut *state.db.get()?)
+        .map_err(|e| anyhow::anyhow!(e.to_string()))?;
+    if backfilled > 0 {
+        tracing::info!(
+            count = backfilled,
+            "stored the normalised manifests of fatmen deployed before they were kept"
+        );
+    }
     bootstrap::first_admin(&state)?;
     Ok(state)
 }
 
 /// Like [`prepare`] without creating the first admin (admin commands).
-pub fn prepare_state(config: Config) -> anyhow::Result<web::Data<AppState>> {
+pub fn prepare_state(config: Config) -> anyhow::Result<Arc<AppState>> {
     let db = Database::connect(&config.database_url, config.database_max_connections)?;
     let applied = db.migrate()?;
     if !applied.is_empty() {
@@ -65,7 +71,7 @@ pub fn prepare_state(config: Config) -> anyhow::Result<web::Data<AppState>> {
     let mut state = AppState::new(config, db, &auth_key, metrics);
     state.targets = targets;
     state.events = events;
-    Ok(web::Data::new(state))
+    Ok(Arc::new(state))
 }
 
 /// The infrastructure targets this installation deploys to (Docker now; Kubernetes later).
@@ -91,12 +97,12 @@ fn infrastructure_targets(
 }
 
 /// Binds the listener and starts serving.
-pub fn start(state: web::Data<AppState>) -> anyhow::Result<Running> {
+pub fn start(state: Arc<AppState>) -> anyhow::Result<Running> {
     let listener = TcpListener::bind(state.config.http_addr)?;
     let addr = listener.local_addr()?;
     let json_limit = state.config.max_body_bytes;
     let workers = state.config.http_workers.max(1);
-    let app_state = state.clone();
+    let app_state = web::Data::from(state.clone());
     let server = HttpServer::new(move || {
         App::new()
             .app_data(app_state.clone())

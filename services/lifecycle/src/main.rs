@@ -2,7 +2,7 @@ use std::io::{BufRead, IsTerminal};
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use lifecycle::accounts::{self, NewAccount};
+use lifecycle::app::accounts::{self, NewAccount};
 use lifecycle::config::Config;
 use racetrack_db::repo::users;
 use racetrack_model::InternalService;
@@ -106,7 +106,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let state = admin_state(config)?;
             let mut conn = state.db.get()?;
             let (row, token) =
-                lifecycle::subjects::issue_service_token(&mut conn, &state.signer, service)
+                lifecycle::app::subjects::issue_service_token(&mut conn, &state.signer, service)
                     .map_err(|e| anyhow::anyhow!(e.to_string()))?;
             let scopes: Vec<&str> = service.scopes().iter().map(|s| s.as_str()).collect();
             println!(
@@ -129,7 +129,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn admin_state(config: Config) -> anyhow::Result<actix_web::web::Data<lifecycle::state::AppState>> {
+fn admin_state(config: Config) -> anyhow::Result<std::sync::Arc<lifecycle::state::AppState>> {
     let _telemetry = racetrack_telemetry::init("lifecycle")?;
     let mut config = config;
     config.database_max_connections = 1;

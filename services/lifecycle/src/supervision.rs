@@ -9,15 +9,16 @@
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
+use std::sync::Arc;
+
 use racetrack_db::models::{AuditLogEvent, Fatman};
-use racetrack_db::repo::{deployments, fatmen, supervisor as repo};
+use racetrack_db::repo::{fatmen, supervisor as repo};
 use racetrack_db::{Connection as _, DbConnection, DbError};
 use racetrack_model::{AuditLogEventType, FatmanStatus};
 use serde_json::json;
 
-use crate::caller::Caller;
-use crate::deploy::{DeployInput, Mode};
-use crate::error::ApiError;
+use crate::app::{AppError, Caller};
+use crate::deploy::Mode;
 use crate::state::AppState;
 
 /// The longest lease a supervisor may ask for.
@@ -33,18 +34,18 @@ pub enum SupervisionError {
     #[error("{0}")]
     NotLeader(String),
     #[error(transparent)]
-    Api(#[from] ApiError),
+    App(#[from] AppError),
 }
 
 impl From<racetrack_db::QueryError> for SupervisionError {
     fn from(e: racetrack_db::QueryError) -> Self {
-        SupervisionError::Api(e.into())
+        SupervisionError::App(e.into())
     }
 }
 
 impl From<DbError> for SupervisionError {
     fn from(e: DbError) -> Self {
-        SupervisionError::Api(e.into())
+        SupervisionError::App(e.into())
     }
 }
 
@@ -233,13 +234,13 @@ fn write_report(
             continue;
         };
         let observed = repo::Observation {
-            status: c.observed.status.as_str(),
+            status: c.observed.status,
             error: c.observed.error.as_deref(),
             internal_name: c.observed.internal_name.as_deref(),
             infrastructure_target: c.observed.infrastructure_target.as_deref(),
             last_call_time: c.observed.last_call_time,
         };
-        let read_status = c.read_status.as_str();
+        let read_status = c.read_status;
         if !repo::record_observation(conn, &c.id, c.read_update_time, read_status, &observed, now)?
         {
             out.superseded += 1;
@@ -253,7 +254,7 @@ fn write_report(
                 &row.name,
                 &row.version,
                 row.deployed_by.as_deref(),
-                Some(json!({"previous_status": read_status})),
+                Some(json!({"previous_status": read_status.as_str()})),
             )?;
         }
         out.written.push(c.id);
@@ -278,7 +279,7 @@ fn write_report(
                 family_id: family.id,
                 name: found.name.clone(),
                 version: found.version.clone(),
-                status: FatmanStatus::Orphaned.as_str().into(),
+                status: FatmanStatus::Orphaned,
                 create_time: now,
                 update_time: now,
                 manifest: None,
@@ -364,7 +365,7 @@ fn audit(
             id: racetrack_db::new_id(),
             version: 1,
             timestamp: racetrack_db::now(),
-            event_type: event.as_str().to_string(),
+            event_type: event,
             properties: properties.as_ref().map(|p| p.to_string()),
             username_executor: Some(executor.to_string()),
             username_subject: owner.map(String::from),
@@ -383,88 +384,23 @@ fn audit(
 }
 
 /// Runs a fatman's last provisioned image again for the leading supervisor, with the rules of
-/// REST `POST /fatman/{name}/{version}/reprovision` (`reprovision_fatman` on the fatman, only
-/// images of deployments provisioned on a target); returns once it runs again, or with why not.
+/// REST `POST /fatman/{name}/{version}/reprovision` (the application's `rerun`:
+/// `reprovision_fatman` on the fatman, only images of deployments provisioned on a target);
+/// returns once it runs again, or with why not.
 pub async fn reprovision(
-    state: &actix_web::web::Data<AppState>,
-    caller: Caller,
+    state: &Arc<AppState>,
+    caller: &Caller,
     lease: String,
     holder: String,
-    name: String,
-    version: String,
+    name: &str,
+    version: &str,
 ) -> Result<(), SupervisionError> {
-    let prepare_caller = caller.clone();
-    let prepared = crate::deploy::db(state, {
-        let state = state.clone();
-        move |conn| {
-            let prepared = (|| -> Result<_, SupervisionError> {
-                require_holder(conn, &lease, &holder)?;
-                let existing = fatmen::find(conn, &name, &version)?;
-                crate::caller::require_resource(
-                    &prepare_caller,
-                    "reprovision_fatman",
-                    &name,
-                    existing.as_ref().map_or("", |f| f.version.as_str()),
-                )?;
-                let fatman = existing.ok_or_else(|| {
-                    ApiError::NotFound(format!(
-                        "Fatman with name {name} and version {version} was not found"
-                    ))
-                })?;
-                let yaml = fatman.manifest.clone().ok_or_else(|| {
-                    ApiError::BadRequest("fatman has no manifest to deploy from".into())
-                })?;
-                let mut manifest = racetrack_model::parse_manifest_yaml(&yaml).map_err(|e| {
-                    ApiError::BadRequest(format!("stored manifest is invalid: {e}"))
-                })?;
-                if manifest.infrastructure_target.is_none() {
-                    manifest.infrastructure_target = fatman.infrastructure_target.clone();
-                }
-                let image = deployments::latest_provisioned_image(conn, &name, &version)?
-                    .ok_or_else(|| {
-                        ApiError::BadRequest(format!(
-                            "fatman {name} {version} has no built image to reprovision"
-                        ))
-                    })?;
-                let target = crate::deploy::resolve_target(&state, &manifest)?;
-                let input = DeployInput {
-                    manifest_yaml: yaml,
-                    manifest,
-                    git_credentials: None,
-                    // Docker keeps no secrets: secret env is not available again.
-                    secrets: Default::default(),
-                    build_context: None,
-                    force: true,
-                    prebuilt_image: Some(image),
-                };
-                let record =
-                    crate::deploy::new_deployment(&prepare_caller, &input, Some(target.name()));
-                deployments::insert(conn, &record)?;
-                Ok((record.id, input))
-            })();
-            Ok(prepared)
-        }
+    let db = state.db.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = db.get()?;
+        require_holder(&mut conn, &lease, &holder)
     })
-    .await??;
-    let (deployment_id, input) = prepared;
-    crate::deploy::run(
-        state.clone(),
-        deployment_id.clone(),
-        caller,
-        input,
-        Mode::Reprovision,
-    )
-    .await;
-    let outcome = crate::deploy::db(state, move |conn| {
-        Ok(deployments::find(conn, &deployment_id)?)
-    })
-    .await?;
-    match outcome {
-        Some(d) if d.status == "done" => Ok(()),
-        Some(d) => Err(ApiError::DeploymentFailed(
-            d.error.unwrap_or_else(|| "deployment failed".into()),
-        )
-        .into()),
-        None => Err(ApiError::internal("deployment record vanished").into()),
-    }
+    .await
+    .map_err(AppError::internal)??;
+    Ok(crate::app::fatmen::rerun(state, caller, name, version, Mode::Reprovision).await?)
 }

@@ -125,7 +125,7 @@ fn migrate_createsuperuser_changepassword_generate_auth() {
     let scopes: Vec<String> = repo::permissions_of_subject(&mut conn, &subject.id)
         .unwrap()
         .into_iter()
-        .map(|p| p.scope)
+        .map(|p| p.scope.to_string())
         .collect();
     assert_eq!(
         scopes,

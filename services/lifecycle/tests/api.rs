@@ -255,7 +255,7 @@ both_backends!(login_failures_are_rate_limited, |app: TestApp| async move {
 
 both_backends!(bad_tokens_are_refused, |app: TestApp| async move {
     let (forged, _) = racetrack_auth::TokenSigner::new("some-other-key")
-        .subject_token("x", "pub", "internal")
+        .subject_token("x", "pub", racetrack_model::AuthSubjectType::Internal)
         .unwrap();
     for token in [
         forged.as_str(),
@@ -278,7 +278,11 @@ both_backends!(bad_tokens_are_refused, |app: TestApp| async move {
     // Correctly signed but never issued (or rotated away): unknown.
     let signer = racetrack_auth::TokenSigner::new(&app.auth_key);
     let (unknown, _) = signer
-        .subject_token("never-stored", "admin", "user")
+        .subject_token(
+            "never-stored",
+            "admin",
+            racetrack_model::AuthSubjectType::User,
+        )
         .unwrap();
     let (status, body) = app.get("/api/v1/fatman", Some(&unknown)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -1126,7 +1130,7 @@ async fn tls_lifecycle(
     db: &str,
     cert: &std::path::Path,
     key: &std::path::Path,
-) -> actix_web::web::Data<lifecycle::state::AppState> {
+) -> std::sync::Arc<lifecycle::state::AppState> {
     let env = [
         ("HTTP_ADDR", "127.0.0.1:0".to_string()),
         ("GRPC_ADDR", "127.0.0.1:0".to_string()),

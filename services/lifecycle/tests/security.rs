@@ -125,7 +125,7 @@ both_backends!(
                     &mut conn,
                     &racetrack_db::models::Deployment {
                         id: racetrack_db::new_id(),
-                        status: "done".into(),
+                        status: racetrack_model::DeploymentStatus::Done,
                         create_time: at,
                         update_time: at,
                         manifest: String::new(),

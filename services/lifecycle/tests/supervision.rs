@@ -336,7 +336,7 @@ both_backends!(
 
         let mut conn = app.db();
         let stored = fatmen::find(&mut conn, "gone", "1.0.0").unwrap().unwrap();
-        assert_eq!(stored.status, "lost");
+        assert_eq!(stored.status, racetrack_model::FatmanStatus::Lost);
         assert_eq!(
             stored.error.as_deref(),
             Some("not found in the infrastructure")
@@ -346,13 +346,13 @@ both_backends!(
                 .unwrap()
                 .unwrap()
                 .status,
-            "running"
+            racetrack_model::FatmanStatus::Running
         );
         assert!(repo::last_check_time(&mut conn, "healthy", "1.0.0")
             .unwrap()
             .is_some());
         let orphan = fatmen::find(&mut conn, "stray", "1.0.0").unwrap().unwrap();
-        assert_eq!(orphan.status, "orphaned");
+        assert_eq!(orphan.status, racetrack_model::FatmanStatus::Orphaned);
         assert!(orphan.manifest.is_none());
         assert_eq!(orphan.image_tag.as_deref(), Some("2026-01-01T000000"));
         let events = |conn: &mut racetrack_db::DbConnection, name: &str| {
@@ -365,7 +365,13 @@ both_backends!(
             )
             .unwrap()
             .into_iter()
-            .map(|e| (e.event_type, e.username_executor, e.username_subject))
+            .map(|e| {
+                (
+                    e.event_type.as_str().to_string(),
+                    e.username_executor,
+                    e.username_subject,
+                )
+            })
             .collect::<Vec<_>>()
         };
         let by_racetrack = |kind: &str, subject: Option<&str>| {
@@ -494,7 +500,7 @@ both_backends!(
                     &mut conn,
                     &racetrack_db::models::Deployment {
                         id: racetrack_db::new_id(),
-                        status: "done".into(),
+                        status: racetrack_model::DeploymentStatus::Done,
                         create_time: at,
                         update_time: at,
                         manifest: String::new(),

@@ -169,6 +169,8 @@ impl Access {
         if let Some(t) = &self.token {
             req.metadata_mut().insert(AUTH_METADATA, t.clone());
         }
+        // Lifecycle's spans for this question join the call's trace.
+        racetrack_telemetry::inject_grpc(&mut req);
         req
     }
 

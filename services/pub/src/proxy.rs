@@ -10,6 +10,7 @@ use std::time::Instant;
 use bytes::{Buf, BytesMut};
 use http::StatusCode;
 use racetrack_proto::lifecycle::call_decision::Outcome;
+use racetrack_telemetry::TraceHeaders;
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::Instrument;
@@ -221,6 +222,15 @@ impl Pub {
             }
             Ok(path::Route::Fatman(fatman)) if self.call_spans => {
                 let span = tracing::info_span!("proxy", request_id = %request_id, fatman = %fatman.name, version = %fatman.version);
+                // The caller's span, when it sent a valid `traceparent`, is this call's parent.
+                if let Some((parent, state)) = incoming_trace(&head) {
+                    let cx = racetrack_telemetry::extract(|key| match key {
+                        racetrack_telemetry::TRACEPARENT => Some(parent),
+                        racetrack_telemetry::TRACESTATE => state.as_deref(),
+                        _ => None,
+                    });
+                    racetrack_telemetry::set_parent(&span, cx);
+                }
                 self.proxy(conn, &call, &fatman).instrument(span).await
             }
             Ok(path::Route::Fatman(fatman)) => self.proxy(conn, &call, &fatman).await,
@@ -479,6 +489,19 @@ impl Pub {
         }
     }
 
+    /// The trace context the fatman gets (docs/architecture.md, "Tracing"): the call's span when
+    /// PUB records one, else the caller's context checked and written anew; never the client's
+    /// bytes as sent, and nothing when they are not a valid `traceparent`.
+    fn trace_headers(&self, head: &Head) -> Option<TraceHeaders> {
+        if self.call_spans {
+            if let Some(own) = TraceHeaders::current() {
+                return Some(own);
+            }
+        }
+        let (parent, state) = incoming_trace(head)?;
+        TraceHeaders::parse(parent, state.as_deref())
+    }
+
     /// Sends the call to the fatman and its response back. `Err` only while nothing has been
     /// sent to the client; after that a failure can only end the connection.
     async fn forward<I>(
@@ -495,8 +518,10 @@ impl Pub {
         let head = call.head;
         let upgrade = head.is_upgrade();
         let expect_continue = head.has_token(Known::Expect, "100-continue");
+        let trace = self.trace_headers(head);
         let mut out = upstream_request_head(&RequestParts {
             head,
+            trace: trace.as_ref(),
             framing: call.framing,
             fatman,
             query: call.query,
@@ -828,8 +853,36 @@ fn listed(names: &[&[u8]], name: &[u8]) -> bool {
     names.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
 
+/// A request's `traceparent` and its `tracestate` (several joined as one list, as the W3C
+/// specification allows); `None` without exactly one `traceparent` (two cannot both be true).
+fn incoming_trace(head: &Head) -> Option<(&str, Option<Cow<'_, str>>)> {
+    let mut parents = head.all_known(Known::TraceParent);
+    let parent = std::str::from_utf8(parents.next()?).ok()?;
+    if parents.next().is_some() {
+        return None;
+    }
+    let mut states = head
+        .all_known(Known::TraceState)
+        .filter_map(|v| std::str::from_utf8(v).ok());
+    let state = match (states.next(), states.next()) {
+        (None, _) => None,
+        (Some(one), None) => Some(Cow::Borrowed(one)),
+        (Some(first), Some(second)) => {
+            let mut all = format!("{first},{second}");
+            for more in states {
+                all.push(',');
+                all.push_str(more);
+            }
+            Some(Cow::Owned(all))
+        }
+    };
+    Some((parent, state))
+}
+
 struct RequestParts<'a> {
     head: &'a Head,
+    /// What the fatman gets as `traceparent` / `tracestate` (the client's are dropped).
+    trace: Option<&'a TraceHeaders>,
     framing: Framing,
     fatman: &'a FatmanCall,
     query: Option<&'a str>,
@@ -842,11 +895,12 @@ struct RequestParts<'a> {
 }
 
 /// The head PUB sends to the fatman: the checked path, the client's headers minus hop-by-hop
-/// ones and any identity it claims, plus the verified identity and forwarding headers. The
-/// caller's token passes on as in the original (fatmen may rely on it). The message's framing
-/// (`Content-Length` or `Transfer-Encoding`, `Host`, `Connection`) is written by PUB from its
-/// own reading of the request, never copied, and no `Connection` list can remove it: the fatman
-/// cannot read the body's end anywhere but where PUB did (request smuggling).
+/// ones, any identity it claims and its trace context, plus the verified identity, forwarding
+/// and trace context headers. The caller's token passes on as in the original (fatmen may rely
+/// on it). The message's framing (`Content-Length` or `Transfer-Encoding`, `Host`,
+/// `Connection`) is written by PUB from its own reading of the request, never copied, and no
+/// `Connection` list can remove it: the fatman cannot read the body's end anywhere but where PUB
+/// did (request smuggling).
 fn upstream_request_head(p: &RequestParts<'_>) -> Vec<u8> {
     let head = p.head;
     let mut out = Vec::with_capacity(head.size() + 256);
@@ -879,6 +933,8 @@ fn upstream_request_head(p: &RequestParts<'_>) -> Vec<u8> {
             }
             Known::Caller
             | Known::CallerType
+            | Known::TraceParent
+            | Known::TraceState
             | Known::Expect
             | Known::XForwardedHost
             | Known::ContentLength
@@ -935,6 +991,14 @@ fn upstream_request_head(p: &RequestParts<'_>) -> Vec<u8> {
     }
     out.extend_from_slice(p.peer.ip.as_bytes());
     out.extend_from_slice(b"\r\n");
+    if let Some(trace) = p.trace {
+        wire::put_header(&mut out, b"traceparent", trace.traceparent.as_bytes());
+        if let Some(state) = &trace.tracestate {
+            if wire::valid_value(state.as_bytes()) {
+                wire::put_header(&mut out, b"tracestate", state.as_bytes());
+            }
+        }
+    }
     wire::put_header(
         &mut out,
         p.tracing_header.as_bytes(),
@@ -1051,6 +1115,8 @@ mod tests {
             "X-Forwarded-For: 1.2.3.4\r\n",
             "X-Request-Tracing-Id: forged\r\n",
             "Expect: 100-continue\r\n",
+            "Traceparent: 00-11111111111111111111111111111111-2222222222222222-01\r\n",
+            "tracestate: forged=1\r\n",
             "Content-Length: 2\r\n",
             "\r\n"
         ));
@@ -1069,8 +1135,13 @@ mod tests {
             rest: "/x".into(),
         };
         let peer = Peer::new("10.0.0.7:5555".parse().unwrap());
+        let trace = TraceHeaders {
+            traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+            tracestate: Some("pub=1".into()),
+        };
         let out = upstream_request_head(&RequestParts {
             head: &h,
+            trace: Some(&trace),
             framing: Framing::Length(2),
             fatman: &fatman,
             query: Some("q=1"),
@@ -1102,6 +1173,29 @@ mod tests {
         assert_eq!(get("x-forwarded-for").as_deref(), Some("1.2.3.4, 10.0.0.7"));
         assert_eq!(get("x-request-tracing-id").as_deref(), Some("rid-1"));
         assert_eq!(fwd.get_all("x-racetrack-caller").count(), 1);
+        assert_eq!(
+            get("traceparent").as_deref(),
+            Some(trace.traceparent.as_str())
+        );
+        assert_eq!(fwd.get_all("traceparent").count(), 1);
+        assert_eq!(get("tracestate").as_deref(), Some("pub=1"));
+        assert_eq!(fwd.get_all("tracestate").count(), 1);
+    }
+
+    #[test]
+    fn incoming_trace_context_needs_exactly_one_parent() {
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let h = head(&format!(
+            "GET / HTTP/1.1\r\ntraceparent: {parent}\r\ntracestate: a=1\r\nTraceState: b=2\r\n\r\n"
+        ));
+        let (p, s) = incoming_trace(&h).unwrap();
+        assert_eq!(p, parent);
+        assert_eq!(s.as_deref(), Some("a=1,b=2"));
+        let h = head(&format!(
+            "GET / HTTP/1.1\r\ntraceparent: {parent}\r\ntraceparent: {parent}\r\n\r\n"
+        ));
+        assert!(incoming_trace(&h).is_none());
+        assert!(incoming_trace(&head("GET / HTTP/1.1\r\ntracestate: a=1\r\n\r\n")).is_none());
     }
 
     #[test]

@@ -59,6 +59,9 @@ pub enum Known {
     /// Identity headers only PUB may set.
     Caller,
     CallerType,
+    /// W3C trace context: PUB writes its own (docs/architecture.md, "Tracing").
+    TraceParent,
+    TraceState,
 }
 
 impl Known {
@@ -75,6 +78,8 @@ impl Known {
             8 if is("location") => Known::Location,
             10 if is("connection") => Known::Connection,
             10 if is("keep-alive") => Known::HopByHop,
+            10 if is("tracestate") => Known::TraceState,
+            11 if is("traceparent") => Known::TraceParent,
             14 if is("content-length") => Known::ContentLength,
             15 if is("x-forwarded-for") => Known::XForwardedFor,
             16 if is("x-racetrack-auth") => Known::RacetrackAuth,

@@ -2,6 +2,7 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use racetrack_model::AuthSubjectType;
 
 use crate::models::{
     AuthPermission, AuthSubject, AuthToken, Esc, NewAuthPermission, PermissionView, SubjectOwner,
@@ -146,14 +147,14 @@ pub fn list_subjects(conn: &mut DbConnection) -> Result<Vec<(AuthSubject, Subjec
 /// Subjects of one kind, for bulk token regeneration.
 pub fn subjects_of_type(
     conn: &mut DbConnection,
-    subject_type: &str,
+    subject_type: AuthSubjectType,
 ) -> Result<Vec<AuthSubject>, DbError> {
     let q = subject::table.select(AuthSubject::as_select()).into_boxed();
     let q = match subject_type {
-        "user" => q.filter(subject::user_id.is_not_null()),
-        "esc" => q.filter(subject::esc_id.is_not_null()),
-        "fatman_family" => q.filter(subject::fatman_family_id.is_not_null()),
-        _ => return Ok(Vec::new()),
+        AuthSubjectType::User => q.filter(subject::user_id.is_not_null()),
+        AuthSubjectType::Esc => q.filter(subject::esc_id.is_not_null()),
+        AuthSubjectType::FatmanFamily => q.filter(subject::fatman_family_id.is_not_null()),
+        AuthSubjectType::Internal => q.filter(subject::service_name.is_not_null()),
     };
     Ok(q.load(conn)?)
 }

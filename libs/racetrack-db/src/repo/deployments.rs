@@ -1,4 +1,5 @@
 use diesel::prelude::*;
+use racetrack_model::DeploymentStatus;
 
 use crate::models::Deployment;
 use crate::schema::registry_deployment::dsl;
@@ -43,7 +44,7 @@ pub fn latest_for_fatman(
 
 pub fn list_in_progress(conn: &mut DbConnection) -> Result<Vec<Deployment>, DbError> {
     Ok(dsl::registry_deployment
-        .filter(dsl::status.eq("in_progress"))
+        .filter(dsl::status.eq(DeploymentStatus::InProgress))
         .select(Deployment::as_select())
         .load(conn)?)
 }
@@ -59,7 +60,7 @@ pub fn latest_provisioned_image(
     Ok(dsl::registry_deployment
         .filter(dsl::fatman_name.eq(name))
         .filter(dsl::fatman_version.eq(version))
-        .filter(dsl::status.eq("done"))
+        .filter(dsl::status.eq(DeploymentStatus::Done))
         .filter(dsl::infrastructure_target.is_not_null())
         .filter(dsl::image_name.is_not_null())
         .order(dsl::update_time.desc())
@@ -79,7 +80,7 @@ pub fn ongoing(
     Ok(dsl::registry_deployment
         .filter(dsl::fatman_name.eq(name))
         .filter(dsl::fatman_version.eq(version))
-        .filter(dsl::status.eq("in_progress"))
+        .filter(dsl::status.eq(DeploymentStatus::InProgress))
         .filter(dsl::update_time.gt(since))
         .select(Deployment::as_select())
         .first(conn)

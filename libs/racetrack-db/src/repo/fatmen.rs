@@ -107,6 +107,50 @@ pub fn update(conn: &mut DbConnection, row: &Fatman) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Stores the normalised manifest (JSON text) the code reads, next to the user's YAML in
+/// `manifest` (migration 0005). Whoever writes `manifest` writes this too (Lifecycle's deploy).
+pub fn set_manifest_json(
+    conn: &mut DbConnection,
+    fatman_id: &str,
+    json: Option<&str>,
+) -> Result<(), DbError> {
+    diesel::update(fatman::table.find(fatman_id))
+        .set(fatman::manifest_json.eq(json))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The normalised manifests (JSON text) of the fatmen with these ids, by id; fatmen without
+/// one are left out. One query per 500 ids (bound parameters are limited).
+pub fn manifest_jsons(
+    conn: &mut DbConnection,
+    ids: &[&str],
+) -> Result<std::collections::HashMap<String, String>, DbError> {
+    let mut out = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let rows: Vec<(String, Option<String>)> = fatman::table
+            .filter(fatman::id.eq_any(chunk))
+            .select((fatman::id, fatman::manifest_json))
+            .load(conn)?;
+        out.extend(rows.into_iter().filter_map(|(id, json)| Some((id, json?))));
+    }
+    Ok(out)
+}
+
+/// `(id, YAML)` of fatmen with a YAML manifest but no normalised one: rows written before
+/// migration 0005, for a one-time backfill.
+pub fn missing_manifest_json(conn: &mut DbConnection) -> Result<Vec<(String, String)>, DbError> {
+    let rows: Vec<(String, Option<String>)> = fatman::table
+        .filter(fatman::manifest.is_not_null())
+        .filter(fatman::manifest_json.is_null())
+        .select((fatman::id, fatman::manifest))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, yaml)| Some((id, yaml?)))
+        .collect())
+}
+
 /// Moves a fatman to the trash: the row is copied to `registry_trashfatman` and deleted, which
 /// cascades its fatman-level permissions and public endpoint requests. One transaction.
 pub fn move_to_trash(conn: &mut DbConnection, row: &Fatman) -> Result<(), DbError> {
@@ -117,7 +161,7 @@ pub fn move_to_trash(conn: &mut DbConnection, row: &Fatman) -> Result<(), DbErro
             id: row.id.clone(),
             name: row.name.clone(),
             version: row.version.clone(),
-            status: row.status.clone(),
+            status: row.status,
             create_time: row.create_time,
             update_time: row.update_time,
             manifest: row.manifest.clone(),

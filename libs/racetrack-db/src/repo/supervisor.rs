@@ -7,6 +7,7 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use racetrack_model::{DeploymentStatus, FatmanStatus};
 
 use crate::models::Fatman;
 use crate::schema::registry_deployment as deployment;
@@ -16,7 +17,7 @@ use crate::{DbConnection, DbError};
 /// Status and details observed for one fatman.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observation<'a> {
-    pub status: &'a str,
+    pub status: FatmanStatus,
     pub error: Option<&'a str>,
     pub internal_name: Option<&'a str>,
     pub infrastructure_target: Option<&'a str>,
@@ -41,7 +42,7 @@ pub fn record_observation(
     conn: &mut DbConnection,
     id: &str,
     read_update_time: NaiveDateTime,
-    read_status: &str,
+    read_status: FatmanStatus,
     observed: &Observation<'_>,
     now: NaiveDateTime,
 ) -> Result<bool, DbError> {
@@ -101,7 +102,7 @@ pub fn delete_orphan(conn: &mut DbConnection, id: &str) -> Result<bool, DbError>
     let deleted = diesel::delete(
         fatman::table
             .filter(fatman::id.eq(id))
-            .filter(fatman::status.eq("orphaned"))
+            .filter(fatman::status.eq(FatmanStatus::Orphaned))
             .filter(fatman::manifest.is_null()),
     )
     .execute(conn)?;
@@ -115,7 +116,7 @@ pub fn deployments_in_progress(
     since: NaiveDateTime,
 ) -> Result<Vec<(String, String)>, DbError> {
     Ok(deployment::table
-        .filter(deployment::status.eq("in_progress"))
+        .filter(deployment::status.eq(DeploymentStatus::InProgress))
         .filter(deployment::update_time.gt(since))
         .select((deployment::fatman_name, deployment::fatman_version))
         .distinct()

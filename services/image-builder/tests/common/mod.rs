@@ -431,10 +431,22 @@ pub async fn build(client: &mut Client, request: BuildRequest) -> Outcome {
     collect(stream).await
 }
 
+/// A request for a manifest given as YAML, parsed here once as Lifecycle does before sending it.
 pub fn request(id: &str, manifest: &str, context: Vec<u8>, tag: &str) -> BuildRequest {
+    let manifest = racetrack_model::parse_manifest_yaml(manifest).expect("a valid test manifest");
+    request_with(id, (&manifest).into(), context, tag)
+}
+
+/// A request with the manifest message as given (also one no manifest converts to).
+pub fn request_with(
+    id: &str,
+    manifest: racetrack_proto::image_builder::Manifest,
+    context: Vec<u8>,
+    tag: &str,
+) -> BuildRequest {
     BuildRequest {
         deployment_id: id.into(),
-        manifest_yaml: manifest.into(),
+        manifest: Some(manifest),
         build_context: context,
         git_credentials: None,
         secret_build_env: HashMap::new(),

@@ -1,13 +1,11 @@
 use actix_web::{web, HttpResponse};
 use racetrack_db::models::AuditLogEvent;
-use racetrack_db::repo::audit::{self, EventFilter};
-use racetrack_model::AuthScope;
 use serde::Serialize;
 
-use super::{with_caller, State};
-use crate::caller::{require_user, require_user_or_service, AuthToken};
+use super::dto::unix_time;
+use super::{with_caller, AuthToken, State};
+use crate::app::audit::{self, Query};
 use crate::error::ApiError;
-use crate::registry::unix_time;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/audit/user_events", web::get().to(user_events))
@@ -32,7 +30,7 @@ struct AuditLogEventDto {
     id: String,
     version: i32,
     timestamp: i64,
-    event_type: String,
+    event_type: racetrack_model::AuditLogEventType,
     properties: Option<serde_json::Value>,
     username_executor: Option<String>,
     username_subject: Option<String>,
@@ -44,14 +42,12 @@ struct AuditLogEventDto {
 
 impl From<AuditLogEvent> for AuditLogEventDto {
     fn from(e: AuditLogEvent) -> Self {
-        let description = racetrack_model::render_audit_event(
-            &e.event_type,
+        let description = Some(e.event_type.describe(
             e.fatman_name.as_deref().unwrap_or(""),
             e.fatman_version.as_deref().unwrap_or(""),
             e.username_executor.as_deref(),
             e.username_subject.as_deref(),
-        )
-        .ok();
+        ));
         AuditLogEventDto {
             id: e.id,
             version: e.version,
@@ -74,25 +70,18 @@ async fn query(
     name: Option<String>,
     version: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let query = Query {
+        mine: user_only,
+        fatman_name: name,
+        fatman_version: version,
+    };
     let list = with_caller(state, token, move |conn, _, caller| {
-        let user = if user_only {
-            Some(require_user(caller)?.to_string())
-        } else {
-            // The whole log names every user and fatman: not for ESC or fatman family tokens.
-            require_user_or_service(caller, AuthScope::CallAdminApi.as_str())?;
-            None
-        };
-        let filter = EventFilter {
-            related_to_user: user.as_deref(),
-            fatman_name: name.as_deref(),
-            fatman_version: version.as_deref(),
-        };
-        Ok(audit::query(conn, &filter)?
-            .into_iter()
-            .map(AuditLogEventDto::from)
-            .collect::<Vec<_>>())
+        audit::events(conn, caller, &query)
     })
-    .await?;
+    .await?
+    .into_iter()
+    .map(AuditLogEventDto::from)
+    .collect::<Vec<_>>();
     Ok(HttpResponse::Ok().json(list))
 }
 

@@ -1,24 +1,16 @@
-//! Permission checks for PUB, grants, tokens, auth subjects and permission records.
-
-use std::str::FromStr;
+//! Permission checks for PUB, grants, tokens, auth subjects and permission records, over REST.
 
 use actix_web::{web, HttpResponse, ResponseError};
-use chrono::{DateTime, NaiveDateTime};
-use racetrack_auth::permission;
-use racetrack_db::models::{AuthSubject, NewAuthPermission, PermissionView, SubjectOwner};
-use racetrack_db::repo::auth as repo;
-use racetrack_db::repo::fatmen;
-use racetrack_db::DbConnection;
-use racetrack_model::AuthScope;
+use racetrack_db::models::{AuthSubject, SubjectOwner};
+use racetrack_model::{AuthScope, AuthSubjectType};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{null, with_caller, with_db, State};
-use crate::caller::{require_scope, AuthToken};
-use crate::calls::check_allowed;
+use super::dto::unix_time;
+use super::{null, with_caller, AuthToken, State};
+use crate::app::permissions::{self as app, NewPermission as Grant, PermissionEntry};
+use crate::app::{escs, AppError};
 use crate::error::ApiError;
-use crate::registry::unix_time;
-use crate::{events, subjects};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route(
@@ -59,24 +51,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/auth/tokens/{id}", web::delete().to(revoke_token));
 }
 
-fn parse_scope(scope: &str) -> Result<AuthScope, ApiError> {
-    AuthScope::from_str(scope).map_err(|e| ApiError::validation("scope", e.to_string()))
-}
-
 /// `/auth/allowed/*` keep the original's contract exactly: 202 with an empty body, or 401 with
-/// `{"error": ...}` and no `type` (PUB of the original relies on it).
-fn allowed_response(result: Result<(), ApiError>, auth_debug: bool) -> HttpResponse {
+/// `{"error": ...}` and no `type` (PUB of the original relies on it); the denial's details only
+/// with AUTH_DEBUG.
+fn allowed_response(result: Result<(), AppError>, auth_debug: bool) -> HttpResponse {
     match result {
         Ok(()) => HttpResponse::Accepted().finish(),
-        Err(ApiError::Unauthenticated(msg) | ApiError::Forbidden(msg)) => {
-            let msg = if auth_debug {
-                msg
-            } else {
-                msg.split(": ").next().unwrap_or_default().to_string()
-            };
-            HttpResponse::Unauthorized().json(json!({ "error": format!("Unauthorized: {msg}") }))
+        Err(AppError::Unauthenticated(denial) | AppError::Forbidden(denial)) => {
+            HttpResponse::Unauthorized()
+                .json(json!({ "error": format!("Unauthorized: {}", denial.shown(auth_debug)) }))
         }
-        Err(other) => other.error_response(),
+        Err(other) => ApiError::from(other).error_response(),
     }
 }
 
@@ -87,10 +72,10 @@ async fn allowed_fatman(
 ) -> HttpResponse {
     let (name, version, scope) = path.into_inner();
     let debug = state.config.auth_debug;
-    let result = with_db(state, move |conn, state| {
-        check_allowed(
+    let result = crate::app::blocking(&state.clone().into_inner(), move |conn, state| {
+        app::check_allowed(
             conn,
-            state,
+            &state.signer,
             token.0.as_deref(),
             &name,
             &version,
@@ -109,12 +94,12 @@ async fn allowed_endpoint(
     path: web::Path<(String, String, String, String)>,
 ) -> HttpResponse {
     let (name, version, scope, endpoint) = path.into_inner();
-    let endpoint = permission::normalize_endpoint(&endpoint);
+    let endpoint = racetrack_auth::permission::normalize_endpoint(&endpoint);
     let debug = state.config.auth_debug;
-    let result = with_db(state, move |conn, state| {
-        check_allowed(
+    let result = crate::app::blocking(&state.clone().into_inner(), move |conn, state| {
+        app::check_allowed(
             conn,
-            state,
+            &state.signer,
             token.0.as_deref(),
             &name,
             &version,
@@ -127,58 +112,14 @@ async fn allowed_endpoint(
     allowed_response(result, debug)
 }
 
-fn grant(
-    conn: &mut DbConnection,
-    subject_id: &str,
-    scope: &str,
-    family_id: Option<&str>,
-    fatman_id: Option<&str>,
-    endpoint: Option<&str>,
-) -> Result<i64, ApiError> {
-    let (id, created) = repo::grant(
-        conn,
-        &NewAuthPermission {
-            auth_subject_id: subject_id,
-            scope,
-            fatman_family_id: family_id,
-            fatman_id,
-            endpoint,
-        },
-    )?;
-    if created {
-        tracing::info!(
-            permission = id,
-            subject = subject_id,
-            scope,
-            "permission granted"
-        );
-    }
-    Ok(id)
-}
-
-fn family_or_404(
-    conn: &mut DbConnection,
-    name: &str,
-) -> Result<racetrack_db::models::Family, ApiError> {
-    fatmen::find_family(conn, name)?
-        .ok_or_else(|| ApiError::NotFound(format!("fatman family {name} was not found")))
-}
-
 async fn allow_esc(
     state: State,
     token: AuthToken,
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (esc_id, family_name, scope) = path.into_inner();
+    let (esc_id, family, scope) = path.into_inner();
     with_caller(state, token, move |conn, state, caller| {
-        require_scope(caller, "call_admin_api")?;
-        parse_scope(&scope)?;
-        let esc = super::escs::find(conn, &esc_id)?;
-        let family = family_or_404(conn, &family_name)?;
-        let subject = subjects::ensure_esc_subject(conn, &state.signer, &esc)?;
-        grant(conn, &subject.id, &scope, Some(&family.id), None, None)?;
-        events::subject_changed(state, &subject.id);
-        Ok(())
+        app::allow_esc(conn, state, caller, &esc_id, &family, &scope)
     })
     .await?;
     Ok(null())
@@ -191,14 +132,7 @@ async fn allow_family(
 ) -> Result<HttpResponse, ApiError> {
     let (source, target, scope) = path.into_inner();
     with_caller(state, token, move |conn, state, caller| {
-        require_scope(caller, "call_admin_api")?;
-        parse_scope(&scope)?;
-        let source = family_or_404(conn, &source)?;
-        let target = family_or_404(conn, &target)?;
-        let subject = subjects::ensure_family_subject(conn, &state.signer, &source)?;
-        grant(conn, &subject.id, &scope, Some(&target.id), None, None)?;
-        events::subject_changed(state, &subject.id);
-        Ok(())
+        app::allow_family(conn, state, caller, &source, &target, &scope)
     })
     .await?;
     Ok(null())
@@ -211,14 +145,7 @@ async fn esc_token(
 ) -> Result<HttpResponse, ApiError> {
     let esc_id = path.into_inner();
     let token = with_caller(state, token, move |conn, state, caller| {
-        require_scope(caller, "call_admin_api")?;
-        let esc = super::escs::find(conn, &esc_id)?;
-        let subject = subjects::ensure_esc_subject(conn, &state.signer, &esc)?;
-        let owner = SubjectOwner::Esc {
-            id: esc.id.clone(),
-            name: esc.name.clone(),
-        };
-        subjects::current_token(conn, &state.signer, &subject, &owner)
+        escs::token(conn, state, caller, &esc_id)
     })
     .await?;
     Ok(HttpResponse::Ok().json(json!({ "token": token })))
@@ -230,20 +157,13 @@ async fn regenerate_all(
     token: AuthToken,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let subject_type = path.into_inner();
-    if !["user", "esc", "fatman_family"].contains(&subject_type.as_str()) {
-        return Err(ApiError::NotFound("no such endpoint".into()));
-    }
+    // Internal tokens are rolled with `lifecycle generate-auth`, not here.
+    let subject_type = match path.into_inner().parse::<AuthSubjectType>() {
+        Ok(t) if t != AuthSubjectType::Internal => t,
+        _ => return Err(ApiError::NotFound("no such endpoint".into())),
+    };
     with_caller(state, token, move |conn, state, caller| {
-        require_scope(caller, "call_admin_api")?;
-        let list = repo::subjects_of_type(conn, &subject_type)?;
-        for subject in &list {
-            let owner = repo::owner_of(conn, subject)?;
-            subjects::regenerate(conn, &state.signer, subject, &owner)?;
-        }
-        events::everything_changed(state);
-        tracing::info!(subject_type = %subject_type, count = list.len(), by = %caller.username(), "tokens regenerated");
-        Ok(())
+        app::regenerate_all(conn, state, caller, subject_type)
     })
     .await?;
     Ok(null())
@@ -254,34 +174,28 @@ struct PermissionDto {
     id: i64,
     auth_subject_id: String,
     subject: String,
-    scope: String,
+    scope: AuthScope,
     fatman_family: Option<String>,
     fatman_name: Option<String>,
     fatman_version: Option<String>,
     endpoint: Option<String>,
 }
 
-fn permission_dto(
-    conn: &mut DbConnection,
-    view: PermissionView,
-) -> Result<PermissionDto, ApiError> {
-    let subject = match repo::find_subject(conn, &view.auth_subject_id)? {
-        Some(s) => repo::owner_of(conn, &s)?.display(&s.id),
-        None => view.auth_subject_id.clone(),
-    };
+fn permission_dto(entry: PermissionEntry) -> PermissionDto {
+    let view = entry.view;
     let (fatman_name, fatman_version) = view
         .fatman
         .map_or((None, None), |(n, v)| (Some(n), Some(v)));
-    Ok(PermissionDto {
+    PermissionDto {
         id: view.id,
         auth_subject_id: view.auth_subject_id,
-        subject,
+        subject: entry.subject,
         scope: view.scope,
         fatman_family: view.family_name,
         fatman_name,
         fatman_version,
         endpoint: view.endpoint,
-    })
+    }
 }
 
 #[derive(Deserialize)]
@@ -296,18 +210,10 @@ async fn list_permissions(
 ) -> Result<HttpResponse, ApiError> {
     let subject_id = query.into_inner().auth_subject_id;
     let list = with_caller(state, token, move |conn, _, caller| {
-        require_scope(caller, "call_admin_api")?;
-        let views = match subject_id {
-            Some(id) => repo::permissions_of_subject(conn, &id)?,
-            None => repo::list_permissions(conn)?,
-        };
-        views
-            .into_iter()
-            .map(|v| permission_dto(conn, v))
-            .collect::<Result<Vec<_>, _>>()
+        app::list_permissions(conn, caller, subject_id.as_deref())
     })
     .await?;
-    Ok(HttpResponse::Ok().json(list))
+    Ok(HttpResponse::Ok().json(list.into_iter().map(permission_dto).collect::<Vec<_>>()))
 }
 
 #[derive(Deserialize)]
@@ -327,41 +233,19 @@ async fn create_permission(
     body: web::Json<NewPermission>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let dto = with_caller(state, token, move |conn, state, caller| {
-        require_scope(caller, "call_admin_api")?;
-        parse_scope(&body.scope)?;
-        let subject = find_subject(conn, &body.auth_subject_id)?;
-        let family = match &body.fatman_family {
-            Some(name) => Some(family_or_404(conn, name)?),
-            None => None,
-        };
-        let fatman = match (&body.fatman_name, &body.fatman_version) {
-            (Some(n), Some(v)) => Some(crate::registry::exact_fatman(conn, n, v)?),
-            (None, None) => None,
-            _ => {
-                return Err(ApiError::validation(
-                    "body.fatman_version",
-                    "fatman_name and fatman_version go together",
-                ))
-            }
-        };
-        let endpoint = body.endpoint.as_deref().map(permission::normalize_endpoint);
-        let id = grant(
-            conn,
-            &subject.id,
-            &body.scope,
-            family.as_ref().map(|f| f.id.as_str()),
-            fatman.as_ref().map(|f| f.id.as_str()),
-            endpoint.as_deref(),
-        )?;
-        events::subject_changed(state, &subject.id);
-        tracing::info!(permission = id, by = %caller.username(), "permission created");
-        let view = repo::find_permission(conn, id)?
-            .ok_or_else(|| ApiError::internal("permission vanished"))?;
-        permission_dto(conn, view)
+    let grant = Grant {
+        auth_subject_id: body.auth_subject_id,
+        scope: body.scope,
+        fatman_family: body.fatman_family,
+        fatman_name: body.fatman_name,
+        fatman_version: body.fatman_version,
+        endpoint: body.endpoint,
+    };
+    let entry = with_caller(state, token, move |conn, state, caller| {
+        app::create_permission(conn, state, caller, &grant)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(dto))
+    Ok(HttpResponse::Ok().json(permission_dto(entry)))
 }
 
 async fn delete_permission(
@@ -371,29 +255,16 @@ async fn delete_permission(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     with_caller(state, token, move |conn, state, caller| {
-        require_scope(caller, "call_admin_api")?;
-        let view = repo::find_permission(conn, id)?
-            .ok_or_else(|| ApiError::NotFound(format!("permission {id} was not found")))?;
-        if !repo::revoke_permission(conn, id)? {
-            return Err(ApiError::NotFound(format!("permission {id} was not found")));
-        }
-        events::subject_changed(state, &view.auth_subject_id);
-        tracing::info!(permission = id, by = %caller.username(), "permission revoked");
-        Ok(())
+        app::delete_permission(conn, state, caller, id)
     })
     .await?;
     Ok(null())
 }
 
-fn find_subject(conn: &mut DbConnection, id: &str) -> Result<AuthSubject, ApiError> {
-    repo::find_subject(conn, id)?
-        .ok_or_else(|| ApiError::NotFound(format!("auth subject {id} was not found")))
-}
-
 #[derive(Serialize)]
 struct SubjectDto {
     id: String,
-    subject_type: Option<&'static str>,
+    subject_type: Option<racetrack_model::AuthSubjectType>,
     name: Option<String>,
     display: String,
     active: bool,
@@ -413,14 +284,14 @@ fn subject_dto(subject: &AuthSubject, owner: &SubjectOwner) -> SubjectDto {
 
 async fn list_subjects(state: State, token: AuthToken) -> Result<HttpResponse, ApiError> {
     let list = with_caller(state, token, |conn, _, caller| {
-        require_scope(caller, "call_admin_api")?;
-        Ok(repo::list_subjects(conn)?
-            .iter()
-            .map(|(s, o)| subject_dto(s, o))
-            .collect::<Vec<_>>())
+        app::list_subjects(conn, caller)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(list))
+    Ok(HttpResponse::Ok().json(
+        list.iter()
+            .map(|(s, o)| subject_dto(s, o))
+            .collect::<Vec<_>>(),
+    ))
 }
 
 #[derive(Serialize)]
@@ -455,15 +326,14 @@ async fn list_tokens(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let list = with_caller(state, token, move |conn, _, caller| {
-        require_scope(caller, "call_admin_api")?;
-        let subject = find_subject(conn, &id)?;
-        Ok(repo::tokens_of_subject(conn, &subject.id)?
-            .iter()
-            .map(|t| TokenDto::new(t, None))
-            .collect::<Vec<_>>())
+        app::list_tokens(conn, caller, &id)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(list))
+    Ok(HttpResponse::Ok().json(
+        list.iter()
+            .map(|t| TokenDto::new(t, None))
+            .collect::<Vec<_>>(),
+    ))
 }
 
 #[derive(Deserialize, Default)]
@@ -475,15 +345,6 @@ struct NewToken {
     expiry_time: Option<i64>,
 }
 
-fn from_unix(field: &str, secs: Option<i64>) -> Result<Option<NaiveDateTime>, ApiError> {
-    secs.map(|s| {
-        DateTime::from_timestamp(s, 0)
-            .map(|d| d.naive_utc())
-            .ok_or_else(|| ApiError::validation(format!("body.{field}"), "not a valid unix time"))
-    })
-    .transpose()
-}
-
 /// A second live token for the subject, so a consumer can switch before the old one is revoked.
 async fn add_token(
     state: State,
@@ -493,20 +354,11 @@ async fn add_token(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let body = body.map(|b| b.into_inner()).unwrap_or_default();
-    let dto = with_caller(state, token, move |conn, state, caller| {
-        require_scope(caller, "call_admin_api")?;
-        if body.label.chars().count() > 256 {
-            return Err(ApiError::validation("body.label", "at most 256 characters"));
-        }
-        let expiry = from_unix("expiry_time", body.expiry_time)?;
-        let subject = find_subject(conn, &id)?;
-        let owner = repo::owner_of(conn, &subject)?;
-        let (row, token) = subjects::issue_token(conn, &state.signer, &subject, &owner, &body.label, expiry)?;
-        tracing::info!(subject = %subject.id, token_id = %row.id, by = %caller.username(), "token added");
-        Ok(TokenDto::new(&row, Some(token)))
+    let (row, token) = with_caller(state, token, move |conn, state, caller| {
+        app::add_token(conn, state, caller, &id, &body.label, body.expiry_time)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(dto))
+    Ok(HttpResponse::Ok().json(TokenDto::new(&row, Some(token))))
 }
 
 async fn regenerate_subject(
@@ -516,13 +368,7 @@ async fn regenerate_subject(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let token = with_caller(state, token, move |conn, state, caller| {
-        require_scope(caller, "call_admin_api")?;
-        let subject = find_subject(conn, &id)?;
-        let owner = repo::owner_of(conn, &subject)?;
-        let token = subjects::regenerate(conn, &state.signer, &subject, &owner)?;
-        events::subject_changed(state, &subject.id);
-        tracing::info!(subject = %subject.id, by = %caller.username(), "subject token regenerated");
-        Ok(token)
+        app::regenerate_subject(conn, state, caller, &id)
     })
     .await?;
     Ok(HttpResponse::Ok().json(json!({ "token": token })))
@@ -543,19 +389,11 @@ async fn set_access(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let body = body.into_inner();
-    let dto = with_caller(state, token, move |conn, state, caller| {
-        require_scope(caller, "call_admin_api")?;
-        let expiry = from_unix("expiry_time", body.expiry_time)?;
-        let subject = find_subject(conn, &id)?;
-        repo::set_subject_access(conn, &subject.id, body.active, expiry)?;
-        events::subject_changed(state, &subject.id);
-        let subject = find_subject(conn, &id)?;
-        let owner = repo::owner_of(conn, &subject)?;
-        tracing::info!(subject = %subject.id, active = body.active, by = %caller.username(), "subject access changed");
-        Ok(subject_dto(&subject, &owner))
+    let (subject, owner) = with_caller(state, token, move |conn, state, caller| {
+        app::set_access(conn, state, caller, &id, body.active, body.expiry_time)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(dto))
+    Ok(HttpResponse::Ok().json(subject_dto(&subject, &owner)))
 }
 
 async fn revoke_token(
@@ -565,15 +403,7 @@ async fn revoke_token(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     with_caller(state, token, move |conn, state, caller| {
-        require_scope(caller, "call_admin_api")?;
-        let row = repo::find_token(conn, &id)?
-            .ok_or_else(|| ApiError::NotFound(format!("token {id} was not found")))?;
-        if !repo::delete_token(conn, &id)? {
-            return Err(ApiError::NotFound(format!("token {id} was not found")));
-        }
-        events::subject_changed(state, &row.auth_subject_id);
-        tracing::info!(token_id = %id, by = %caller.username(), "token revoked");
-        Ok(())
+        app::revoke_token(conn, state, caller, &id)
     })
     .await?;
     Ok(null())

@@ -3,16 +3,14 @@
 
 use actix_web::{web, HttpResponse};
 use base64::Engine;
-use racetrack_db::repo::deployments;
-use racetrack_model::AuthScope;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{null, with_caller, State};
-use crate::caller::{require_authn, require_scope, AuthToken};
-use crate::deploy::{self, DeployInput, GitCredentials, Mode, SecretVars};
+use super::dto::DeploymentDto;
+use super::{null, with_caller, AuthToken, State};
+use crate::app::deployments;
+use crate::deploy::{DeployInput, GitCredentials, Mode, SecretVars};
 use crate::error::ApiError;
-use crate::registry::DeploymentDto;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/deploy").route(web::post().to(start_deploy)))
@@ -121,44 +119,9 @@ async fn start(
     })?;
     let max = state.config.max_deploy_body_bytes;
     let input = validate_payload(payload, max)?;
-    let spawn_state = state.clone();
-    let (deployment_id, caller, input) = with_caller(state, token, move |conn, state, caller| {
-        let target = if mode == Mode::BuildOnly {
-            // A build claims the version (a concurrent deploy of it is refused) and leaves an
-            // image: the same permission as deploying it, checked before anything is recorded.
-            deploy::check_deploy_permission(
-                conn,
-                caller,
-                &input.manifest.name,
-                &input.manifest.version,
-            )?;
-            None
-        } else {
-            require_authn(caller)?;
-            Some(
-                deploy::resolve_target(state, &input.manifest)?
-                    .name()
-                    .to_string(),
-            )
-        };
-        let since = racetrack_db::now() - chrono::Duration::seconds(60);
-        if let Some(ongoing) =
-            deployments::ongoing(conn, &input.manifest.name, &input.manifest.version, since)?
-        {
-            return Err(ApiError::AlreadyExists(format!(
-                "There's already ongoing deployment of fatman {} {}, recently updated at {}",
-                input.manifest.name, input.manifest.version, ongoing.update_time
-            )));
-        }
-        let record = deploy::new_deployment(caller, &input, target.as_deref());
-        deployments::insert(conn, &record)?;
-        state.requested_deployments.inc();
-        Ok((record.id, caller.clone(), input))
-    })
-    .await?;
-    tracing::info!(deployment = %deployment_id, fatman = %input.manifest.name, version = %input.manifest.version, by = %caller.username(), "deployment requested");
-    let id = deployment_id.clone();
-    actix_web::rt::spawn(deploy::run(spawn_state, id, caller, input, mode));
+    let caller = super::caller(&state, token).await?;
+    let deployment_id =
+        deployments::start(&state.clone().into_inner(), &caller, input, mode).await?;
     Ok(HttpResponse::Ok().json(json!({ "id": deployment_id })))
 }
 
@@ -178,23 +141,19 @@ async fn start_build(
     start(state, token, payload, Mode::BuildOnly).await
 }
 
-fn not_found(id: &str) -> ApiError {
-    ApiError::NotFound(format!("deployment with ID {id} was not found"))
-}
-
 async fn get_deployment(
     state: State,
     token: AuthToken,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    let dto = with_caller(state, token, move |conn, state, caller| {
-        require_authn(caller)?;
-        let d = deployments::find(conn, &id)?.ok_or_else(|| not_found(&id))?;
-        DeploymentDto::new(conn, &d, &state.config.external_pub_url)
+    let pub_url = state.config.external_pub_url.clone();
+    let (deployment, fatman) = with_caller(state, token, move |conn, _, caller| {
+        deployments::get(conn, caller, &id)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(dto))
+    let fatman = fatman.as_ref().map(|(f, manifest)| (f, manifest.clone()));
+    Ok(HttpResponse::Ok().json(DeploymentDto::new(&deployment, fatman, &pub_url)))
 }
 
 #[derive(Deserialize)]
@@ -211,14 +170,7 @@ async fn set_phase(
     let id = path.into_inner();
     let phase = body.into_inner().phase;
     with_caller(state, token, move |conn, _, caller| {
-        // Progress comes from the builder (image-builder's internal token) or an admin; callers
-        // with a mere login (ESCs, fatmen, users) cannot rewrite what a deployment shows.
-        require_scope(caller, AuthScope::WriteDeploymentPhase.as_str())?;
-        let mut d = deployments::find(conn, &id)?.ok_or_else(|| not_found(&id))?;
-        d.phase = Some(phase);
-        d.update_time = racetrack_db::now();
-        deployments::save(conn, &d)?;
-        Ok(())
+        deployments::set_phase(conn, caller, &id, phase)
     })
     .await?;
     Ok(null())

@@ -1,16 +1,14 @@
+//! User accounts over REST: registration, login, profiles, admin changes, passwords.
+
 use actix_web::{web, HttpRequest, HttpResponse};
-use racetrack_auth::password;
 use racetrack_db::models::User;
-use racetrack_db::repo::users::{self, UserChanges};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{null, with_caller, with_db, State};
-use crate::accounts::{self, NewAccount};
-use crate::caller::{require_authn, require_scope, require_user, AuthToken};
+use super::dto::unix_time;
+use super::{null, with_caller, with_db, AuthToken, State};
+use crate::app::accounts::{self, UserUpdate as Changes};
 use crate::error::ApiError;
-use crate::registry::unix_time;
-use crate::subjects;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route(
@@ -59,11 +57,7 @@ impl From<User> for UserDto {
 }
 
 async fn validate_user_auth(state: State, token: AuthToken) -> Result<HttpResponse, ApiError> {
-    let username = with_caller(state, token, |_, _, caller| {
-        require_authn(caller)?;
-        Ok(caller.username().to_string())
-    })
-    .await?;
+    let username = with_caller(state, token, |_, _, caller| accounts::whoami(caller)).await?;
     Ok(HttpResponse::Ok().json(json!({ "username": username })))
 }
 
@@ -77,22 +71,7 @@ struct Credentials {
 async fn register(state: State, body: web::Json<Credentials>) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let user = with_db(state, move |conn, state| {
-        accounts::validate_username(&body.username, true)?;
-        accounts::check_password_rules(&body.password, &body.username)?;
-        let user = accounts::create_account(
-            conn,
-            &state.signer,
-            &NewAccount {
-                username: &body.username,
-                email: &body.username,
-                password: &body.password,
-                is_active: state.config.auto_activate_users,
-                is_staff: false,
-                is_superuser: false,
-            },
-        )?;
-        tracing::info!(user = %user.username, active = user.is_active, "user registered");
-        Ok(user)
+        accounts::register(conn, state, &body.username, &body.password)
     })
     .await?;
     Ok(HttpResponse::Created()
@@ -111,37 +90,7 @@ async fn login(
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
     let (username, token) = with_db(state, move |conn, state| {
-        let user_key = body.username.to_lowercase();
-        // Counted before the password is checked, so concurrent guesses cannot overrun the limit.
-        state
-            .login_address_throttle
-            .acquire(&address)
-            .map_err(ApiError::TooManyRequests)?;
-        if let Err(retry) = state.login_user_throttle.acquire(&user_key) {
-            state.login_address_throttle.release(&address);
-            return Err(ApiError::TooManyRequests(retry));
-        }
-        let user = users::find_by_username(conn, &body.username)?;
-        if !password::verify_password(&body.password, user.as_ref().map(|u| u.password.as_str())) {
-            tracing::info!("login refused: wrong username or password");
-            return Err(ApiError::Unauthenticated(
-                "wrong username or password".into(),
-            ));
-        }
-        let user =
-            user.ok_or_else(|| ApiError::Unauthenticated("wrong username or password".into()))?;
-        state.login_user_throttle.reset(&user_key);
-        state.login_address_throttle.release(&address);
-        if !user.is_active {
-            return Err(ApiError::Forbidden(
-                "user account is not active yet: ask a Racetrack admin to activate it".into(),
-            ));
-        }
-        users::touch_last_login(conn, user.id)?;
-        let subject = subjects::ensure_user_subject(conn, &state.signer, &user)?;
-        let token =
-            subjects::current_token(conn, &state.signer, &subject, &subjects::user_owner(&user))?;
-        Ok((user.username, token))
+        accounts::login(conn, state, &body.username, &body.password, &address)
     })
     .await?;
     Ok(HttpResponse::Ok().json(json!({ "username": username, "token": token })))
@@ -161,30 +110,15 @@ async fn change_own_password(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     with_caller(state, token, move |conn, _, caller| {
-        let username = require_user(caller)?;
-        let user = accounts::find_user(conn, username)?;
-        if !password::verify_password(&body.old_password, Some(&user.password)) {
-            return Err(ApiError::Forbidden(
-                "the old password is not correct".into(),
-            ));
-        }
-        accounts::check_password_rules(&body.new_password, username)?;
-        accounts::set_password(conn, &user, &body.new_password)
+        accounts::change_own_password(conn, caller, &body.old_password, &body.new_password)
     })
     .await?;
     Ok(null())
 }
 
 async fn list(state: State, token: AuthToken) -> Result<HttpResponse, ApiError> {
-    let list = with_caller(state, token, |conn, _, caller| {
-        require_scope(caller, "call_admin_api")?;
-        Ok(users::list(conn)?
-            .into_iter()
-            .map(UserDto::from)
-            .collect::<Vec<_>>())
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(list))
+    let list = with_caller(state, token, |conn, _, caller| accounts::list(conn, caller)).await?;
+    Ok(HttpResponse::Ok().json(list.into_iter().map(UserDto::from).collect::<Vec<_>>()))
 }
 
 async fn profile(
@@ -193,12 +127,7 @@ async fn profile(
     username: String,
 ) -> Result<HttpResponse, ApiError> {
     let (username, token) = with_caller(state, token, move |conn, state, caller| {
-        require_scope(caller, "call_admin_api")?;
-        let user = accounts::find_user(conn, &username)?;
-        let subject = subjects::ensure_user_subject(conn, &state.signer, &user)?;
-        let token =
-            subjects::current_token(conn, &state.signer, &subject, &subjects::user_owner(&user))?;
-        Ok((user.username, token))
+        accounts::profile(conn, state, caller, &username)
     })
     .await?;
     Ok(HttpResponse::Ok().json(json!({ "username": username, "token": token })))
@@ -228,8 +157,7 @@ async fn get_user(
 ) -> Result<HttpResponse, ApiError> {
     let username = path.into_inner();
     let user = with_caller(state, token, move |conn, _, caller| {
-        require_scope(caller, "call_admin_api")?;
-        accounts::find_user(conn, &username)
+        accounts::get(conn, caller, &username)
     })
     .await?;
     Ok(HttpResponse::Ok().json(UserDto::from(user)))
@@ -254,28 +182,16 @@ async fn update_user(
 ) -> Result<HttpResponse, ApiError> {
     let username = path.into_inner();
     let body = body.into_inner();
+    let changes = Changes {
+        email: body.email,
+        first_name: body.first_name,
+        last_name: body.last_name,
+        is_active: body.is_active,
+        is_staff: body.is_staff,
+        is_superuser: body.is_superuser,
+    };
     let user = with_caller(state, token, move |conn, state, caller| {
-        require_scope(caller, "call_admin_api")?;
-        let user = accounts::find_user(conn, &username)?;
-        for (field, value) in [("email", &body.email), ("first_name", &body.first_name), ("last_name", &body.last_name)] {
-            if value.as_ref().is_some_and(|v| v.chars().count() > 254 || v.chars().any(char::is_control)) {
-                return Err(ApiError::validation(format!("body.{field}"), "must be at most 254 printable characters"));
-            }
-        }
-        let changes = UserChanges {
-            email: body.email,
-            first_name: body.first_name,
-            last_name: body.last_name,
-            is_active: body.is_active,
-            is_staff: body.is_staff,
-            is_superuser: body.is_superuser,
-        };
-        users::update(conn, user.id, &changes)?;
-        if changes.is_active.is_some() {
-            crate::events::everything_changed(state);
-        }
-        tracing::info!(user = %user.username, by = %caller.username(), active = ?changes.is_active, "user updated");
-        accounts::find_user(conn, &user.username)
+        accounts::update(conn, state, caller, &username, changes)
     })
     .await?;
     Ok(HttpResponse::Ok().json(UserDto::from(user)))
@@ -296,12 +212,7 @@ async fn set_password(
     let username = path.into_inner();
     let new_password = body.into_inner().password;
     with_caller(state, token, move |conn, _, caller| {
-        require_scope(caller, "call_admin_api")?;
-        let user = accounts::find_user(conn, &username)?;
-        accounts::check_password_rules(&new_password, &username)?;
-        accounts::set_password(conn, &user, &new_password)?;
-        tracing::info!(user = %user.username, by = %caller.username(), "password changed by admin");
-        Ok(())
+        accounts::reset_password(conn, caller, &username, &new_password)
     })
     .await?;
     Ok(null())
@@ -314,17 +225,7 @@ async fn delete_user(
 ) -> Result<HttpResponse, ApiError> {
     let username = path.into_inner();
     with_caller(state, token, move |conn, state, caller| {
-        require_scope(caller, "call_admin_api")?;
-        let user = accounts::find_user(conn, &username)?;
-        if caller.username() == user.username {
-            return Err(ApiError::BadRequest(
-                "you cannot delete your own account".into(),
-            ));
-        }
-        users::delete(conn, user.id)?;
-        crate::events::everything_changed(state);
-        tracing::info!(user = %user.username, by = %caller.username(), "user deleted");
-        Ok(())
+        accounts::delete(conn, state, caller, &username)
     })
     .await?;
     Ok(null())

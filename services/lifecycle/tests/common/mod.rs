@@ -25,7 +25,7 @@ pub struct TestApp {
     pub base: String,
     /// The internal gRPC API (PUB's), `http://127.0.0.1:PORT`.
     pub grpc_url: String,
-    pub state: actix_web::web::Data<AppState>,
+    pub state: std::sync::Arc<AppState>,
     pub client: reqwest::Client,
     pub admin_token: String,
     pub auth_key: String,
@@ -272,7 +272,7 @@ impl TestApp {
         let state = self.state.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = state.db.get().unwrap();
-            lifecycle::subjects::issue_service_token(&mut conn, &state.signer, service)
+            lifecycle::app::subjects::issue_service_token(&mut conn, &state.signer, service)
                 .unwrap()
                 .1
         })
@@ -310,7 +310,7 @@ fn seed_fatman_blocking(
     let mut conn = state.db.get().unwrap();
     let (family, _) = fatmen::get_or_create_family(&mut conn, name).unwrap();
     let subject =
-        lifecycle::subjects::ensure_family_subject(&mut conn, &state.signer, &family).unwrap();
+        lifecycle::app::subjects::ensure_family_subject(&mut conn, &state.signer, &family).unwrap();
     let now = racetrack_db::now();
     let manifest = format!(
         "name: {name}\nowner_email: owner@example.com\nversion: {version}\nlang: python3:latest\ngit:\n  remote: https://example.com/repo.git\n"
@@ -320,7 +320,7 @@ fn seed_fatman_blocking(
         family_id: family.id.clone(),
         name: name.into(),
         version: version.into(),
-        status: "running".into(),
+        status: racetrack_model::FatmanStatus::Running,
         create_time: now,
         update_time: now,
         manifest: Some(manifest),
@@ -332,6 +332,10 @@ fn seed_fatman_blocking(
         infrastructure_target: None,
     };
     fatmen::insert(&mut conn, &row).unwrap();
+    // As a deployment stores it: the normalised manifest next to the YAML.
+    let parsed = racetrack_model::parse_manifest_yaml(row.manifest.as_deref().unwrap()).unwrap();
+    let normalised = lifecycle::app::fatmen::normalised_manifest(&parsed);
+    fatmen::set_manifest_json(&mut conn, &row.id, Some(&normalised)).unwrap();
     if let Some(username) = deployed_by {
         let user = users::find_by_username(&mut conn, username)
             .unwrap()
@@ -343,7 +347,7 @@ fn seed_fatman_blocking(
                 &mut conn,
                 &NewAuthPermission {
                     auth_subject_id: &user_subject.id,
-                    scope,
+                    scope: *scope,
                     fatman_family_id: None,
                     fatman_id: Some(&row.id),
                     endpoint: None,
@@ -353,7 +357,7 @@ fn seed_fatman_blocking(
         }
     }
     let owner = SubjectOwner::Family { name: name.into() };
-    lifecycle::subjects::current_token(&mut conn, &state.signer, &subject, &owner).unwrap()
+    lifecycle::app::subjects::current_token(&mut conn, &state.signer, &subject, &owner).unwrap()
 }
 
 /// Runs the test body against SQLite and against Postgres.

@@ -39,6 +39,8 @@ pub struct FakeLifecycle {
     /// When set, `AuthorizeCall` decides at once but answers only after taking a permit: an
     /// answer still in flight while the test changes things.
     pub authorize_gate: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
+    /// The `traceparent` metadata of every `ResolveFatman` call ("" when absent).
+    pub resolve_traceparents: Mutex<Vec<String>>,
 }
 
 pub struct FakeService(pub Arc<FakeLifecycle>);
@@ -51,6 +53,17 @@ impl Lifecycle for FakeService {
     ) -> Result<tonic::Response<FatmanRoute>, Status> {
         assert_eq!(req.metadata().get("x-racetrack-auth").unwrap(), PUB_TOKEN);
         self.0.resolves.fetch_add(1, Ordering::SeqCst);
+        let traceparent = req
+            .metadata()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        self.0
+            .resolve_traceparents
+            .lock()
+            .unwrap()
+            .push(traceparent);
         if self.0.down.load(Ordering::SeqCst) {
             return Err(Status::unavailable("down"));
         }

@@ -10,9 +10,9 @@ use racetrack_db::models::{
 use racetrack_db::repo::auth::{self as repo, SubjectKey};
 use racetrack_db::Connection as _;
 use racetrack_db::DbConnection;
-use racetrack_model::InternalService;
+use racetrack_model::{AuthScope, InternalService};
 
-use crate::error::ApiError;
+use super::AppError;
 
 /// Adds a live token to a subject; the subject's other tokens keep working.
 pub fn issue_token(
@@ -22,16 +22,16 @@ pub fn issue_token(
     owner: &SubjectOwner,
     label: &str,
     expiry_time: Option<NaiveDateTime>,
-) -> Result<(AuthToken, String), ApiError> {
+) -> Result<(AuthToken, String), AppError> {
     let (Some(name), Some(kind)) = (owner.token_subject(), owner.subject_type()) else {
-        return Err(ApiError::BadRequest(
+        return Err(AppError::BadRequest(
             "auth subject has no owner to issue a token for".into(),
         ));
     };
     let id = racetrack_db::new_id();
     let (token, digest) = signer
         .subject_token(&id, name, kind)
-        .map_err(ApiError::internal)?;
+        .map_err(AppError::internal)?;
     let row = AuthToken {
         id,
         auth_subject_id: subject.id.clone(),
@@ -54,7 +54,7 @@ pub fn reveal(signer: &TokenSigner, row: &AuthToken, owner: &SubjectOwner) -> Op
             .clone()
             .unwrap_or_else(|| signer.derive_seed(&row.id)),
         subject: owner.token_subject()?.to_string(),
-        subject_type: owner.subject_type()?.to_string(),
+        subject_type: owner.subject_type()?.as_str().to_string(),
         scopes: if row.public_seed.is_some() {
             ScopesClaim::Null
         } else {
@@ -74,7 +74,7 @@ pub fn current_token(
     signer: &TokenSigner,
     subject: &AuthSubject,
     owner: &SubjectOwner,
-) -> Result<String, ApiError> {
+) -> Result<String, AppError> {
     let now = racetrack_db::now();
     let tokens = repo::tokens_of_subject(conn, &subject.id)?;
     let shown = tokens
@@ -94,10 +94,10 @@ pub fn regenerate(
     signer: &TokenSigner,
     subject: &AuthSubject,
     owner: &SubjectOwner,
-) -> Result<String, ApiError> {
+) -> Result<String, AppError> {
     conn.transaction(|conn| {
         repo::delete_tokens_of_subject(conn, &subject.id)?;
-        Ok::<_, ApiError>(issue_token(conn, signer, subject, owner, "default", None)?.1)
+        Ok::<_, AppError>(issue_token(conn, signer, subject, owner, "default", None)?.1)
     })
 }
 
@@ -114,13 +114,13 @@ pub fn ensure_user_subject(
     conn: &mut DbConnection,
     signer: &TokenSigner,
     user: &User,
-) -> Result<AuthSubject, ApiError> {
+) -> Result<AuthSubject, AppError> {
     conn.transaction(|conn| {
         let (subject, created) = repo::get_or_create_subject(conn, SubjectKey::User(user.id))?;
         if created {
             issue_token(conn, signer, &subject, &user_owner(user), "default", None)?;
             for scope in DEFAULT_USER_SCOPES {
-                grant_global(conn, &subject.id, scope)?;
+                grant_global(conn, &subject.id, *scope)?;
             }
         }
         Ok(subject)
@@ -131,7 +131,7 @@ pub fn ensure_esc_subject(
     conn: &mut DbConnection,
     signer: &TokenSigner,
     esc: &Esc,
-) -> Result<AuthSubject, ApiError> {
+) -> Result<AuthSubject, AppError> {
     let owner = SubjectOwner::Esc {
         id: esc.id.clone(),
         name: esc.name.clone(),
@@ -149,7 +149,7 @@ pub fn ensure_family_subject(
     conn: &mut DbConnection,
     signer: &TokenSigner,
     family: &Family,
-) -> Result<AuthSubject, ApiError> {
+) -> Result<AuthSubject, AppError> {
     let owner = SubjectOwner::Family {
         name: family.name.clone(),
     };
@@ -167,13 +167,13 @@ pub fn ensure_family_subject(
 pub fn ensure_service_subject(
     conn: &mut DbConnection,
     service: InternalService,
-) -> Result<AuthSubject, ApiError> {
+) -> Result<AuthSubject, AppError> {
     conn.transaction(|conn| {
         let (subject, created) =
             repo::get_or_create_subject(conn, SubjectKey::Service(service.as_str()))?;
         if created {
             for scope in service.scopes() {
-                grant_global(conn, &subject.id, scope.as_str())?;
+                grant_global(conn, &subject.id, *scope)?;
             }
         }
         Ok(subject)
@@ -186,7 +186,7 @@ pub fn issue_service_token(
     conn: &mut DbConnection,
     signer: &TokenSigner,
     service: InternalService,
-) -> Result<(AuthToken, String), ApiError> {
+) -> Result<(AuthToken, String), AppError> {
     let subject = ensure_service_subject(conn, service)?;
     let owner = SubjectOwner::Service {
         name: service.as_str().to_string(),
@@ -201,8 +201,8 @@ pub fn issue_service_token(
 pub fn grant_global(
     conn: &mut DbConnection,
     subject_id: &str,
-    scope: &str,
-) -> Result<(), ApiError> {
+    scope: AuthScope,
+) -> Result<(), AppError> {
     repo::grant(
         conn,
         &NewAuthPermission {

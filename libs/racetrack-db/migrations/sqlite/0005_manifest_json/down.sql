@@ -1,0 +1,1 @@
+ALTER TABLE registry_fatman DROP COLUMN manifest_json;

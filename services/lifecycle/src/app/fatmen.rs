@@ -1,0 +1,476 @@
+//! Fatmen: version resolution, reading, deleting, redeploying and reprovisioning, logs, public
+//! endpoints, and the routes PUB resolves.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use racetrack_auth::permission;
+use racetrack_db::models::{Fatman, PublicEndpointRequest};
+use racetrack_db::repo::{deployments, fatmen as repo};
+use racetrack_db::Connection as _;
+use racetrack_db::DbConnection;
+use racetrack_model::version::{resolve_version, VersionQuery};
+use racetrack_model::{AuditLogEventType, AuthScope, DeploymentStatus, FatmanStatus, Manifest};
+
+use super::deployments::resolve_target;
+use super::permissions::{require_resource, require_scope, require_service};
+use super::{audit, blocking, AppError, Caller};
+use crate::deploy::{self, DeployInput, Mode};
+use crate::events;
+use crate::state::AppState;
+
+fn not_found(name: &str, version: &str) -> AppError {
+    AppError::NotFound(format!(
+        "Fatman with name {name} and version {version} was not found"
+    ))
+}
+
+/// The fatman a version query (`latest`, `1.x`, exact) means.
+pub fn resolve(conn: &mut DbConnection, name: &str, version: &str) -> Result<Fatman, AppError> {
+    let query = VersionQuery::parse(version);
+    if let VersionQuery::Exact(exact) = &query {
+        return exact_fatman(conn, name, exact);
+    }
+    let versions = repo::versions_of(conn, name)?;
+    let refs: Vec<&str> = versions.iter().map(String::as_str).collect();
+    let resolved = resolve_version(&query, name, &refs)?;
+    exact_fatman(conn, name, resolved)
+}
+
+/// Like [`resolve`] but a missing fatman resolves to `None` (permission checks then use version
+/// ""), while an unparsable stored version is still an error.
+pub fn try_resolve(
+    conn: &mut DbConnection,
+    name: &str,
+    version: &str,
+) -> Result<Option<Fatman>, AppError> {
+    match resolve(conn, name, version) {
+        Ok(f) => Ok(Some(f)),
+        Err(AppError::NotFound(_)) => Ok(None),
+        Err(other) => Err(other),
+    }
+}
+
+fn exact_fatman(conn: &mut DbConnection, name: &str, version: &str) -> Result<Fatman, AppError> {
+    repo::find(conn, name, version)?.ok_or_else(|| not_found(name, version))
+}
+
+/// Exact lookup (delete, redeploy, move do not resolve aliases), no authorization: callers
+/// check it first.
+pub fn exact(conn: &mut DbConnection, name: &str, version: &str) -> Result<Fatman, AppError> {
+    exact_fatman(conn, name, version)
+}
+
+/// Exact lookup after checking `scope` on that exact version ("" when absent, so a missing
+/// fatman is a 403 for callers without a broader permission, as the original).
+fn authorized_exact(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    scope: AuthScope,
+    name: &str,
+    version: &str,
+) -> Result<Fatman, AppError> {
+    let existing = repo::find(conn, name, version)?;
+    require_resource(
+        caller,
+        scope,
+        name,
+        existing.as_ref().map_or("", |f| f.version.as_str()),
+    )?;
+    existing.ok_or_else(|| not_found(name, version))
+}
+
+/// Resolves the version alias, then checks `scope` on the resolved fatman.
+fn authorized(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    scope: AuthScope,
+    name: &str,
+    version: &str,
+) -> Result<Fatman, AppError> {
+    let found = try_resolve(conn, name, version)?;
+    let resolved = found.as_ref().map(|f| f.version.as_str()).unwrap_or("");
+    require_resource(caller, scope, name, resolved)?;
+    match found {
+        Some(f) => Ok(f),
+        None => resolve(conn, name, version),
+    }
+}
+
+/// The normalised manifest stored for `manifest` (JSON with every key present), next to the
+/// user's YAML (docs/architecture.md, "The manifest's path").
+pub fn normalised_manifest(manifest: &Manifest) -> String {
+    racetrack_model::manifest_to_json(manifest).to_string()
+}
+
+/// The stored normalised manifests of `list`, by fatman id, read in one query; a fatman without
+/// one (or with one that no longer parses) is left out.
+pub fn manifests_of(
+    conn: &mut DbConnection,
+    list: &[Fatman],
+) -> Result<HashMap<String, serde_json::Value>, AppError> {
+    let ids: Vec<&str> = list.iter().map(|f| f.id.as_str()).collect();
+    Ok(repo::manifest_jsons(conn, &ids)?
+        .into_iter()
+        .filter_map(|(id, json)| Some((id, serde_json::from_str(&json).ok()?)))
+        .collect())
+}
+
+/// A fatman with its stored normalised manifest (`None`: not stored, or no longer parses).
+pub type WithManifest = (Fatman, Option<serde_json::Value>);
+
+/// One fatman with its stored normalised manifest.
+pub fn with_manifest(conn: &mut DbConnection, fatman: Fatman) -> Result<WithManifest, AppError> {
+    let mut manifests = manifests_of(conn, std::slice::from_ref(&fatman))?;
+    let manifest = manifests.remove(&fatman.id);
+    Ok((fatman, manifest))
+}
+
+/// Fills in the normalised manifest of fatmen deployed before it was stored (migration 0005),
+/// once at startup: from then on no request parses YAML. A stored YAML that no longer parses is
+/// left without one (the API shows its manifest as `null`, as before). Returns how many were
+/// filled in.
+pub fn backfill_manifest_json(conn: &mut DbConnection) -> Result<usize, AppError> {
+    let mut filled = 0;
+    for (id, yaml) in repo::missing_manifest_json(conn)? {
+        match racetrack_model::parse_manifest_yaml(&yaml) {
+            Ok(m) => {
+                repo::set_manifest_json(conn, &id, Some(&normalised_manifest(&m)))?;
+                filled += 1;
+            }
+            Err(e) => tracing::warn!(fatman_id = %id, error = %e, "stored manifest does not parse"),
+        }
+    }
+    Ok(filled)
+}
+
+/// Fatmen the caller may see with `scope`, in the original's order.
+pub fn visible(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    scope: AuthScope,
+) -> Result<Vec<Fatman>, AppError> {
+    let all = repo::list(conn)?;
+    let Caller::Subject { permissions, .. } = caller else {
+        return Ok(all);
+    };
+    let keys: Vec<(&str, &str)> = all
+        .iter()
+        .map(|f| (f.name.as_str(), f.version.as_str()))
+        .collect();
+    let picked = permission::permitted_fatmen(permissions, scope, &keys);
+    Ok(picked.into_iter().map(|i| all[i].clone()).collect())
+}
+
+/// The fatmen the caller may read, with their normalised manifests by fatman id.
+pub fn list(
+    conn: &mut DbConnection,
+    caller: &Caller,
+) -> Result<(Vec<Fatman>, HashMap<String, serde_json::Value>), AppError> {
+    require_scope(caller, AuthScope::ReadFatman)?;
+    let list = visible(conn, caller, AuthScope::ReadFatman)?;
+    let manifests = manifests_of(conn, &list)?;
+    Ok((list, manifests))
+}
+
+/// The fatman a version query means, with its normalised manifest.
+pub fn get(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    name: &str,
+    version: &str,
+) -> Result<WithManifest, AppError> {
+    let fatman = authorized(conn, caller, AuthScope::ReadFatman, name, version)?;
+    with_manifest(conn, fatman)
+}
+
+/// Removes the fatman from its infrastructure, then moves its row to the trash (audited).
+pub async fn delete(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    name: &str,
+    version: &str,
+) -> Result<(), AppError> {
+    let (c, n, v) = (caller.clone(), name.to_string(), version.to_string());
+    let fatman = blocking(state, move |conn, _| {
+        authorized_exact(conn, &c, AuthScope::DeleteFatman, &n, &v)
+    })
+    .await?;
+    // Gone from the infrastructure first: a registry entry must not vanish while its container runs.
+    if fatman.status != FatmanStatus::Lost {
+        if let Some(target) = fatman
+            .infrastructure_target
+            .as_deref()
+            .and_then(|t| state.targets.get(t))
+        {
+            target
+                .delete(&fatman.name, &fatman.version)
+                .await
+                .map_err(|e| {
+                    AppError::Unavailable(format!(
+                        "infrastructure target {} could not delete the fatman: {e}",
+                        target.name()
+                    ))
+                })?;
+        }
+    }
+    let executor = caller.username().to_string();
+    blocking(state, move |conn, state| {
+        conn.transaction(|conn| {
+            audit::record(
+                conn,
+                AuditLogEventType::FatmanDeleted,
+                &executor,
+                fatman.deployed_by.as_deref(),
+                &fatman,
+            )?;
+            repo::move_to_trash(conn, &fatman)?;
+            Ok::<_, AppError>(())
+        })?;
+        events::fatman_changed(state, &fatman.name);
+        tracing::info!(fatman = %fatman.name, version = %fatman.version, by = %executor, "fatman deleted");
+        Ok(())
+    })
+    .await
+}
+
+/// Redeploy (rebuild + provision) or reprovision (provision the last image) an existing fatman,
+/// synchronously as the original: `Ok` when the fatman runs again, else the reason it does not.
+pub async fn rerun(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    name: &str,
+    version: &str,
+    mode: Mode,
+) -> Result<(), AppError> {
+    let (c, name, version) = (caller.clone(), name.to_string(), version.to_string());
+    let (deployment_id, input) = blocking(state, move |conn, state| {
+        let fatman = match mode {
+            // The supervisor's token may re-provision and nothing else.
+            Mode::Reprovision => {
+                match authorized_exact(conn, &c, AuthScope::ReprovisionFatman, &name, &version) {
+                    Err(AppError::Forbidden(_)) => {
+                        authorized_exact(conn, &c, AuthScope::DeployFatman, &name, &version)?
+                    }
+                    other => other?,
+                }
+            }
+            _ => authorized_exact(conn, &c, AuthScope::DeployFatman, &name, &version)?,
+        };
+        let yaml = fatman
+            .manifest
+            .clone()
+            .ok_or_else(|| AppError::BadRequest("fatman has no manifest to deploy from".into()))?;
+        let mut manifest = racetrack_model::parse_manifest_yaml(&yaml)
+            .map_err(|e| AppError::BadRequest(format!("stored manifest is invalid: {e}")))?;
+        if manifest.infrastructure_target.is_none() {
+            manifest.infrastructure_target = fatman.infrastructure_target.clone();
+        }
+        let prebuilt_image = match mode {
+            Mode::Reprovision => Some(
+                deployments::latest_provisioned_image(conn, &name, &version)?.ok_or_else(|| {
+                    AppError::BadRequest(format!(
+                        "fatman {name} {version} has no built image to reprovision"
+                    ))
+                })?,
+            ),
+            _ => None,
+        };
+        let target = resolve_target(state, &manifest)?;
+        let input = DeployInput {
+            manifest_yaml: yaml,
+            manifest,
+            git_credentials: None,
+            // Docker keeps no secrets: secret env is not available again (as the original's docker target).
+            secrets: Default::default(),
+            build_context: None,
+            force: true,
+            prebuilt_image,
+        };
+        let record = super::deployments::new_record(&c, &input, Some(target.name()));
+        deployments::insert(conn, &record)?;
+        Ok((record.id, input))
+    })
+    .await?;
+    deploy::run(
+        state.clone(),
+        deployment_id.clone(),
+        caller.clone(),
+        input,
+        mode,
+    )
+    .await;
+    let outcome = blocking(state, move |conn, _| {
+        Ok(deployments::find(conn, &deployment_id)?)
+    })
+    .await?;
+    match outcome {
+        Some(d) if d.status == DeploymentStatus::Done => Ok(()),
+        Some(d) => Err(AppError::DeploymentFailed(
+            d.error.unwrap_or_else(|| "deployment failed".into()),
+        )),
+        None => Err(AppError::internal("deployment record vanished")),
+    }
+}
+
+/// The last `tail` lines the fatman's containers logged.
+pub async fn runtime_logs(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    name: &str,
+    version: &str,
+    tail: usize,
+) -> Result<String, AppError> {
+    let (c, n, v) = (caller.clone(), name.to_string(), version.to_string());
+    let fatman = blocking(state, move |conn, _| {
+        authorized(conn, &c, AuthScope::ReadFatman, &n, &v)
+    })
+    .await?;
+    let target = fatman
+        .infrastructure_target
+        .as_deref()
+        .and_then(|t| state.targets.get(t))
+        .ok_or_else(|| {
+            AppError::BadRequest("the fatman's infrastructure target is not available".into())
+        })?;
+    target
+        .logs(&fatman.name, &fatman.version, tail)
+        .await
+        .map_err(|e| {
+            AppError::Unavailable(format!("reading logs from {} failed: {e}", target.name()))
+        })
+}
+
+/// Moving a fatman to another infrastructure target; only one target (Docker) exists yet, so a
+/// request that passes the checks is refused with the available targets.
+pub fn move_to(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    name: &str,
+    version: &str,
+    target: &str,
+) -> Result<(), AppError> {
+    let fatman = authorized_exact(conn, caller, AuthScope::DeployFatman, name, version)?;
+    if target.trim().is_empty() {
+        return Err(AppError::validation(
+            "body.infrastructure_target",
+            "must not be empty",
+        ));
+    }
+    if fatman.infrastructure_target.as_deref() == Some(target) {
+        return Err(AppError::BadRequest(format!(
+            "fatman is already on infrastructure target {target}"
+        )));
+    }
+    if fatman.manifest.is_none() || fatman.image_tag.is_none() {
+        return Err(AppError::BadRequest(
+            "fatman has no manifest or image to move".into(),
+        ));
+    }
+    Err(AppError::BadRequest(format!(
+        "infrastructure target {target} is not available; available targets: []"
+    )))
+}
+
+/// The build log of the fatman version's latest deployment (its last `tail` lines when > 0).
+pub fn build_logs(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    name: &str,
+    version: &str,
+    tail: usize,
+) -> Result<String, AppError> {
+    let found = try_resolve(conn, name, version)?;
+    let resolved = found
+        .as_ref()
+        .map_or(version.to_string(), |f| f.version.clone());
+    require_resource(
+        caller,
+        AuthScope::ReadFatman,
+        name,
+        found.as_ref().map_or("", |f| f.version.as_str()),
+    )?;
+    let deployment = deployments::latest_for_fatman(conn, name, &resolved)?.ok_or_else(|| {
+        AppError::NotFound(format!(
+            "deployment of fatman {name} {resolved} was not found"
+        ))
+    })?;
+    let logs = deployment.build_logs.unwrap_or_default();
+    Ok(if tail > 0 {
+        let lines: Vec<&str> = logs.lines().collect();
+        lines[lines.len().saturating_sub(tail)..].join("\n")
+    } else {
+        logs
+    })
+}
+
+/// The fatman's approved public endpoints.
+pub fn public_endpoints(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    name: &str,
+    version: &str,
+) -> Result<(Fatman, Vec<PublicEndpointRequest>), AppError> {
+    let fatman = authorized(conn, caller, AuthScope::ReadFatman, name, version)?;
+    let list = repo::active_public_endpoints(conn, &fatman.id)?;
+    Ok((fatman, list))
+}
+
+/// Every public endpoint the manifest asked for, approved or not (admin panel's list).
+pub fn public_endpoint_requests(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    name: &str,
+    version: &str,
+) -> Result<(Fatman, Vec<PublicEndpointRequest>), AppError> {
+    require_scope(caller, AuthScope::CallAdminApi)?;
+    let fatman = exact(conn, name, version)?;
+    let list = repo::public_endpoint_requests_of(conn, &fatman.id)?;
+    Ok((fatman, list))
+}
+
+/// An admin approves (or withdraws) a public endpoint the manifest requested; PUB replicas hear
+/// of it at once.
+pub fn approve_public_endpoint(
+    conn: &mut DbConnection,
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    version: &str,
+    endpoint: &str,
+    active: bool,
+) -> Result<(Fatman, PublicEndpointRequest), AppError> {
+    require_scope(caller, AuthScope::CallAdminApi)?;
+    let fatman = exact(conn, name, version)?;
+    let wanted = permission::normalize_endpoint(endpoint);
+    let mut request = repo::public_endpoint_requests_of(conn, &fatman.id)?
+        .into_iter()
+        .find(|e| permission::normalize_endpoint(&e.endpoint) == wanted)
+        .ok_or_else(|| {
+            AppError::NotFound(format!(
+                "fatman {name} {version} did not request public endpoint {wanted}"
+            ))
+        })?;
+    repo::set_public_endpoint_active(conn, &request.id, active)?;
+    request.active = active;
+    events::fatman_changed(state, &fatman.name);
+    tracing::info!(fatman = %fatman.name, version = %fatman.version, endpoint = %wanted, active, by = %caller.username(), "public endpoint changed");
+    Ok((fatman, request))
+}
+
+/// Where PUB sends calls to a fatman version: the fatman and its approved public endpoints
+/// (normalised). Racetrack's services holding `authorize_calls` only.
+pub fn route(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    name: &str,
+    version: &str,
+) -> Result<(Fatman, Vec<String>), AppError> {
+    require_service(caller, AuthScope::AuthorizeCalls)?;
+    let fatman = resolve(conn, name, version)?;
+    let public_endpoints = repo::active_public_endpoints(conn, &fatman.id)?
+        .into_iter()
+        .map(|e| permission::normalize_endpoint(&e.endpoint))
+        .collect();
+    Ok((fatman, public_endpoints))
+}
