@@ -76,20 +76,21 @@ pub fn from_nanos(n: i64) -> NaiveDateTime {
     chrono::DateTime::from_timestamp_nanos(n).naive_utc()
 }
 
-/// A plan's status text as the wire enum (`Unspecified` for none of the known ones).
-pub fn wire_status(s: &str) -> i32 {
-    s.parse::<racetrack_model::FatmanStatus>()
-        .map(FatmanStatus::from)
-        .unwrap_or(FatmanStatus::Unspecified) as i32
+/// A status as the wire enum.
+pub fn wire_status(s: racetrack_model::FatmanStatus) -> i32 {
+    FatmanStatus::from(s) as i32
 }
 
-fn row_of(f: SupervisedFatman) -> FatmanRow {
-    let status = FatmanStatus::try_from(f.status)
+/// A listed row; `None` (skipped, logged) for a status this supervisor does not know.
+fn row_of(f: SupervisedFatman) -> Option<FatmanRow> {
+    let Some(status) = FatmanStatus::try_from(f.status)
         .ok()
         .and_then(|s| racetrack_model::FatmanStatus::try_from(s).ok())
-        .map(|s| s.as_str().to_string())
-        .unwrap_or_else(|| "unknown".into());
-    FatmanRow {
+    else {
+        tracing::warn!(fatman = %f.name, version = %f.version, status = f.status, "Lifecycle listed a fatman with an unknown status; skipped");
+        return None;
+    };
+    Some(FatmanRow {
         id: f.id,
         name: f.name,
         version: f.version,
@@ -103,7 +104,7 @@ fn row_of(f: SupervisedFatman) -> FatmanRow {
         last_call_time: f.last_call_time_nanos.map(from_nanos),
         infrastructure_target: f.infrastructure_target,
         last_check_time: f.last_check_time_nanos.map(from_nanos),
-    }
+    })
 }
 
 impl Lifecycle {
@@ -216,7 +217,7 @@ impl Lifecycle {
         let mut client = self.client.clone();
         let list = self.within(self.timeout, client.list_fatmen(req)).await?;
         Ok(Listing {
-            rows: list.fatmen.into_iter().map(row_of).collect(),
+            rows: list.fatmen.into_iter().filter_map(row_of).collect(),
             busy: list
                 .deploying
                 .into_iter()

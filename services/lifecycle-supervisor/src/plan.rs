@@ -23,11 +23,12 @@ use std::time::Duration;
 use chrono::NaiveDateTime;
 use racetrack_infra::{DeployedFatman, FatmanHealth, InfraStatus};
 use racetrack_model::names::resource_name;
+use racetrack_model::FatmanStatus;
 
-pub const RUNNING: &str = "running";
-pub const ERROR: &str = "error";
-pub const LOST: &str = "lost";
-pub const ORPHANED: &str = "orphaned";
+pub const RUNNING: FatmanStatus = FatmanStatus::Running;
+pub const ERROR: FatmanStatus = FatmanStatus::Error;
+pub const LOST: FatmanStatus = FatmanStatus::Lost;
+pub const ORPHANED: FatmanStatus = FatmanStatus::Orphaned;
 
 /// Error text of a lost fatman.
 pub const LOST_ERROR: &str = "not found in the infrastructure";
@@ -40,7 +41,7 @@ pub struct FatmanRow {
     pub id: String,
     pub name: String,
     pub version: String,
-    pub status: String,
+    pub status: FatmanStatus,
     pub create_time: NaiveDateTime,
     /// As read: a change is applied only to the row still carrying it.
     pub update_time: NaiveDateTime,
@@ -66,7 +67,7 @@ pub struct Probe {
 /// The columns the supervisor owns, as observed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observed {
-    pub status: String,
+    pub status: FatmanStatus,
     pub error: Option<String>,
     pub internal_name: Option<String>,
     pub infrastructure_target: Option<String>,
@@ -76,7 +77,7 @@ pub struct Observed {
 impl Observed {
     pub fn of_row(row: &FatmanRow) -> Observed {
         Observed {
-            status: row.status.clone(),
+            status: row.status,
             error: row.error.clone(),
             internal_name: row.internal_name.clone(),
             infrastructure_target: row.infrastructure_target.clone(),
@@ -94,7 +95,7 @@ pub struct Change {
     pub read_update_time: NaiveDateTime,
     /// Who deployed it (the audit event's subject).
     pub owner: Option<String>,
-    pub from: String,
+    pub from: FatmanStatus,
     pub to: Observed,
 }
 
@@ -211,7 +212,7 @@ pub fn observe(
         (stored, seen) => stored.or(seen),
     };
     Observed {
-        status: status.to_string(),
+        status,
         error,
         internal_name,
         infrastructure_target: Some(target.to_string()),
@@ -232,7 +233,7 @@ pub fn plan(input: &Inputs<'_>) -> Plan {
     for row in input.rows {
         let resource = resource_name(&row.name, &row.version);
         registered.insert(resource.clone());
-        let mut final_status = row.status.clone();
+        let mut final_status = row.status;
         let busy = input
             .busy
             .contains(&(row.name.clone(), row.version.clone()));
@@ -277,14 +278,14 @@ pub fn plan(input: &Inputs<'_>) -> Plan {
             let mut observed = match found {
                 Some((target, f)) => observe(row, target, f, input.probes.get(&resource)),
                 None => Observed {
-                    status: LOST.into(),
+                    status: LOST,
                     error: Some(LOST_ERROR.into()),
                     ..current.clone()
                 },
             };
             if let Some(reason) = input.held.get(&resource) {
                 if observed.status != RUNNING {
-                    observed.status = ERROR.into();
+                    observed.status = ERROR;
                     observed.error = Some(reason.clone());
                 }
             }
@@ -293,19 +294,21 @@ pub fn plan(input: &Inputs<'_>) -> Plan {
             if unchanged {
                 out.unchanged.push(row.id.clone());
             } else {
-                final_status = observed.status.clone();
+                final_status = observed.status;
                 out.changes.push(Change {
                     id: row.id.clone(),
                     name: row.name.clone(),
                     version: row.version.clone(),
                     read_update_time: row.update_time,
                     owner: row.deployed_by.clone(),
-                    from: row.status.clone(),
+                    from: row.status,
                     to: observed,
                 });
             }
         }
-        *out.counts.entry(final_status).or_default() += 1;
+        *out.counts
+            .entry(final_status.as_str().to_string())
+            .or_default() += 1;
     }
 
     for (target, found) in input.cluster {
@@ -337,12 +340,12 @@ mod tests {
             .naive_utc()
     }
 
-    fn row(name: &str, status: &str) -> FatmanRow {
+    fn row(name: &str, status: FatmanStatus) -> FatmanRow {
         FatmanRow {
             id: format!("id-{name}"),
             name: name.into(),
             version: "1.0.0".into(),
-            status: status.into(),
+            status,
             create_time: t(0),
             update_time: t(0),
             has_manifest: true,
@@ -456,7 +459,7 @@ mod tests {
         let p = case.plan();
         assert!(p.changes.is_empty(), "{p:?}");
         assert_eq!(p.unchanged, ["id-a"]);
-        assert_eq!(p.counts[RUNNING], 1);
+        assert_eq!(p.counts[RUNNING.as_str()], 1);
     }
 
     #[test]
@@ -466,7 +469,7 @@ mod tests {
         assert_eq!(p.changes[0].from, RUNNING);
         assert_eq!(p.changes[0].to.status, LOST);
         assert_eq!(p.changes[0].to.error.as_deref(), Some(LOST_ERROR));
-        assert_eq!(p.counts[LOST], 1);
+        assert_eq!(p.counts[LOST.as_str()], 1);
         let mut lost = row("a", LOST);
         lost.error = Some("something earlier".into());
         let p = Case::new(vec![lost], vec![]).plan();
@@ -541,7 +544,7 @@ mod tests {
     fn unknown_containers_are_new_orphans_and_orphans_age_into_removal() {
         let p = Case::new(vec![], vec![container("x", InfraStatus::Running)]).plan();
         assert_eq!(p.new_orphans.len(), 1);
-        assert_eq!(p.counts[ORPHANED], 1);
+        assert_eq!(p.counts[ORPHANED.as_str()], 1);
 
         let mut orphan = row("x", ORPHANED);
         orphan.has_manifest = false;

@@ -227,7 +227,7 @@ impl Supervisor {
         }
         self.metrics.orphans_pending.set(views.len() as i64);
         if removed > 0 {
-            if let Some(n) = decided.counts.get_mut(ORPHANED) {
+            if let Some(n) = decided.counts.get_mut(ORPHANED.as_str()) {
                 *n = n.saturating_sub(removed);
             }
         }
@@ -395,10 +395,10 @@ impl Supervisor {
                     id: c.id.clone(),
                     name: c.name.clone(),
                     version: c.version.clone(),
-                    read_status: wire_status(&c.from),
+                    read_status: wire_status(c.from),
                     read_update_time_nanos: nanos(c.read_update_time),
                     observed: Some(wire::Observation {
-                        status: wire_status(&c.to.status),
+                        status: wire_status(c.to.status),
                         error: c.to.error.clone(),
                         internal_name: c.to.internal_name.clone(),
                         infrastructure_target: c.to.infrastructure_target.clone(),

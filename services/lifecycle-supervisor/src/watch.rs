@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use racetrack_infra::{InfraEvent, InfraStatus, InfrastructureTarget};
+use racetrack_model::FatmanStatus;
 
 use crate::heal::Verdict;
 use crate::plan::{self, Inputs, Probe, ERROR, LOST};
@@ -79,7 +80,7 @@ impl InFlight {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checked {
     /// The registry status after the check.
-    pub status: String,
+    pub status: FatmanStatus,
     pub error: Option<String>,
     /// What the infrastructure shows (`None`: no container).
     pub container: Option<InfraStatus>,
@@ -347,8 +348,8 @@ impl Supervisor {
             held: &held,
         });
         let (status, error) = match decided.changes.first() {
-            Some(c) => (c.to.status.clone(), c.to.error.clone()),
-            None => (row.status.clone(), row.error.clone()),
+            Some(c) => (c.to.status, c.to.error.clone()),
+            None => (row.status, row.error.clone()),
         };
         if !self.leadership.is_leader() {
             return Err("not the leader any more; nothing written".into());
