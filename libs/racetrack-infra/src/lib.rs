@@ -283,19 +283,13 @@ pub trait InfrastructureTarget: Send + Sync {
     }
 }
 
-/// Replaces every occurrence of each secret (4+ characters; shorter ones would garble text)
-/// with `<redacted>`.
+/// `text` with every secret value masked (racetrack_config::redact: the one redaction rule).
 pub(crate) fn redact<'a>(text: &str, secrets: impl IntoIterator<Item = &'a String>) -> String {
-    let mut out = text.to_string();
-    let mut secrets: Vec<&String> = secrets.into_iter().filter(|s| s.len() >= 4).collect();
-    // Longest first, so a secret containing another is replaced whole.
-    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let mut redactor = racetrack_config::redact::Redactor::new();
     for secret in secrets {
-        if out.contains(secret.as_str()) {
-            out = out.replace(secret.as_str(), "<redacted>");
-        }
+        redactor.add(secret);
     }
-    out
+    redactor.redact(text)
 }
 
 #[cfg(test)]
@@ -332,15 +326,11 @@ mod tests {
     }
 
     #[test]
-    fn redact_replaces_long_secrets_only() {
-        let secrets = [
-            "abc".to_string(),
-            "topsecret".to_string(),
-            "top".to_string(),
-        ];
+    fn redact_masks_whole_secrets_longest_first() {
+        let secrets = ["topsecret".to_string(), "top".to_string(), "ab".to_string()];
         assert_eq!(
-            redact("abc topsecret x", secrets.iter()),
-            "abc <redacted> x"
+            redact("ab topsecret top x", secrets.iter()),
+            format!("ab {MASK} {MASK} x", MASK = racetrack_config::redact::MASK)
         );
     }
 

@@ -1,81 +1,85 @@
-//! `/live`, `/ready`, `/health` (JSON: leadership, last sync and reconcile, statuses, orphans),
-//! `/fatmen` (each fatman's status and last check time) and `/metrics` — served by every replica,
-//! leader or not.
+//! The shared probes server (racetrack_telemetry::probes): `/live`, `/ready`, `/health` (JSON:
+//! leadership, last sync and reconcile, orphans), `/metrics`, plus `/fatmen` (each fatman's
+//! status and last check time), served by every replica, leader or not.
 
 use std::net::TcpListener;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::{web, HttpResponse};
-use racetrack_telemetry::{metrics_handler, RequestTelemetry};
-use serde_json::json;
+use racetrack_telemetry::probes::{self, Fields, ProbeFuture, Readiness, ServiceProbes};
+use serde_json::{json, Value};
 
 use crate::Supervisor;
 
-type Data = web::Data<Arc<Supervisor>>;
+struct SupervisorProbes(Arc<Supervisor>);
 
-async fn live() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"live": true}))
-}
-
-/// Whether Lifecycle answered the last lease request (every replica asks at least every
-/// `LEASE_RETRY_SECS`): without it the supervisor can neither lead nor sync.
-fn lifecycle_ok(sup: &Data) -> bool {
-    sup.lifecycle_ok.load(std::sync::atomic::Ordering::SeqCst)
-}
-
-/// Ready when Lifecycle answers.
-async fn ready(sup: Data) -> HttpResponse {
-    let leader = sup.leadership.is_leader();
-    if lifecycle_ok(&sup) {
-        HttpResponse::Ok().json(json!({"ready": true, "leader": leader}))
-    } else {
-        HttpResponse::ServiceUnavailable().json(json!({
-            "ready": false,
-            "leader": leader,
-            "details": "Lifecycle unreachable",
-        }))
+impl SupervisorProbes {
+    /// Whether Lifecycle answered the last lease request (every replica asks at least every
+    /// `LEASE_RETRY_SECS`): without it the supervisor can neither lead nor sync.
+    fn lifecycle_ok(&self) -> bool {
+        self.0.lifecycle_ok.load(Ordering::SeqCst)
     }
 }
 
-async fn health(sup: Data) -> HttpResponse {
-    let lifecycle = lifecycle_ok(&sup);
-    let report = sup.report();
-    let config = &sup.config;
-    let body = json!({
-        "service": "lifecycle-supervisor",
-        "git_version": config.git_version,
-        "status": if lifecycle { "pass" } else { "fail" },
-        "lifecycle_connected": lifecycle,
-        "lifecycle_grpc_url": config.lifecycle_grpc_url,
-        "leader": sup.leadership.is_leader(),
-        "holder": sup.leadership.holder(),
-        "targets": sup.targets.keys().collect::<Vec<_>>(),
-        "config": {
-            "sync_interval_secs": config.sync_interval.as_secs_f64(),
-            "reconcile_interval_secs": config.reconcile_interval.as_secs_f64(),
-            "orphan_grace_secs": config.orphan_grace.as_secs_f64(),
-            "orphan_dry_run": config.orphan_dry_run,
-            "lease_secs": config.lease.as_secs_f64(),
-            "lease_retry_secs": config.lease_retry.as_secs_f64(),
-        },
-        "syncs_completed": report.syncs_completed,
-        "last_sync": report.last_sync,
-        "last_sync_error": report.last_sync_error,
-        "last_reconcile": report.last_reconcile,
-        "orphans": report.orphans,
-    });
-    if lifecycle {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::InternalServerError().json(body)
+fn fields(value: Value) -> Fields {
+    match value {
+        Value::Object(map) => map,
+        _ => Fields::new(),
+    }
+}
+
+impl ServiceProbes for SupervisorProbes {
+    /// Ready when Lifecycle answers.
+    fn ready(&self) -> ProbeFuture<'_, Readiness> {
+        Box::pin(async move {
+            let leader = fields(json!({"leader": self.0.leadership.is_leader()}));
+            if self.lifecycle_ok() {
+                Ok(leader)
+            } else {
+                Err((leader, "Lifecycle unreachable".into()))
+            }
+        })
+    }
+
+    fn health(&self) -> ProbeFuture<'_, (bool, Fields)> {
+        Box::pin(async move {
+            let sup = &self.0;
+            let lifecycle = self.lifecycle_ok();
+            let report = sup.report();
+            let config = &sup.config;
+            let body = json!({
+                "service": "lifecycle-supervisor",
+                "git_version": config.git_version,
+                "lifecycle_connected": lifecycle,
+                "lifecycle_grpc_url": config.lifecycle_grpc_url,
+                "leader": sup.leadership.is_leader(),
+                "holder": sup.leadership.holder(),
+                "targets": sup.targets.keys().collect::<Vec<_>>(),
+                "config": {
+                    "sync_interval_secs": config.sync_interval.as_secs_f64(),
+                    "reconcile_interval_secs": config.reconcile_interval.as_secs_f64(),
+                    "orphan_grace_secs": config.orphan_grace.as_secs_f64(),
+                    "orphan_dry_run": config.orphan_dry_run,
+                    "lease_secs": config.lease.as_secs_f64(),
+                    "lease_retry_secs": config.lease_retry.as_secs_f64(),
+                },
+                "syncs_completed": report.syncs_completed,
+                "last_sync": report.last_sync,
+                "last_sync_error": report.last_sync_error,
+                "last_reconcile": report.last_reconcile,
+                "orphans": report.orphans,
+            });
+            (lifecycle, fields(body))
+        })
     }
 }
 
 /// Every registered fatman as the supervisor last saw it: status, error and `last_check_time`
 /// (unix seconds; `null` = never checked, e.g. while a deployment of it runs), as Lifecycle
 /// lists them.
-async fn fatmen(sup: Data) -> HttpResponse {
+async fn fatmen(sup: web::Data<Arc<Supervisor>>) -> HttpResponse {
     let rows = sup.lifecycle.list(None, sup.config.deployment_stale).await;
     match rows {
         Ok(listing) => HttpResponse::Ok().json(
@@ -100,24 +104,17 @@ async fn fatmen(sup: Data) -> HttpResponse {
     }
 }
 
-/// The probes server on an already bound listener (one worker: it only answers probes).
+/// The probes server on an already bound listener.
 pub fn server(sup: Arc<Supervisor>, listener: TcpListener) -> std::io::Result<Server> {
     let telemetry = sup.telemetry.clone();
-    let data: Data = web::Data::new(sup);
-    let server = actix_web::HttpServer::new(move || {
-        actix_web::App::new()
-            .wrap(RequestTelemetry::new(telemetry.clone()))
-            .app_data(data.clone())
-            .app_data(web::Data::from(telemetry.clone()))
-            .route("/live", web::get().to(live))
-            .route("/ready", web::get().to(ready))
-            .route("/health", web::get().to(health))
-            .route("/fatmen", web::get().to(fatmen))
-            .route("/metrics", web::get().to(metrics_handler))
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)?
-    .run();
-    Ok(server)
+    let data = web::Data::new(sup.clone());
+    probes::server(
+        listener,
+        telemetry,
+        Arc::new(SupervisorProbes(sup)),
+        move |cfg| {
+            cfg.app_data(data.clone())
+                .route("/fatmen", web::get().to(fatmen));
+        },
+    )
 }

@@ -151,6 +151,9 @@ impl Lifecycle {
         let mut req = tonic::Request::new(msg);
         req.set_timeout(timeout);
         req.metadata_mut().insert(AUTH_METADATA, token);
+        // Lifecycle's span for this call becomes a child of the caller's (docs/architecture.md,
+        // "Tracing").
+        racetrack_telemetry::inject_grpc(&mut req);
         Ok(req)
     }
 
@@ -170,6 +173,7 @@ impl Lifecycle {
     }
 
     /// Takes or renews the lease; `Ok(true)` while this replica holds it.
+    #[tracing::instrument(name = "supervision.acquire_lease", level = "debug", skip_all)]
     pub async fn acquire_lease(&self, ttl: Duration) -> Result<bool, LifecycleError> {
         let req = self.request(
             AcquireLeaseRequest {
@@ -184,6 +188,7 @@ impl Lifecycle {
         Ok(grant.granted)
     }
 
+    #[tracing::instrument(name = "supervision.release_lease", skip_all)]
     pub async fn release_lease(&self) -> Result<bool, LifecycleError> {
         let req = self.request(
             ReleaseLeaseRequest {
@@ -200,6 +205,7 @@ impl Lifecycle {
     }
 
     /// Every registered fatman (or one version) and the deployments in progress.
+    #[tracing::instrument(name = "supervision.list_fatmen", skip_all)]
     pub async fn list(
         &self,
         only: Option<(&str, &str)>,
@@ -227,6 +233,7 @@ impl Lifecycle {
     }
 
     /// Sends a report (its lease and holder are filled in here).
+    #[tracing::instrument(name = "supervision.report", skip_all)]
     pub async fn report(
         &self,
         mut report: ObservationReport,
@@ -240,6 +247,7 @@ impl Lifecycle {
     }
 
     /// Asks Lifecycle to run the fatman's last image again; waits for the outcome.
+    #[tracing::instrument(name = "supervision.reprovision", skip(self))]
     pub async fn reprovision(&self, name: &str, version: &str) -> Result<(), LifecycleError> {
         let req = self.request(
             ReprovisionRequest {

@@ -9,32 +9,28 @@ use std::time::Duration;
 use lifecycle_supervisor::config::Config;
 use lifecycle_supervisor::leader;
 use lifecycle_supervisor::Supervisor;
+use racetrack_config::cli::{self, ServiceCommand};
+
+const ABOUT: &str = "lifecycle-supervisor: syncs fatman statuses with the infrastructure, \
+                     removes orphans, re-provisions lost fatmen through Lifecycle (one leader \
+                     among replicas); probes and /metrics on HTTP_ADDR";
 
 fn main() {
-    if let Some(arg) = std::env::args().nth(1) {
-        if arg == "--help" || arg == "-h" {
-            println!(
-                "lifecycle-supervisor: syncs fatman statuses with the infrastructure, removes orphans,\n\
-                 re-provisions lost fatmen (one leader among replicas); probes and metrics on HTTP_ADDR.\n\
-                 Configured with environment variables; see README.md (Lifecycle Supervisor)."
-            );
-            return;
-        }
-        if arg != "serve" {
-            eprintln!("error: unknown argument `{arg}` (the only command is `serve`, the default)");
-            std::process::exit(2);
-        }
-    }
-    if let Err(err) = run() {
+    let command = cli::parse("lifecycle-supervisor", ABOUT);
+    if let Err(err) = run(command) {
         eprintln!("error: {err}");
         std::process::exit(1);
     }
 }
 
-fn run() -> Result<(), String> {
+fn run(command: ServiceCommand) -> Result<(), String> {
+    let config = Config::from_env().map_err(|e| e.to_string())?;
+    if command == ServiceCommand::CheckConfig {
+        println!("{config:#?}");
+        return Ok(());
+    }
     let _telemetry =
         racetrack_telemetry::init("lifecycle-supervisor").map_err(|e| e.to_string())?;
-    let config = Config::from_env().map_err(|e| e.to_string())?;
     // One thread is plenty: the work is waiting on HTTP, Docker and Lifecycle. Fewer threads
     // also means fewer malloc arenas: idle RSS stays low after a check of hundreds of fatmen.
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -57,6 +57,7 @@ impl Supervisor {
         }
     }
 
+    #[tracing::instrument(name = "reconcile", skip_all)]
     pub async fn reconcile_once(&self) -> ReconcileReport {
         let lost = self
             .lifecycle

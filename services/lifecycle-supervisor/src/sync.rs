@@ -89,6 +89,7 @@ impl Supervisor {
 
     /// One full sync. Errors (a target that cannot be listed, Lifecycle) leave every status
     /// as it was: half a picture must not mark fatmen lost.
+    #[tracing::instrument(name = "sync", skip_all)]
     pub async fn sync_once(&self) -> Result<SyncReport, String> {
         let started = Instant::now();
         let result = self.sync_inner(started).await;

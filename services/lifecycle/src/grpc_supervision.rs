@@ -1,5 +1,5 @@
 //! The `Supervision` gRPC service (`proto/supervisor.proto`) for the lifecycle supervisor: a thin
-//! adapter over [`crate::supervision`]. Every call needs a stored internal token with
+//! adapter over [`crate::app::supervision`]. Every call needs a stored internal token with
 //! `supervise_fatmen` (the supervisor's); `Reprovision` also checks `reprovision_fatman`.
 
 use std::sync::Arc;
@@ -15,10 +15,10 @@ use racetrack_proto::supervisor::{
 };
 use tonic::{Request, Response, Status};
 
+use crate::app::supervision::{self, SupervisionError};
 use crate::app::{AppError, Caller, Denial};
 use crate::grpc::AUTH_METADATA;
 use crate::state::AppState;
-use crate::supervision::{self, SupervisionError};
 
 pub struct SupervisionApi {
     state: Arc<AppState>,

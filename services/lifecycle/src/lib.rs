@@ -12,7 +12,6 @@ pub mod events;
 pub mod grpc;
 pub mod grpc_supervision;
 pub mod state;
-pub mod supervision;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;

@@ -36,6 +36,8 @@ pub struct Registry {
     pub reprovisions: Vec<(String, String, String)>,
     /// Every call: `(method, token)`.
     pub calls: Vec<(String, String)>,
+    /// Every call's `traceparent` metadata: `(method, traceparent)`.
+    pub traceparents: Vec<(String, Option<String>)>,
 }
 
 type OnReprovision = Arc<dyn Fn(String) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
@@ -145,11 +147,14 @@ impl FakeLifecycle {
 
     fn record<T>(&self, method: &str, req: &Request<T>) {
         let token = token_of(req);
-        self.registry
-            .lock()
-            .unwrap()
-            .calls
-            .push((method.to_string(), token));
+        let traceparent = req
+            .metadata()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let mut reg = self.registry.lock().unwrap();
+        reg.calls.push((method.to_string(), token));
+        reg.traceparents.push((method.to_string(), traceparent));
     }
 
     fn apply(&self, report: ObservationReport) -> ReportOutcome {

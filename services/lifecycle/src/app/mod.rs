@@ -12,6 +12,7 @@ pub mod families;
 pub mod fatmen;
 pub mod permissions;
 pub mod subjects;
+pub mod supervision;
 
 use std::fmt;
 use std::sync::Arc;
