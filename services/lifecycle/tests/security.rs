@@ -111,37 +111,9 @@ both_backends!(
             return;
         }
         app.seed_fatman("adder", "1.0.0", None).await;
-        let run = uuid::Uuid::new_v4().simple().to_string();
-        let deployed = format!("127.0.0.1:5000/racetrack-lc-tests/adder:deployed-{run}");
-        let built = format!("127.0.0.1:5000/racetrack-lc-tests/adder:build-only-{run}");
-        {
-            // What a finished deploy and, later, a finished `POST /build` of the same version
-            // leave in the registry of deployments.
-            let mut conn = app.db();
-            let now = racetrack_db::now();
-            for (image, target, age) in [(&deployed, Some("docker"), 60), (&built, None, 1)] {
-                let at = now - chrono::Duration::seconds(age);
-                racetrack_db::repo::deployments::insert(
-                    &mut conn,
-                    &racetrack_db::models::Deployment {
-                        id: racetrack_db::new_id(),
-                        status: racetrack_model::DeploymentStatus::Done,
-                        create_time: at,
-                        update_time: at,
-                        manifest: String::new(),
-                        fatman_name: "adder".into(),
-                        fatman_version: "1.0.0".into(),
-                        error: None,
-                        deployed_by: Some("admin".into()),
-                        build_logs: None,
-                        phase: None,
-                        image_name: Some(image.clone()),
-                        infrastructure_target: target.map(String::from),
-                    },
-                )
-                .unwrap();
-            }
-        }
+        // What a finished deploy and, later, a finished `POST /build` of the same version
+        // leave in the registry of deployments.
+        let (deployed, built) = app.seed_deployed_then_built("adder", "1.0.0");
         // Neither image exists, so provisioning fails while pulling it: the error names the image
         // reprovision picked.
         let (status, body) = app

@@ -488,35 +488,7 @@ both_backends!(
         }
         // A deployed image and a later build-only one: the deployed one is run (it does not
         // exist, so pulling it fails and the error names it).
-        let run = uuid::Uuid::new_v4().simple().to_string();
-        let deployed = format!("127.0.0.1:5000/racetrack-lc-tests/adder:deployed-{run}");
-        let built = format!("127.0.0.1:5000/racetrack-lc-tests/adder:build-only-{run}");
-        {
-            let mut conn = app.db();
-            let now = racetrack_db::now();
-            for (image, target, age) in [(&deployed, Some("docker"), 60), (&built, None, 1)] {
-                let at = now - chrono::Duration::seconds(age);
-                racetrack_db::repo::deployments::insert(
-                    &mut conn,
-                    &racetrack_db::models::Deployment {
-                        id: racetrack_db::new_id(),
-                        status: racetrack_model::DeploymentStatus::Done,
-                        create_time: at,
-                        update_time: at,
-                        manifest: String::new(),
-                        fatman_name: "adder".into(),
-                        fatman_version: "1.0.0".into(),
-                        error: None,
-                        deployed_by: Some("admin".into()),
-                        build_logs: None,
-                        phase: None,
-                        image_name: Some(image.clone()),
-                        infrastructure_target: target.map(String::from),
-                    },
-                )
-                .unwrap();
-            }
-        }
+        let (deployed, built) = app.seed_deployed_then_built("adder", "1.0.0");
         let err = c
             .reprovision(req(reprovision("adder", "sup"), t))
             .await

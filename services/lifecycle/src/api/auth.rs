@@ -160,7 +160,7 @@ async fn regenerate_all(
     // Internal tokens are rolled with `lifecycle generate-auth`, not here.
     let subject_type = match path.into_inner().parse::<AuthSubjectType>() {
         Ok(t) if t != AuthSubjectType::Internal => t,
-        _ => return Err(ApiError::NotFound("no such endpoint".into())),
+        _ => return Err(ApiError(AppError::NotFound("no such endpoint".into()))),
     };
     with_caller(state, token, move |conn, state, caller| {
         app::regenerate_all(conn, state, caller, subject_type)

@@ -9,6 +9,7 @@ use serde_json::json;
 use super::dto::DeploymentDto;
 use super::{null, with_caller, AuthToken, State};
 use crate::app::deployments;
+use crate::app::AppError;
 use crate::deploy::{DeployInput, GitCredentials, Mode, SecretVars};
 use crate::error::ApiError;
 
@@ -60,9 +61,9 @@ pub fn validate_payload(
         None => None,
         Some(encoded) => {
             if encoded.len() / 4 * 3 > max_context_bytes {
-                return Err(ApiError::PayloadTooLarge(format!(
+                return Err(ApiError(AppError::PayloadTooLarge(format!(
                     "build context is larger than {max_context_bytes} bytes"
-                )));
+                ))));
             }
             Some(
                 base64::engine::general_purpose::STANDARD
@@ -91,12 +92,15 @@ async fn read_limited(mut payload: web::Payload, max: usize) -> Result<web::Byte
     use futures_util::StreamExt;
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk
-            .map_err(|e| ApiError::BadRequest(format!("cannot read the request body: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            ApiError(AppError::BadRequest(format!(
+                "cannot read the request body: {e}"
+            )))
+        })?;
         if body.len() + chunk.len() > max {
-            return Err(ApiError::PayloadTooLarge(format!(
+            return Err(ApiError(AppError::PayloadTooLarge(format!(
                 "request body is larger than {max} bytes"
-            )));
+            ))));
         }
         body.extend_from_slice(&chunk);
     }
@@ -114,7 +118,7 @@ async fn start(
         if e.is_data() {
             ApiError::validation("body", e.to_string())
         } else {
-            ApiError::BadRequest(format!("malformed JSON body: {e}"))
+            ApiError(AppError::BadRequest(format!("malformed JSON body: {e}")))
         }
     })?;
     let max = state.config.max_deploy_body_bytes;

@@ -71,7 +71,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound("no such endpoint".into()))
+    Err(ApiError(AppError::NotFound("no such endpoint".into())))
 }
 
 fn shared(state: &State) -> Arc<AppState> {

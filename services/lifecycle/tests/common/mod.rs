@@ -294,6 +294,40 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A finished deploy of `name` `version` on the docker target (60 s ago), then a finished
+    /// build-only run of it (1 s ago): their image names `(deployed, built)`, unique per call
+    /// and never pushed (so provisioning either fails naming it).
+    pub fn seed_deployed_then_built(&self, name: &str, version: &str) -> (String, String) {
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        let deployed = format!("127.0.0.1:5000/racetrack-lc-tests/{name}:deployed-{run}");
+        let built = format!("127.0.0.1:5000/racetrack-lc-tests/{name}:build-only-{run}");
+        let mut conn = self.db();
+        let now = racetrack_db::now();
+        for (image, target, age) in [(&deployed, Some("docker"), 60), (&built, None, 1)] {
+            let at = now - chrono::Duration::seconds(age);
+            racetrack_db::repo::deployments::insert(
+                &mut conn,
+                &racetrack_db::models::Deployment {
+                    id: racetrack_db::new_id(),
+                    status: racetrack_model::DeploymentStatus::Done,
+                    create_time: at,
+                    update_time: at,
+                    manifest: String::new(),
+                    fatman_name: name.into(),
+                    fatman_version: version.into(),
+                    error: None,
+                    deployed_by: Some("admin".into()),
+                    build_logs: None,
+                    phase: None,
+                    image_name: Some(image.clone()),
+                    infrastructure_target: target.map(String::from),
+                },
+            )
+            .unwrap();
+        }
+        (deployed, built)
+    }
+
     pub fn db(&self) -> racetrack_db::PooledConnection {
         self.state.db.get().unwrap()
     }
