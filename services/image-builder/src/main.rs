@@ -24,9 +24,7 @@ fn run(command: ServiceCommand) -> Result<(), String> {
     let config = Config::from_env().map_err(|e| e.to_string())?;
     if command == ServiceCommand::CheckConfig {
         println!("{config:#?}");
-        return config.check_files().map_err(|e| e.to_string());
     }
-    let _telemetry = racetrack_telemetry::init("image-builder").map_err(|e| e.to_string())?;
     config.check_files().map_err(|e| e.to_string())?;
     if config.auth_token.is_none() {
         return Err(
@@ -35,6 +33,10 @@ fn run(command: ServiceCommand) -> Result<(), String> {
                 .into(),
         );
     }
+    if command == ServiceCommand::CheckConfig {
+        return Ok(());
+    }
+    let _telemetry = racetrack_telemetry::init("image-builder").map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -80,6 +80,15 @@ impl std::fmt::Debug for Config {
 pub use racetrack_config::ConfigError;
 
 impl Config {
+    /// What serving needs beyond valid values: without `LIFECYCLE_AUTH_TOKEN` the supervisor
+    /// could do nothing (checked at start and by `check-config`).
+    pub fn check_required(&self) -> Result<(), String> {
+        match self.lifecycle_auth_token {
+            Some(_) => Ok(()),
+            None => Err("LIFECYCLE_AUTH_TOKEN is not set: create one with `lifecycle generate-auth lifecycle-supervisor`".into()),
+        }
+    }
+
     pub fn from_env() -> Result<Config, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }

@@ -83,9 +83,7 @@ impl Supervisor {
     /// Connects to the infrastructure targets (Lifecycle lazily). Fails with a clear message on
     /// bad configuration: without `LIFECYCLE_AUTH_TOKEN` the supervisor could do nothing.
     pub fn prepare(config: Config) -> Result<Supervisor, String> {
-        if config.lifecycle_auth_token.is_none() {
-            return Err("LIFECYCLE_AUTH_TOKEN is not set: create one with `lifecycle generate-auth lifecycle-supervisor`".into());
-        }
+        config.check_required()?;
         let mut targets: BTreeMap<String, Arc<dyn InfrastructureTarget>> = BTreeMap::new();
         for name in &config.infrastructure_targets {
             match name.as_str() {

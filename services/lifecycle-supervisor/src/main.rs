@@ -27,7 +27,7 @@ fn run(command: ServiceCommand) -> Result<(), String> {
     let config = Config::from_env().map_err(|e| e.to_string())?;
     if command == ServiceCommand::CheckConfig {
         println!("{config:#?}");
-        return Ok(());
+        return config.check_required();
     }
     let _telemetry =
         racetrack_telemetry::init("lifecycle-supervisor").map_err(|e| e.to_string())?;
