@@ -130,7 +130,12 @@ impl ColumnFilter {
                 // both separators are present; that part (`&&` included) alone decides.
                 Combine::Single(parse_term(parts.first().copied().unwrap_or_default())?)
             } else {
-                Combine::Any(parts.into_iter().map(parse_term).collect::<Result<_, _>>()?)
+                Combine::Any(
+                    parts
+                        .into_iter()
+                        .map(parse_term)
+                        .collect::<Result<_, _>>()?,
+                )
             }
         } else if value.contains(AND) {
             Combine::All(value.split(AND).map(parse_term).collect::<Result<_, _>>()?)
@@ -169,7 +174,10 @@ pub struct RowFilter {
 
 impl RowFilter {
     /// `columns` are the table's column types; `exprs` the non-blank filter boxes by column index.
-    pub fn parse(columns: &[ColumnType], exprs: &[(usize, &str)]) -> Result<RowFilter, FilterError> {
+    pub fn parse(
+        columns: &[ColumnType],
+        exprs: &[(usize, &str)],
+    ) -> Result<RowFilter, FilterError> {
         let mut parsed = Vec::with_capacity(exprs.len());
         for &(column, expr) in exprs {
             let ty = *columns.get(column).ok_or(FilterError::UnknownColumn {

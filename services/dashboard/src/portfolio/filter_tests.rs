@@ -358,7 +358,11 @@ fn bad_input_is_an_error_value() {
         Err(FilterError::RegexTooLarge { limit, .. }) => assert_eq!(limit, REGEX_SIZE_LIMIT),
         other => panic!("a huge pattern gave {other:?}"),
     }
-    let message = FilterError::TooLong { len: 2000, max: 1024 }.to_string();
+    let message = FilterError::TooLong {
+        len: 2000,
+        max: 1024,
+    }
+    .to_string();
     assert!(message.contains("2000") && message.contains("1024"));
 }
 
@@ -422,7 +426,21 @@ impl Lcg {
 }
 
 const CELL_PIECES: &[&str] = &[
-    "a", "B", "run", "ning", "1", "0", "-", ".", "(", ")", " ", "é", "2026-01-15", "x", "\n",
+    "a",
+    "B",
+    "run",
+    "ning",
+    "1",
+    "0",
+    "-",
+    ".",
+    "(",
+    ")",
+    " ",
+    "é",
+    "2026-01-15",
+    "x",
+    "\n",
 ];
 
 #[test]
@@ -467,7 +485,18 @@ fn comparisons_split_readable_numbers_in_two() {
 fn or_and_and_agree_with_their_parts() {
     let mut rng = Lcg(13);
     let terms = [
-        "a", "run", "!run", "*1", "=x", "{a", "}g", ">0", "<1", "[empty]", "[nonempty]", "rgx:^r",
+        "a",
+        "run",
+        "!run",
+        "*1",
+        "=x",
+        "{a",
+        "}g",
+        ">0",
+        "<1",
+        "[empty]",
+        "[nonempty]",
+        "rgx:^r",
     ];
     for _ in 0..2000 {
         let left = rng.pick(&terms);
@@ -484,9 +513,41 @@ fn or_and_and_agree_with_their_parts() {
 fn arbitrary_input_never_panics() {
     let mut rng = Lcg(17);
     let pieces = [
-        "<", "<=", ">", ">=", "=", "*", "!", "{", "}", "||", "&&", "[empty]", "[nonempty]", "rgx:",
-        "(", ")", "[", "]", "\\", "a", "1", ".", "-", " ", "é", "2026-01-15", "t", "z", "+", "?",
-        "|", "&", "$", "^", "{2}",
+        "<",
+        "<=",
+        ">",
+        ">=",
+        "=",
+        "*",
+        "!",
+        "{",
+        "}",
+        "||",
+        "&&",
+        "[empty]",
+        "[nonempty]",
+        "rgx:",
+        "(",
+        ")",
+        "[",
+        "]",
+        "\\",
+        "a",
+        "1",
+        ".",
+        "-",
+        " ",
+        "é",
+        "2026-01-15",
+        "t",
+        "z",
+        "+",
+        "?",
+        "|",
+        "&",
+        "$",
+        "^",
+        "{2}",
     ];
     let types = [ColumnType::Text, ColumnType::Number, ColumnType::Date];
     for _ in 0..5000 {
