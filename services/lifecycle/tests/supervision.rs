@@ -121,12 +121,19 @@ both_backends!(
                 Code::FailedPrecondition
             ]
         );
-        // Other services' tokens and users (even admins) are refused every call.
+        // Other services' tokens, users (even admins), ESCs and fatman families are refused
+        // every call.
+        let user = app.user("user@example.com", true).await;
+        let (_, esc) = app.esc("consumer").await;
+        let family = app.seed_fatman("caller", "1.0.0", None).await;
         for token in [
             app.service_token(InternalService::Pub).await,
             app.service_token(InternalService::Dashboard).await,
             app.service_token(InternalService::ImageBuilder).await,
             app.admin_token.clone(),
+            user,
+            esc,
+            family,
         ] {
             assert_eq!(
                 codes(&app, Some(&token)).await,
