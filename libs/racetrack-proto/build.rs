@@ -4,7 +4,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // checkouts of the workspace (its hash does not include the path), which then compiled the
     // other checkout's proto/.
     let proto_dir = format!("{}/../../proto", std::env::var("CARGO_MANIFEST_DIR")?);
-    let files = ["image_builder.proto", "lifecycle.proto", "supervisor.proto"];
+    let files = [
+        "dashboard.proto",
+        "image_builder.proto",
+        "lifecycle.proto",
+        "supervisor.proto",
+    ];
     for f in files {
         println!("cargo:rerun-if-changed={proto_dir}/{f}");
     }

@@ -3,6 +3,11 @@
 
 pub mod manifest;
 
+pub mod dashboard {
+    #![allow(clippy::all)]
+    tonic::include_proto!("racetrack.dashboard.v1");
+}
+
 pub mod image_builder {
     #![allow(clippy::all)]
     tonic::include_proto!("racetrack.image_builder.v1");
