@@ -38,3 +38,4 @@ bench:
 	python3 bench/deploy.py
 	python3 bench/supervisor.py
 	python3 bench/pub.py
+	python3 bench/dashboard.py

@@ -2,8 +2,9 @@
 # Runs the whole platform on the embedded default: SQLite in .data/, the local Docker engine, a
 # local registry on 127.0.0.1:5000 and base images made by debootstrap (nothing is pulled).
 # Services so far: lifecycle (REST API :7102, internal gRPC :7112), image-builder (gRPC :7101,
-# health :7111), the lifecycle supervisor (health/metrics :7106), PUB (:7105) and Redis (:6379,
-# permission-change events from lifecycle to PUB).
+# health :7111), the lifecycle supervisor (health/metrics :7106), PUB (:7105), the dashboard
+# (http://localhost:7103/dashboard/) and Redis (:6379, change events from lifecycle to PUB and
+# the dashboard).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,7 +30,13 @@ if [ ! -s "$token_file" ]; then
 fi
 chmod 600 "$token_file"
 IMAGE_BUILDER_TOKEN="$(cat "$token_file")"
-cargo build --release -p lifecycle -p image-builder -p lifecycle-supervisor -p pub
+# The dashboard's session key: made once, readable by this user only (a new one signs everyone out).
+secret_file=.data/dashboard.secret
+if [ ! -s "$secret_file" ]; then
+  (umask 077; head -c 48 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$secret_file")
+fi
+chmod 600 "$secret_file"
+cargo build --release -p lifecycle -p image-builder -p lifecycle-supervisor -p pub -p dashboard
 bin="${CARGO_TARGET_DIR:-target}/release"
 
 pids=()
@@ -59,6 +66,11 @@ LIFECYCLE_AUTH_TOKEN="$("$bin/lifecycle" generate-auth pub | tail -n1)" \
   LIFECYCLE_GRPC_URL=http://127.0.0.1:7112 REDIS_URL=redis://127.0.0.1:6379 PUB_ADDR=0.0.0.0:7105 \
   "$bin/pub" &
 pids+=($!)
+# The dashboard holds no token of its own: it calls lifecycle's gRPC API with each user's token.
+SECRET_KEY="$(cat "$secret_file")" LIFECYCLE_GRPC_URL=http://127.0.0.1:7112 REDIS_URL=redis://127.0.0.1:6379 \
+  DASHBOARD_ADDR=127.0.0.1:7103 EXTERNAL_PUB_URL=http://localhost:7105/pub "$bin/dashboard" &
+pids+=($!)
+echo "dashboard: http://localhost:7103/dashboard/ (sign in as admin)"
 echo "lifecycle: http://localhost:7102/api/v1/info   image-builder: http://localhost:7111/health   supervisor: http://localhost:7106/health   pub: http://localhost:7105/pub/health"
 echo "(data in .data/; the admin password is printed once on first start)"
 wait -n "${pids[@]}"

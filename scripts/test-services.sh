@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs (Debian packages) and starts what the test suite needs: Postgres with a `racetrack`
-# role, Redis, and the C libraries diesel links. Idempotent: safe to run before every test run.
+# role, Redis, the C libraries diesel links, and chromium with its WebDriver for the browser
+# tests. Idempotent: safe to run before every test run.
 set -euo pipefail
 
 PG_USER=racetrack
@@ -20,6 +21,9 @@ command -v git >/dev/null 2>&1 || need+=(git)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 # Self-signed certificates for the TLS listener tests.
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# The dashboard's browser tests: headless chromium driven through chromium-driver.
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   $SUDO apt-get update -qq

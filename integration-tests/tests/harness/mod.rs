@@ -1,6 +1,7 @@
 //! Starts the real service binaries (built by `cargo build --workspace --bins`, which `make test`
 //! runs first) on free ports, and cleans up after them.
 #![allow(dead_code)]
+pub mod dashboard;
 pub mod supervisor;
 
 use std::io::{BufRead, BufReader};

@@ -88,10 +88,7 @@ pub fn server(config: Config, listener: TcpListener) -> Result<Server, String> {
             .route("/", web::get().to(to_dashboard))
             .route("/live", web::get().to(live))
             .route("/ready", web::get().to(ready))
-            .route(
-                "/metrics",
-                web::get().to(metrics_handler),
-            )
+            .route("/metrics", web::get().to(metrics_handler))
             .service(
                 web::scope("/dashboard")
                     .route("/live", web::get().to(live))

@@ -43,7 +43,13 @@ impl LifecycleError {
 
     /// The user's token is no longer accepted (revoked, regenerated): sign in again.
     pub fn is_unauthenticated(&self) -> bool {
-        matches!(self, LifecycleError::Refused { code: Code::Unauthenticated, .. })
+        matches!(
+            self,
+            LifecycleError::Refused {
+                code: Code::Unauthenticated,
+                ..
+            }
+        )
     }
 
     pub fn code(&self) -> Option<Code> {

@@ -168,10 +168,7 @@ pub fn verify_csrf(session: &Session, presented: Option<&str>) -> Result<(), Pag
 
 /// The CSRF token of a script's request (`X-CSRF-Token` header).
 pub fn verify_csrf_header(req: &HttpRequest, session: &Session) -> Result<(), PageError> {
-    let presented = req
-        .headers()
-        .get(CSRF_HEADER)
-        .and_then(|v| v.to_str().ok());
+    let presented = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok());
     verify_csrf(session, presented)
 }
 

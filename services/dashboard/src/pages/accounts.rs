@@ -23,7 +23,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/registered", web::get().to(registered))
         .route("/profile", web::get().to(profile))
         .route("/profile/tokens", web::post().to(add_token))
-        .route("/profile/tokens/regenerate", web::post().to(regenerate_token))
+        .route(
+            "/profile/tokens/regenerate",
+            web::post().to(regenerate_token),
+        )
         .route("/profile/tokens/{id}/revoke", web::post().to(revoke_token))
         .route("/change_password", web::get().to(change_password_form))
         .route("/change_password", web::post().to(change_password));
@@ -91,7 +94,10 @@ fn login_page(
 }
 
 async fn login_form(state: State, session: Session, q: web::Query<NextQuery>) -> HttpResponse {
-    let alerts: Vec<Alert> = session::take_flash(&session).into_iter().map(Alert::from).collect();
+    let alerts: Vec<Alert> = session::take_flash(&session)
+        .into_iter()
+        .map(Alert::from)
+        .collect();
     let next = safe_next(q.next.as_deref());
     login_page(&state, &session, "", &next, &alerts)
 }
@@ -106,7 +112,10 @@ async fn login(
     session::verify_csrf(&session, form.csrf_token.as_deref())?;
     let next = safe_next(form.next.as_deref());
     // The TCP peer, not a header a client could forge: login throttling counts per address.
-    let address = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    let address = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
     let reply = state
         .lifecycle
         .call(
@@ -187,7 +196,12 @@ pub struct RegisterForm {
     csrf_token: Option<String>,
 }
 
-fn register_page(state: &State, session: &Session, username: &str, alerts: &[Alert]) -> HttpResponse {
+fn register_page(
+    state: &State,
+    session: &Session,
+    username: &str,
+    alerts: &[Alert],
+) -> HttpResponse {
     let csrf = session::csrf_token(session);
     let body = html! {
         section.card.narrow {
@@ -258,7 +272,10 @@ async fn register(
 }
 
 async fn registered(state: State, session: Session) -> HttpResponse {
-    let alerts: Vec<Alert> = session::take_flash(&session).into_iter().map(Alert::from).collect();
+    let alerts: Vec<Alert> = session::take_flash(&session)
+        .into_iter()
+        .map(Alert::from)
+        .collect();
     let body = html! {
         section.card.narrow {
             h1 { "Registered" }
@@ -368,7 +385,15 @@ async fn add_token(
         })
         .await;
     Ok(match result {
-        Ok(t) => profile_page(&state, &user, Some(&t), vec![Alert::Success("Token added".into())]).await,
+        Ok(t) => {
+            profile_page(
+                &state,
+                &user,
+                Some(&t),
+                vec![Alert::Success("Token added".into())],
+            )
+            .await
+        }
         Err(e) => profile_page(&state, &user, None, vec![Alert::Error(e.to_string())]).await,
     })
 }
@@ -532,8 +557,17 @@ mod tests {
 
     #[test]
     fn next_stays_on_the_dashboard() {
-        assert_eq!(safe_next(Some("/dashboard/portfolio?x=1")), "/dashboard/portfolio?x=1");
-        for bad in ["https://evil.example/", "//evil.example", "/dashboard//evil", "/other", "/dashboard\\x"] {
+        assert_eq!(
+            safe_next(Some("/dashboard/portfolio?x=1")),
+            "/dashboard/portfolio?x=1"
+        );
+        for bad in [
+            "https://evil.example/",
+            "//evil.example",
+            "/dashboard//evil",
+            "/other",
+            "/dashboard\\x",
+        ] {
             assert_eq!(safe_next(Some(bad)), "/dashboard/", "{bad}");
         }
         assert_eq!(safe_next(None), "/dashboard/");
