@@ -162,6 +162,17 @@ impl WebSession {
         (status, location, body)
     }
 
+    /// A GET left open (server-sent events): the caller reads its chunks.
+    pub async fn open_stream(&mut self, path: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .get(format!("{}{path}", self.base))
+            .header("Cookie", self.cookie_header())
+            .header("Accept", "text/event-stream")
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Signs in (fetching the form first for its CSRF token); panics unless it redirects.
     pub async fn sign_in(&mut self, username: &str, password: &str) {
         self.get("/dashboard/accounts/login").await;
