@@ -502,3 +502,36 @@ fn parse_date(s: &str) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 #[path = "filter_tests.rs"]
 mod tests;
+
+/// The properties the fuzzer (`services/dashboard/fuzz`, target `portfolio_filter`) and the seed
+/// replay test check on any input: the first byte picks the column type, the rest is
+/// `expression \0 cell` (lossy UTF-8). Parsing and matching never panic; a blank expression
+/// matches every cell; an accepted expression is at most [`MAX_FILTER_LEN`] bytes.
+#[doc(hidden)]
+pub fn check_properties(data: &[u8]) {
+    let Some((&kind, rest)) = data.split_first() else {
+        return;
+    };
+    let ty = match kind % 4 {
+        0 => ColumnType::Text,
+        1 => ColumnType::Number,
+        2 => ColumnType::Date,
+        _ => ColumnType::Unfiltered,
+    };
+    let text = String::from_utf8_lossy(rest);
+    let (expr, cell) = text.split_once('\0').unwrap_or((&text, ""));
+    match ColumnFilter::parse(expr, ty) {
+        Ok(filter) => {
+            assert!(expr.len() <= MAX_FILTER_LEN, "accepted an over-long filter");
+            let matched = filter.matches(cell);
+            if expr.trim().is_empty() {
+                assert!(matched && filter.is_empty(), "a blank filter restricted a cell");
+            }
+        }
+        Err(_) => assert!(!expr.trim().is_empty(), "a blank filter was refused"),
+    }
+    let columns = [ty, ColumnType::Text];
+    if let Ok(rows) = RowFilter::parse(&columns, &[(0, expr), (1, cell)]) {
+        let _ = rows.matches(&[cell, expr]);
+    }
+}
