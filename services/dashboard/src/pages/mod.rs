@@ -16,3 +16,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     logs::routes(cfg);
     audit::routes(cfg);
 }
+
+#[cfg(test)]
+#[path = "http_tests.rs"]
+mod http_tests;
