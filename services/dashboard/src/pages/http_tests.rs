@@ -15,12 +15,15 @@ use crate::AppState;
 
 const KEY: &str = "0123456789abcdef0123456789abcdef-test-key";
 
-fn state() -> web::Data<AppState> {
+/// Nothing listens on port 1: every call fails as "unreachable".
+const NO_LIFECYCLE: &str = "http://127.0.0.1:1";
+
+fn state_at(lifecycle_url: &str) -> web::Data<AppState> {
     let config = Config::from_lookup(racetrack_config::lookup_in(&[
         ("SECRET_KEY", KEY),
-        // Nothing listens on port 1: every call fails as "unreachable".
-        ("LIFECYCLE_GRPC_URL", "http://127.0.0.1:1"),
-        ("LIFECYCLE_TIMEOUT", "2"),
+        ("LIFECYCLE_GRPC_URL", lifecycle_url),
+        ("LIFECYCLE_TIMEOUT", "5"),
+        ("EXTERNAL_PUB_URL", "http://pub.example/pub/"),
     ]))
     .unwrap();
     web::Data::new(AppState::new(config).unwrap())
@@ -32,7 +35,7 @@ async fn test_sign_in(session: actix_session::Session) -> HttpResponse {
         &session,
         SessionUser {
             username: "alice@example.com".into(),
-            token: "not-a-real-token".into(),
+            token: super::fake_lifecycle::TOKEN.into(),
             is_staff: false,
             is_superuser: false,
             expires: chrono::Utc::now().timestamp() + 3600,
@@ -45,6 +48,9 @@ async fn test_sign_in(session: actix_session::Session) -> HttpResponse {
 /// The dashboard's pages under `/dashboard` with sessions, plus a test-only sign-in route.
 macro_rules! app {
     () => {
+        app!(state_at(NO_LIFECYCLE))
+    };
+    ($state:expr) => {
         test::init_service(
             App::new()
                 .wrap(
@@ -56,7 +62,7 @@ macro_rules! app {
                     .cookie_secure(false)
                     .build(),
                 )
-                .app_data(state())
+                .app_data($state)
                 .route("/test/sign-in", web::get().to(test_sign_in))
                 .service(web::scope("/dashboard").configure(super::routes)),
         )
@@ -250,4 +256,284 @@ async fn live_statuses_are_an_event_stream_that_frees_its_slot() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     panic!("the stream's slot was not freed");
+}
+
+// --- with a stand-in Lifecycle (fake_lifecycle.rs) -------------------------------------------
+
+use super::fake_lifecycle::{self, fatman};
+use actix_web::body::{BoxBody, MessageBody};
+
+fn sample_fatmen() -> Vec<racetrack_proto::dashboard::Fatman> {
+    let mut adder = fatman("adder", "1.0.0", "running");
+    adder.labels = [("team".to_string(), "data".to_string())].into();
+    adder.infrastructure_target = "docker".into();
+    let mut old = fatman("adder", "0.9.0", "error");
+    old.error = "container exited with code 1".into();
+    vec![adder, old, fatman("zeta", "2.0.0", "created")]
+}
+
+async fn body_text(resp: ServiceResponse) -> String {
+    String::from_utf8(test::read_body(resp).await.to_vec()).unwrap()
+}
+
+/// Reads a streamed body until `needle` has arrived (10 s at most).
+async fn read_until(body: &mut BoxBody, seen: &mut String, needle: &str) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !seen.contains(needle) {
+        let next = tokio::time::timeout_at(
+            deadline,
+            std::future::poll_fn(|cx| std::pin::Pin::new(&mut *body).poll_next(cx)),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("no {needle:?} within 10 s; got {seen:?}"));
+        match next {
+            Some(Ok(bytes)) => seen.push_str(std::str::from_utf8(&bytes).unwrap()),
+            other => panic!(
+                "stream ended ({:?}) before {needle:?}; got {seen:?}",
+                other.is_some()
+            ),
+        }
+    }
+}
+
+#[actix_web::test]
+async fn fatmen_page_lists_families_with_the_users_token() {
+    let (url, _) = fake_lifecycle::start(sample_fatmen()).await;
+    let app = app!(state_at(&url));
+    let (cookie, _) = signed_in!(&app);
+    let req = test::TestRequest::get()
+        .uri("/dashboard/")
+        .cookie(cookie.clone())
+        .to_request();
+    let resp = test::call_service(&app, req).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let html = body_text(resp).await;
+    for want in [
+        r#"id="fatman-adder-1.0.0" data-name="adder" data-version="1.0.0""#,
+        r#"id="fatman-adder-0.9.0""#,
+        r#"id="fatman-zeta-2.0.0""#,
+        r#"<span class="badge status running">RUNNING</span>"#,
+        r#"<span class="badge status error">ERROR</span>"#,
+        r#"<span class="badge status other">CREATED</span>"#,
+        r#"<a class="open-fatman" href="http://pub.example/pub/fatman/adder/1.0.0/" target="_blank""#,
+        "container exited with code 1",
+        "team: data",
+        "<span id=\"fatmen-count\">3</span>",
+        r#"<script src="/dashboard/static/fatmen.js" defer>"#,
+    ] {
+        assert!(html.contains(want), "missing {want:?} in {html}");
+    }
+    assert!(
+        !html.contains("class=\"alert error\" role=\"alert\">"),
+        "no page alert: {html}"
+    );
+    assert_eq!(html.matches("class=\"open-fatman\"").count(), 1);
+
+    let req = test::TestRequest::get()
+        .uri("/dashboard/?q=ZET")
+        .cookie(cookie)
+        .to_request();
+    let html = body_text(test::call_service(&app, req).await).await;
+    assert!(
+        html.contains("fatman-zeta-2.0.0") && !html.contains("fatman-adder-1.0.0"),
+        "{html}"
+    );
+}
+
+#[actix_web::test]
+async fn actions_answer_json_and_deployments_can_be_polled() {
+    let (url, shared) = fake_lifecycle::start(sample_fatmen()).await;
+    let app = app!(state_at(&url));
+    let (cookie, csrf) = signed_in!(&app);
+    let post = |uri: &str| {
+        test::TestRequest::post()
+            .uri(uri)
+            .cookie(cookie.clone())
+            .insert_header(("X-CSRF-Token", csrf.as_str()))
+            .to_request()
+    };
+
+    let resp = test::call_service(&app, post("/dashboard/api/redeploy-fatman/adder/1.0.0")).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: serde_json::Value = test::read_body_json(resp).await;
+    assert_eq!(body["deployment"]["id"], "dep-1");
+    assert_eq!(body["deployment"]["status"], "in_progress");
+    assert_eq!(body["deployment"]["phase"], "building image");
+    assert_eq!(body["deployment"]["final"], false);
+
+    let poll = test::TestRequest::get()
+        .uri("/dashboard/api/deployment/dep-1")
+        .cookie(cookie.clone())
+        .to_request();
+    let body: serde_json::Value = test::read_body_json(test::call_service(&app, poll).await).await;
+    assert_eq!(body["deployment"]["status"], "done");
+    assert_eq!(body["deployment"]["final"], true);
+    let missing = test::TestRequest::get()
+        .uri("/dashboard/api/deployment/nope")
+        .cookie(cookie.clone())
+        .to_request();
+    let resp = test::call_service(&app, missing).await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+
+    let resp = test::call_service(&app, post("/dashboard/api/reprovision-fatman/zeta/2.0.0")).await;
+    let body: serde_json::Value = test::read_body_json(resp).await;
+    assert_eq!(body["deployment"]["id"], "dep-2");
+
+    let resp = test::call_service(&app, post("/dashboard/api/delete-fatman/adder/0.9.0")).await;
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let resp = test::call_service(&app, post("/dashboard/api/delete-fatman/adder/0.9.0")).await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let body: serde_json::Value = test::read_body_json(resp).await;
+    assert_eq!(body["error"], "fatman adder 0.9.0 not found");
+
+    let req = test::TestRequest::get()
+        .uri("/dashboard/")
+        .cookie(cookie)
+        .to_request();
+    let html = body_text(test::call_service(&app, req).await).await;
+    assert!(!html.contains("fatman-adder-0.9.0") && html.contains("fatman-adder-1.0.0"));
+    assert_eq!(
+        *shared.actions.lock().unwrap(),
+        [
+            "redeploy adder/1.0.0",
+            "reprovision zeta/2.0.0",
+            "delete adder/0.9.0",
+            "delete adder/0.9.0"
+        ]
+    );
+}
+
+#[actix_web::test]
+async fn logs_come_without_colour_codes() {
+    let (url, _) = fake_lifecycle::start(sample_fatmen()).await;
+    let app = app!(state_at(&url));
+    let (cookie, _) = signed_in!(&app);
+    for (uri, want) in [
+        (
+            "/dashboard/fatman/logs/adder/1.0.0?tail=7",
+            "INFO runtime of adder 1.0.0 tail=7\n",
+        ),
+        (
+            "/dashboard/fatman/build-logs/adder/1.0.0",
+            "Step 1/2 build of adder tail=0\n",
+        ),
+    ] {
+        let req = test::TestRequest::get()
+            .uri(uri)
+            .cookie(cookie.clone())
+            .to_request();
+        let resp = test::call_service(&app, req).await;
+        assert_eq!(resp.status(), StatusCode::OK, "{uri}");
+        assert_eq!(header(&resp, "content-type"), "text/plain; charset=utf-8");
+        assert_eq!(body_text(resp).await, want, "{uri}");
+    }
+}
+
+#[actix_web::test]
+async fn followed_logs_stream_lines_then_the_end_or_a_failure() {
+    let (url, _) = fake_lifecycle::start(vec![]).await;
+    let app = app!(state_at(&url));
+    let (cookie, _) = signed_in!(&app);
+    let req = test::TestRequest::get()
+        .uri("/dashboard/fatman/adder/1.0.0/logs/stream?tail=5")
+        .cookie(cookie.clone())
+        .to_request();
+    let resp = test::call_service(&app, req).await;
+    assert_eq!(header(&resp, "content-type"), "text/event-stream");
+    let body = body_text(resp).await;
+    assert_eq!(
+        body,
+        ": connected\n\n\
+         event: lines\ndata: \"first tail=5\\n\"\n\n\
+         event: lines\ndata: \"second\\nthird\\n\"\n\n\
+         event: end\ndata: \"the log stream ended\"\n\n"
+    );
+
+    let req = test::TestRequest::get()
+        .uri("/dashboard/fatman/broken/1.0.0/logs/stream")
+        .cookie(cookie)
+        .to_request();
+    let body = body_text(test::call_service(&app, req).await).await;
+    assert!(
+        body.contains("event: lines\ndata: \"second\\nthird\\n\"\n\n"),
+        "{body}"
+    );
+    assert!(
+        body.ends_with("event: failure\ndata: \"the fatman's container is gone\"\n\n"),
+        "{body}"
+    );
+}
+
+#[actix_web::test]
+async fn audit_page_asks_with_the_filter_and_explains_each_event() {
+    let (url, shared) = fake_lifecycle::start(vec![]).await;
+    let app = app!(state_at(&url));
+    let (cookie, _) = signed_in!(&app);
+    let req = test::TestRequest::get()
+        .uri(
+            "/dashboard/activity?q=1&fatman_name=adder&fatman_version=1.0.0&related_to_me=1&page=2",
+        )
+        .cookie(cookie)
+        .to_request();
+    let resp = test::call_service(&app, req).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let html = body_text(resp).await;
+    for want in [
+        "<strong class=\"audit-type\">Fatman_Redeployed</strong>",
+        "<div class=\"audit-sentence\">Fatman adder 1.0.0 (owned by alice@example.com) redeployed by bob@example.com</div>",
+        "<div class=\"audit-sentence\">Event fatman_from_the_future on fatman adder 1.0.0 by bob@example.com (concerning alice@example.com)</div>",
+        "<span class=\"page-current\" aria-current=\"page\">2</span>",
+        "href=\"/dashboard/activity?page=3&amp;fatman_name=adder&amp;fatman_version=1.0.0&amp;related_to_me=1\"",
+    ] {
+        assert!(html.contains(want), "missing {want:?} in {html}");
+    }
+    let q = shared.audit_queries.lock().unwrap()[0].clone();
+    assert!(q.related_to_me);
+    assert_eq!(
+        (q.fatman_name.as_str(), q.fatman_version.as_str(), q.page),
+        ("adder", "1.0.0", 2)
+    );
+}
+
+#[actix_web::test]
+async fn live_statuses_send_the_rows_that_changed() {
+    let (url, shared) = fake_lifecycle::start(sample_fatmen()).await;
+    let state = state_at(&url);
+    let app = app!(state.clone());
+    let (cookie, _) = signed_in!(&app);
+    let req = test::TestRequest::get()
+        .uri("/dashboard/api/events")
+        .cookie(cookie)
+        .to_request();
+    let resp = test::call_service(&app, req).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body();
+    let mut seen = String::new();
+    read_until(&mut body, &mut seen, ": connected\n\n").await;
+
+    {
+        let mut list = shared.fatmen.lock().unwrap();
+        list[0].status = "error".into();
+        list[0].error = "out of memory".into();
+        list.retain(|f| f.name != "zeta");
+        list.push(fatman("newcomer", "0.1.0", "created"));
+    }
+    state
+        .live
+        .notify(crate::live::Change::Family("adder".into()));
+    read_until(&mut body, &mut seen, "event: fatmen\ndata: ").await;
+    read_until(&mut body, &mut seen, "}\n\n").await;
+    let data = seen
+        .split("event: fatmen\ndata: ")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .unwrap();
+    let diff: serde_json::Value = serde_json::from_str(data).unwrap();
+    assert_eq!(diff["changed"][0]["name"], "adder");
+    assert_eq!(diff["changed"][0]["version"], "1.0.0");
+    assert_eq!(diff["changed"][0]["status"], "error");
+    assert_eq!(diff["changed"][0]["error"], "out of memory");
+    assert_eq!(diff["removed"][0]["name"], "zeta");
+    assert_eq!(diff["added"][0]["name"], "newcomer");
+    assert_eq!(diff["changed"].as_array().unwrap().len(), 1);
 }

@@ -20,3 +20,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[cfg(test)]
 #[path = "http_tests.rs"]
 mod http_tests;
+
+#[cfg(test)]
+#[path = "fake_lifecycle.rs"]
+mod fake_lifecycle;
