@@ -245,6 +245,8 @@ async fn follow_fatmen(
         return;
     }
     let mut refresh_tick = tokio::time::interval(refresh);
+    // A slow Lifecycle delays the next refresh instead of causing a burst of them.
+    refresh_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
     refresh_tick.tick().await;
     keep_alive.tick().await;
