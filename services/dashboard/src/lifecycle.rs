@@ -25,7 +25,8 @@ pub enum LifecycleError {
 }
 
 impl LifecycleError {
-    fn of(status: Status) -> LifecycleError {
+    /// A failed call (or a failed message of a stream) in the dashboard's terms.
+    pub fn of(status: Status) -> LifecycleError {
         match status.code() {
             Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => {
                 LifecycleError::Unreachable(status.message().to_string())

@@ -2,9 +2,25 @@
 //! itself and keeps what the user typed.
 
 pub mod accounts;
+pub mod audit;
+pub mod events;
+pub mod fatmen;
+pub mod logs;
 
 use actix_web::web;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     accounts::routes(cfg);
+    fatmen::routes(cfg);
+    events::routes(cfg);
+    logs::routes(cfg);
+    audit::routes(cfg);
 }
+
+#[cfg(test)]
+#[path = "http_tests.rs"]
+mod http_tests;
+
+#[cfg(test)]
+#[path = "fake_lifecycle.rs"]
+mod fake_lifecycle;
