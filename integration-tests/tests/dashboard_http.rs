@@ -258,9 +258,29 @@ async fn a_change_made_on_one_replica_reaches_a_page_open_on_another() {
             Ok(_) => break,
             Err(_) => {}
         }
-        if seen.contains("event: fatmen") && seen.contains(&name) && seen.contains("removed") {
+        if removed_in(&seen, &name) {
             return;
         }
     }
     panic!("replica B's stream never reported {name} removed; it sent:\n{seen}");
+}
+
+/// Whether an `event: fatmen` in the SSE text lists `name` among the removed rows.
+fn removed_in(sse: &str, name: &str) -> bool {
+    sse.split("\n\n").any(|event| {
+        let mut lines = event.lines();
+        if !lines.any(|l| l.trim() == "event: fatmen") {
+            return false;
+        }
+        let data: String = event
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(str::trim)
+            .collect();
+        serde_json::from_str::<serde_json::Value>(&data).is_ok_and(|v| {
+            v["removed"]
+                .as_array()
+                .is_some_and(|rows| rows.iter().any(|r| r["name"] == name))
+        })
+    })
 }

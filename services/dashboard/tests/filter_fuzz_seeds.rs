@@ -18,5 +18,9 @@ fn portfolio_filter_seeds_and_findings_hold() {
             replayed += 1;
         }
     }
-    assert!(replayed >= 10, "only {replayed} seeds found under {}", root.display());
+    assert!(
+        replayed >= 10,
+        "only {replayed} seeds found under {}",
+        root.display()
+    );
 }

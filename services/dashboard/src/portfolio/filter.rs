@@ -525,7 +525,10 @@ pub fn check_properties(data: &[u8]) {
             assert!(expr.len() <= MAX_FILTER_LEN, "accepted an over-long filter");
             let matched = filter.matches(cell);
             if expr.trim().is_empty() {
-                assert!(matched && filter.is_empty(), "a blank filter restricted a cell");
+                assert!(
+                    matched && filter.is_empty(),
+                    "a blank filter restricted a cell"
+                );
             }
         }
         Err(_) => assert!(!expr.trim().is_empty(), "a blank filter was refused"),
