@@ -159,6 +159,61 @@ mod tests {
         );
     }
 
+    /// A log the test writes to; gone when `gone` is set.
+    #[derive(Default)]
+    struct Written {
+        lines: std::sync::Mutex<Vec<String>>,
+        gone: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl InfrastructureTarget for Written {
+        fn name(&self) -> &str {
+            "written"
+        }
+        async fn deploy(&self, _: &crate::FatmanSpec) -> Result<crate::DeployedFatman, InfraError> {
+            Err(InfraError::Invalid("no".into()))
+        }
+        async fn delete(&self, _: &str, _: &str) -> Result<(), InfraError> {
+            Ok(())
+        }
+        async fn exists(&self, _: &str, _: &str) -> Result<bool, InfraError> {
+            Ok(true)
+        }
+        async fn list(&self) -> Result<Vec<crate::DeployedFatman>, InfraError> {
+            Ok(Vec::new())
+        }
+        async fn logs(&self, _: &str, _: &str, tail: usize) -> Result<String, InfraError> {
+            if self.gone.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(InfraError::NotFound("gone".into()));
+            }
+            let lines = self.lines.lock().unwrap();
+            let start = if tail == 0 {
+                0
+            } else {
+                lines.len().saturating_sub(tail)
+            };
+            Ok(lines[start..].iter().map(|l| format!("{l}\n")).collect())
+        }
+    }
+
+    #[tokio::test]
+    async fn polling_passes_on_only_new_lines_and_ends_with_the_fatman() {
+        use futures_util::StreamExt;
+        let log = Written::default();
+        let write = |l: &str| log.lines.lock().unwrap().push(l.to_string());
+        write("a");
+        write("b");
+        write("c");
+        let mut stream = poll_logs(&log, "f".into(), "1".into(), 2, Duration::from_millis(10));
+        assert_eq!(stream.next().await.unwrap().unwrap(), "b\nc\n");
+        write("c");
+        write("d");
+        assert_eq!(stream.next().await.unwrap().unwrap(), "c\nd\n");
+        log.gone.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(stream.next().await.is_none());
+    }
+
     #[test]
     fn line_buffer_emits_whole_lines() {
         let mut buf = LineBuffer::default();
