@@ -263,13 +263,22 @@ fn edge(from: String, to: String, kind: &str) -> pb::GraphEdge {
     }
 }
 
-/// The graph in the proto's node ids: families own their versions, users the fatmen they
-/// deployed, ESCs and families call families.
+/// The graph in the proto's node ids: families have their versions, users own the fatmen they
+/// deployed, and users, ESCs and families call families.
 fn graph(g: families::Graph) -> pb::Graph {
     let family_id = |name: &str| format!("family:{name}");
+    let fatman_id = |name: &str, version: &str| format!("fatman:{name}@{version}");
     let mut nodes = Vec::new();
     let mut edges = Vec::new();
-    let mut deployers: BTreeSet<String> = BTreeSet::new();
+    let users: BTreeSet<&String> = g
+        .owners
+        .iter()
+        .map(|(user, _, _)| user)
+        .chain(g.user_calls.iter().map(|(user, _)| user))
+        .collect();
+    for user in users {
+        nodes.push(node(format!("user:{user}"), "user", user, &[]));
+    }
     for e in &g.escs {
         nodes.push(node(
             format!("esc:{}", e.id),
@@ -287,7 +296,7 @@ fn graph(g: families::Graph) -> pb::Graph {
             &[("versions", versions.join(", "))],
         ));
         for f in members {
-            let id = format!("fatman:{}@{}", f.name, f.version);
+            let id = fatman_id(&f.name, &f.version);
             nodes.push(node(
                 id.clone(),
                 "fatman",
@@ -298,15 +307,18 @@ fn graph(g: families::Graph) -> pb::Graph {
                     ("update_time", time(f.update_time)),
                 ],
             ));
-            edges.push(edge(family_id(name), id.clone(), "version"));
-            if let Some(user) = f.deployed_by.as_ref().filter(|u| !u.is_empty()) {
-                deployers.insert(user.clone());
-                edges.push(edge(format!("user:{user}"), id, "owns"));
-            }
+            edges.push(edge(family_id(name), id, "version"));
         }
     }
-    for user in deployers {
-        nodes.push(node(format!("user:{user}"), "user", &user, &[]));
+    for (user, name, version) in &g.owners {
+        edges.push(edge(
+            format!("user:{user}"),
+            fatman_id(name, version),
+            "owns",
+        ));
+    }
+    for (user, to) in &g.user_calls {
+        edges.push(edge(format!("user:{user}"), family_id(to), "calls"));
     }
     for (from, to) in &g.family_calls {
         edges.push(edge(family_id(from), family_id(to), "calls"));

@@ -636,6 +636,17 @@ both_backends!(escs_permissions_and_graph, |app: TestApp| async move {
         "version"
     ));
     assert!(has_edge(&graph, "user:admin", "fatman:adder@1.0.0", "owns"));
+    // The deployer's fatman-level call permission; no edges from global ones.
+    assert!(has_edge(&graph, "user:admin", "family:adder", "calls"));
+    assert_eq!(
+        graph
+            .edges
+            .iter()
+            .filter(|e| e.kind == "calls" && e.from.starts_with("user:"))
+            .count(),
+        1,
+        "{graph:?}"
+    );
     for id in [
         &esc_node,
         "family:adder",
