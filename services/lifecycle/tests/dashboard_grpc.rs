@@ -1208,3 +1208,47 @@ async fn wait_for_deployment(
     }
     panic!("deployment {id} still in progress after 30 s");
 }
+
+/// Login throttling counts the browser's address the dashboard passes on: one address is cut
+/// off (RESOURCE_EXHAUSTED), another still gets through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_throttle_counts_the_client_address() {
+    let Some(app) =
+        TestApp::spawn_with(Backend::Sqlite, &[("LOGIN_MAX_FAILURES_PER_ADDRESS", "3")]).await
+    else {
+        return;
+    };
+    let mut c = client(&app).await;
+    let login = |username: &str, password: &str, address: &str| {
+        req(
+            pb::LoginRequest {
+                username: username.into(),
+                password: password.into(),
+                client_address: address.into(),
+            },
+            None,
+        )
+    };
+    for n in 0..3 {
+        let user = format!("nobody{n}@example.com");
+        assert_eq!(
+            code(
+                c.login(login(&user, "Wrong-Passw0rd-1", "198.51.100.1"))
+                    .await
+            ),
+            Code::Unauthenticated
+        );
+    }
+    let throttled = c
+        .login(login("admin", common::ADMIN_PASSWORD, "198.51.100.1"))
+        .await
+        .unwrap_err();
+    assert_eq!(throttled.code(), Code::ResourceExhausted, "{throttled:?}");
+    assert!(throttled.message().contains("try again"), "{throttled:?}");
+    let reply = c
+        .login(login("admin", common::ADMIN_PASSWORD, "198.51.100.2"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(reply.user.unwrap().is_superuser);
+}
