@@ -388,13 +388,11 @@ impl Dashboard for DashboardApi {
         &self,
         req: Request<pb::ChangePasswordRequest>,
     ) -> Result<Response<pb::Empty>, Status> {
-        let token = user_token(&req);
-        let r = req.into_inner();
-        app::as_caller(&self.state, token, move |conn, _, caller| {
+        let r = req.get_ref().clone();
+        self.as_user(&req, move |conn, _, caller| {
             accounts::change_own_password(conn, caller, &r.old_password, &r.new_password)
         })
-        .await
-        .map_err(status_of)?;
+        .await?;
         Ok(Response::new(pb::Empty {}))
     }
 
@@ -645,13 +643,11 @@ impl Dashboard for DashboardApi {
         &self,
         req: Request<pb::SetUserPasswordRequest>,
     ) -> Result<Response<pb::Empty>, Status> {
-        let token = user_token(&req);
-        let r = req.into_inner();
-        app::as_caller(&self.state, token, move |conn, _, caller| {
+        let r = req.get_ref().clone();
+        self.as_user(&req, move |conn, _, caller| {
             accounts::reset_password(conn, caller, &r.username, &r.password)
         })
-        .await
-        .map_err(status_of)?;
+        .await?;
         Ok(Response::new(pb::Empty {}))
     }
 
@@ -660,13 +656,12 @@ impl Dashboard for DashboardApi {
         &self,
         req: Request<pb::UpdateManifestRequest>,
     ) -> Result<Response<pb::Fatman>, Status> {
-        let token = user_token(&req);
-        let r = req.into_inner();
-        let (f, manifest) = app::as_caller(&self.state, token, move |conn, _, caller| {
-            fatmen::update_manifest(conn, caller, &r.name, &r.version, &r.manifest_yaml)
-        })
-        .await
-        .map_err(status_of)?;
+        let r = req.get_ref().clone();
+        let (f, manifest) = self
+            .as_user(&req, move |conn, _, caller| {
+                fatmen::update_manifest(conn, caller, &r.name, &r.version, &r.manifest_yaml)
+            })
+            .await?;
         Ok(Response::new(fatman(f, manifest)))
     }
 

@@ -430,8 +430,10 @@ impl RuntimeLog {
                 }
                 item = stream.next() => match item {
                     Some(Ok(chunk)) => {
-                        if lines.send(Ok(chunk)).await.is_err() {
-                            break;
+                        // A client that stops reading holds the follower no longer than the limit.
+                        match tokio::time::timeout_at(deadline, lines.send(Ok(chunk))).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(_)) | Err(_) => break,
                         }
                     }
                     Some(Err(e)) => {
