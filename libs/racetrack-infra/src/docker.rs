@@ -45,6 +45,7 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use tokio::sync::{Mutex, OnceCell};
 
+use crate::follow::{LineBuffer, LogStream};
 use crate::{
     health, redact, DeployedFatman, FatmanSpec, InfraError, InfraEvent, InfraEventKind,
     InfraEventStream, InfraStatus, InfrastructureTarget, LABEL_DEPLOYMENT_TIMESTAMP,
@@ -707,6 +708,55 @@ impl InfrastructureTarget for DockerTarget {
         let resource = checked_resource_name(name, version)?;
         let docker = self.client().await?;
         self.read_logs(docker, &resource, tail).await
+    }
+
+    /// The engine's own follow (`docker logs --follow`): ends when the container stops or is
+    /// removed. Lines split across the engine's frames come out whole.
+    async fn follow_logs(
+        &self,
+        name: &str,
+        version: &str,
+        tail: usize,
+    ) -> Result<LogStream<'_>, InfraError> {
+        let resource = checked_resource_name(name, version)?;
+        let docker = self.client().await?;
+        // A missing container is an error now, not an empty stream.
+        docker
+            .inspect_container(&resource, None)
+            .await
+            .map_err(|e| docker_error(&format!("following logs of {resource}"), e))?;
+        let tail = if tail == 0 {
+            "all".to_string()
+        } else {
+            tail.to_string()
+        };
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(true)
+            .tail(&tail)
+            .build();
+        let raw = Box::pin(docker.logs(&resource, Some(options)));
+        Ok(Box::pin(futures_util::stream::unfold(
+            Some((raw, LineBuffer::default(), resource)),
+            |state| async move {
+                let (mut raw, mut lines, resource) = state?;
+                loop {
+                    match raw.next().await {
+                        Some(Ok(output)) => {
+                            if let Some(whole) = lines.push(output.as_ref()) {
+                                return Some((Ok(whole), Some((raw, lines, resource))));
+                            }
+                        }
+                        Some(Err(e)) => {
+                            let e = docker_error(&format!("following logs of {resource}"), e);
+                            return Some((Err(e), None));
+                        }
+                        None => return lines.finish().map(|rest| (Ok(rest), None)),
+                    }
+                }
+            },
+        )))
     }
 
     /// The engine's container events for containers with the managed label (`die`, `kill`,

@@ -4,7 +4,8 @@
 //! HTTP on its port 7000, and answers what runs right now ([`InfrastructureTarget::list`]), so the
 //! Lifecycle can reconcile its registry with reality, and reports what happens to fatmen as it
 //! happens ([`InfrastructureTarget::events`]: typed [`InfraEvent`]s, no engine types), so the
-//! supervisor can react at once. One target exists so far: [`DockerTarget`]
+//! supervisor can react at once, and follows their logs ([`InfrastructureTarget::follow_logs`]).
+//! One target exists so far: [`DockerTarget`]
 //! (one container per fatman version on the local Docker engine).
 //!
 //! Health checks against the runtime contract (`/live`, `/ready`) live in [`health`]; the env vars
@@ -18,6 +19,7 @@
 mod docker;
 mod env;
 mod events;
+pub mod follow;
 pub mod health;
 /// Test helpers (real test containers); only with the `testing` feature, for test builds.
 #[cfg(feature = "testing")]
@@ -28,6 +30,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub use events::{InfraEvent, InfraEventKind, InfraEventStream};
+pub use follow::LogStream;
 
 pub use docker::{
     DockerTarget, DockerTargetConfig, BRIDGE_ICC_OPTION, DEFAULT_DOCKER_HOST, DEFAULT_START_GRACE,
@@ -252,6 +255,25 @@ pub trait InfrastructureTarget: Send + Sync {
 
     /// The last `tail` lines of the fatman's stdout and stderr (`0` = all).
     async fn logs(&self, name: &str, version: &str, tail: usize) -> Result<String, InfraError>;
+
+    /// The last `tail` lines (`0` = all), then every new line as the fatman writes it, until the
+    /// fatman's container goes away (the stream ends) or the caller drops the stream. A missing
+    /// fatman is [`InfraError::NotFound`]. The default reads [`logs`](Self::logs) every second
+    /// ([`follow::poll_logs`]); targets that can stream override it.
+    async fn follow_logs(
+        &self,
+        name: &str,
+        version: &str,
+        tail: usize,
+    ) -> Result<LogStream<'_>, InfraError> {
+        Ok(follow::poll_logs(
+            self,
+            name.to_string(),
+            version.to_string(),
+            tail,
+            follow::POLL_INTERVAL,
+        ))
+    }
 
     /// One fatman version as [`list`](Self::list) would show it; `None` when absent.
     async fn get(&self, name: &str, version: &str) -> Result<Option<DeployedFatman>, InfraError> {

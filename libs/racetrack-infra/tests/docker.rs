@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
+
 use bollard::models::{ContainerCreateBody, RestartPolicyNameEnum};
 use bollard::query_parameters::CreateContainerOptionsBuilder;
 use racetrack_infra::testing::{
@@ -234,6 +236,42 @@ async fn crash_at_start_is_reported_with_its_logs() {
         .unwrap_err();
     assert!(matches!(err, InfraError::Unhealthy(_)), "{err:?}");
     assert!(err.to_string().contains("boom"), "{err}");
+}
+
+#[tokio::test]
+async fn followed_logs_come_as_written_and_end_with_the_container() {
+    require_docker!("followed_logs_come_as_written_and_end_with_the_container");
+    let name = unique_name("itest-follow");
+    let _guard = ContainerGuard::new([resource_name(&name, VERSION)]);
+    let target = target();
+
+    let missing = target.follow_logs(&name, VERSION, 10).await.err();
+    assert!(
+        matches!(missing, Some(InfraError::NotFound(_))),
+        "{missing:?}"
+    );
+
+    target
+        .deploy(&spec(&name, Some("crash-late"), 1))
+        .await
+        .unwrap();
+    let mut stream = target.follow_logs(&name, VERSION, 0).await.unwrap();
+    let mut got = String::new();
+    let started = Instant::now();
+    // The container prints a line, 3 s later another, then exits: the stream then ends.
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(30), stream.next())
+        .await
+        .expect("the follow ends within 30 s")
+    {
+        let chunk = chunk.unwrap();
+        assert!(chunk.ends_with('\n'), "whole lines: {chunk:?}");
+        got.push_str(&chunk);
+    }
+    assert_eq!(got, "starting slowly\nlate boom\n");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "followed, not read at once"
+    );
 }
 
 #[tokio::test]

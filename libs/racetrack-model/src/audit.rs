@@ -22,6 +22,8 @@ pub enum AuditLogEventType {
     FatmanOrphanRemoved,
     /// Supervisor: re-provisioning a lost fatman failed (a success is `fatman_deployed`).
     FatmanReconcileFailed,
+    /// Dashboard (not in the original): an admin replaced the stored manifest.
+    FatmanManifestUpdated,
 }
 
 wire_enum!(AuditLogEventType, "audit log event type", {
@@ -32,6 +34,7 @@ wire_enum!(AuditLogEventType, "audit log event type", {
     FatmanOrphaned => "fatman_orphaned",
     FatmanOrphanRemoved => "fatman_orphan_removed",
     FatmanReconcileFailed => "fatman_reconcile_failed",
+    FatmanManifestUpdated => "fatman_manifest_updated",
 });
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,6 +92,9 @@ impl AuditLogEventType {
             ),
             AuditLogEventType::FatmanReconcileFailed => format!(
                 "Reprovisioning lost fatman {fatman_name} {fatman_version} failed ({executor})"
+            ),
+            AuditLogEventType::FatmanManifestUpdated => format!(
+                "Manifest of fatman {fatman_name} {fatman_version} {owner} updated by {executor}"
             ),
         }
     }
@@ -200,7 +206,8 @@ mod tests {
                 "fatman_lost",
                 "fatman_orphaned",
                 "fatman_orphan_removed",
-                "fatman_reconcile_failed"
+                "fatman_reconcile_failed",
+                "fatman_manifest_updated"
             ]
         );
         for t in AuditLogEventType::ALL {

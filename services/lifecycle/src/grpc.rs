@@ -1,5 +1,6 @@
 //! Lifecycle's internal gRPC API (`proto/lifecycle.proto`): what PUB asks on a cache miss.
-//! Only internal service tokens may use it.
+//! Only internal service tokens may use it. The listener also serves `Supervision`
+//! (`grpc_supervision.rs`) and `Dashboard` (`grpc_dashboard.rs`), all with [`status_of`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,20 +38,27 @@ fn service_token<T>(req: &Request<T>) -> Result<String, Status> {
         .ok_or_else(|| Status::unauthenticated("internal token missing in x-racetrack-auth"))
 }
 
-/// The one mapping of the application layer's errors to gRPC statuses.
-fn status_of(err: AppError) -> Status {
+/// The one mapping of the application layer's errors to gRPC statuses, for every gRPC service
+/// Lifecycle serves. Messages are fit to show a user (the dashboard does); an internal error's
+/// details go to the log only.
+pub fn status_of(err: AppError) -> Status {
     match err {
-        AppError::Unauthenticated(d) => {
-            Status::unauthenticated(format!("invalid internal token: {d}"))
-        }
-        AppError::Forbidden(d) => Status::permission_denied(d.to_string()),
+        AppError::Unauthenticated(_) => Status::unauthenticated(err.to_string()),
+        AppError::Forbidden(_) => Status::permission_denied(err.to_string()),
         AppError::NotFound(m) => Status::not_found(m),
-        AppError::Validation(_) | AppError::BadRequest(_) => {
+        AppError::AlreadyExists(m) => Status::already_exists(m),
+        AppError::Validation(_) | AppError::BadRequest(_) | AppError::PayloadTooLarge(_) => {
             Status::invalid_argument(err.to_string())
         }
-        other => {
-            tracing::error!(error = %other, "grpc request failed");
-            Status::unavailable(other.to_string())
+        AppError::TooManyRequests(_) => Status::resource_exhausted(err.to_string()),
+        AppError::DeploymentFailed(m) => Status::aborted(m),
+        AppError::Unavailable(m) => {
+            tracing::warn!(error = %m, "grpc request failed");
+            Status::unavailable(m)
+        }
+        AppError::Internal(details) => {
+            tracing::error!(error = %details, "grpc request failed");
+            Status::internal("internal error")
         }
     }
 }
@@ -151,7 +159,8 @@ pub fn spawn(state: Arc<AppState>, addr: SocketAddr) -> anyhow::Result<SocketAdd
                 if let Err(e) = tonic::transport::Server::builder()
                     .trace_fn(racetrack_telemetry::grpc_server_span)
                     .add_service(LifecycleApi::new(state.clone()))
-                    .add_service(crate::grpc_supervision::SupervisionApi::new(state))
+                    .add_service(crate::grpc_supervision::SupervisionApi::new(state.clone()))
+                    .add_service(crate::grpc_dashboard::DashboardApi::new(state))
                     .serve_with_incoming(incoming)
                     .await
                 {

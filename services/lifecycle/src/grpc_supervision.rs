@@ -70,25 +70,16 @@ impl SupervisionApi {
     }
 }
 
+/// The supervisor's own refusals, then [`crate::grpc::status_of`] (a report that no longer
+/// applies is a failed precondition for the supervisor, not bad input).
 fn status_of(err: SupervisionError) -> Status {
     match err {
         SupervisionError::Invalid(m) => Status::invalid_argument(m),
         SupervisionError::NotLeader(m) => Status::failed_precondition(m),
-        SupervisionError::App(e) => match e {
-            AppError::Unauthenticated(d) => {
-                Status::unauthenticated(format!("invalid internal token: {d}"))
-            }
-            AppError::Forbidden(d) => Status::permission_denied(d.to_string()),
-            AppError::NotFound(m) => Status::not_found(m),
-            AppError::Validation(_) | AppError::BadRequest(_) => {
-                Status::failed_precondition(e.to_string())
-            }
-            AppError::DeploymentFailed(m) => Status::aborted(m),
-            other => {
-                tracing::error!(error = ?other, "supervision request failed");
-                Status::unavailable(other.to_string())
-            }
-        },
+        SupervisionError::App(e @ (AppError::Validation(_) | AppError::BadRequest(_))) => {
+            Status::failed_precondition(e.to_string())
+        }
+        SupervisionError::App(e) => crate::grpc::status_of(e),
     }
 }
 

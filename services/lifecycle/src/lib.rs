@@ -10,6 +10,7 @@ pub mod deploy;
 pub mod error;
 pub mod events;
 pub mod grpc;
+pub mod grpc_dashboard;
 pub mod grpc_supervision;
 pub mod state;
 

@@ -23,11 +23,11 @@ pub struct EventFilter<'a> {
     pub fatman_version: Option<&'a str>,
 }
 
-/// Newest first, capped at [`MAX_EVENTS`].
-pub fn query(
-    conn: &mut DbConnection,
-    filter: &EventFilter<'_>,
-) -> Result<Vec<AuditLogEvent>, DbError> {
+type Backend = <DbConnection as diesel::Connection>::Backend;
+
+fn filtered<'a>(
+    filter: &EventFilter<'a>,
+) -> crate::schema::registry_auditlogevent::BoxedQuery<'a, Backend> {
     let mut q = dsl::registry_auditlogevent.into_boxed();
     if let Some(user) = filter.related_to_user {
         q = q.filter(
@@ -42,8 +42,33 @@ pub fn query(
     if let Some(version) = filter.fatman_version {
         q = q.filter(dsl::fatman_version.eq(version));
     }
-    Ok(q.order((dsl::timestamp.desc(), dsl::id.desc()))
-        .limit(MAX_EVENTS)
+    q
+}
+
+/// Newest first, capped at [`MAX_EVENTS`].
+pub fn query(
+    conn: &mut DbConnection,
+    filter: &EventFilter<'_>,
+) -> Result<Vec<AuditLogEvent>, DbError> {
+    page(conn, filter, 0, MAX_EVENTS)
+}
+
+/// Newest first: `limit` events after skipping `offset`.
+pub fn page(
+    conn: &mut DbConnection,
+    filter: &EventFilter<'_>,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<AuditLogEvent>, DbError> {
+    Ok(filtered(filter)
+        .order((dsl::timestamp.desc(), dsl::id.desc()))
+        .offset(offset)
+        .limit(limit)
         .select(AuditLogEvent::as_select())
         .load(conn)?)
+}
+
+/// How many events match `filter`.
+pub fn count(conn: &mut DbConnection, filter: &EventFilter<'_>) -> Result<i64, DbError> {
+    Ok(filtered(filter).count().get_result(conn)?)
 }

@@ -86,3 +86,23 @@ pub fn ongoing(
         .first(conn)
         .optional()?)
 }
+
+/// Newest first, at most `limit`; only one family (and one version of it) when given.
+pub fn list(
+    conn: &mut DbConnection,
+    fatman_name: Option<&str>,
+    fatman_version: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Deployment>, DbError> {
+    let mut q = dsl::registry_deployment.into_boxed();
+    if let Some(name) = fatman_name {
+        q = q.filter(dsl::fatman_name.eq(name));
+    }
+    if let Some(version) = fatman_version {
+        q = q.filter(dsl::fatman_version.eq(version));
+    }
+    Ok(q.order((dsl::create_time.desc(), dsl::id.desc()))
+        .limit(limit)
+        .select(Deployment::as_select())
+        .load(conn)?)
+}

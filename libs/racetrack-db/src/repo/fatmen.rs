@@ -220,6 +220,17 @@ pub fn list_public_endpoint_requests(
         .load(conn)?)
 }
 
+pub fn find_public_endpoint_request(
+    conn: &mut DbConnection,
+    id: &str,
+) -> Result<Option<PublicEndpointRequest>, DbError> {
+    Ok(endpoint::table
+        .find(id)
+        .select(PublicEndpointRequest::as_select())
+        .first(conn)
+        .optional()?)
+}
+
 /// Every public endpoint one fatman requested, approved or not.
 pub fn public_endpoint_requests_of(
     conn: &mut DbConnection,

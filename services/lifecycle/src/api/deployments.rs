@@ -49,14 +49,7 @@ pub fn validate_payload(
             e.reason,
         )
     })?;
-    racetrack_model::names::validate_fatman_identity(&manifest.name, &manifest.version)
-        .map_err(|e| ApiError::validation("manifest.name", e.to_string()))?;
-    if manifest.image_type != "docker" {
-        return Err(ApiError::validation(
-            "manifest.image_type",
-            "only docker is supported",
-        ));
-    }
+    deployments::check_manifest(&manifest)?;
     let build_context = match payload.build_context.filter(|c| !c.is_empty()) {
         None => None,
         Some(encoded) => {

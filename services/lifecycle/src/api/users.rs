@@ -89,11 +89,11 @@ async fn login(
         .peer_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
-    let (username, token) = with_db(state, move |conn, state| {
+    let (user, token) = with_db(state, move |conn, state| {
         accounts::login(conn, state, &body.username, &body.password, &address)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(json!({ "username": username, "token": token })))
+    Ok(HttpResponse::Ok().json(json!({ "username": user.username, "token": token })))
 }
 
 #[derive(Deserialize)]

@@ -3,7 +3,8 @@
 
 use racetrack_auth::password;
 use racetrack_auth::TokenSigner;
-use racetrack_db::models::{NewUser, User};
+use racetrack_db::models::{AuthSubject, AuthToken, NewUser, SubjectOwner, User};
+use racetrack_db::repo::auth as auth_repo;
 use racetrack_db::repo::users::{self, UserChanges};
 use racetrack_db::Connection as _;
 use racetrack_db::DbConnection;
@@ -142,15 +143,15 @@ pub fn register(
     Ok(user)
 }
 
-/// Checks the password (throttled per user and per client `address`) and returns the username
-/// with the user's current token.
+/// Checks the password (throttled per user and per client `address`) and returns the user with
+/// the user's current token.
 pub fn login(
     conn: &mut DbConnection,
     state: &AppState,
     username: &str,
     password: &str,
     address: &str,
-) -> Result<(String, String), AppError> {
+) -> Result<(User, String), AppError> {
     let user_key = username.to_lowercase();
     // Counted before the password is checked, so concurrent guesses cannot overrun the limit.
     state
@@ -180,7 +181,80 @@ pub fn login(
     let subject = subjects::ensure_user_subject(conn, &state.signer, &user)?;
     let token =
         subjects::current_token(conn, &state.signer, &subject, &subjects::user_owner(&user))?;
-    Ok((user.username, token))
+    let user = find_user(conn, &user.username)?;
+    Ok((user, token))
+}
+
+/// The signed-in user's account (users only: ESC and fatman family tokens have none).
+pub fn me(conn: &mut DbConnection, caller: &Caller) -> Result<User, AppError> {
+    let username = require_user(caller)?;
+    find_user(conn, username)
+}
+
+/// The signed-in user's auth subject and how its tokens name it.
+fn own_subject(
+    conn: &mut DbConnection,
+    caller: &Caller,
+) -> Result<(AuthSubject, SubjectOwner), AppError> {
+    let user = me(conn, caller)?;
+    // The token just authenticated belongs to this subject.
+    let subject = auth_repo::find_subject(conn, caller.subject_id())?
+        .ok_or_else(|| AppError::internal("the caller's auth subject vanished"))?;
+    Ok((subject, subjects::user_owner(&user)))
+}
+
+/// The signed-in user's own tokens (rows only: a token's value is shown once, when issued).
+pub fn own_tokens(conn: &mut DbConnection, caller: &Caller) -> Result<Vec<AuthToken>, AppError> {
+    let (subject, _) = own_subject(conn, caller)?;
+    Ok(auth_repo::tokens_of_subject(conn, &subject.id)?)
+}
+
+/// One more token for the signed-in user; the others keep working. Returns the row and the
+/// token (shown once).
+pub fn add_own_token(
+    conn: &mut DbConnection,
+    state: &AppState,
+    caller: &Caller,
+) -> Result<(AuthToken, String), AppError> {
+    let (subject, owner) = own_subject(conn, caller)?;
+    let (row, token) =
+        subjects::issue_token(conn, &state.signer, &subject, &owner, "dashboard", None)?;
+    tracing::info!(user = %caller.username(), token_id = %row.id, "own token added");
+    Ok((row, token))
+}
+
+/// Revokes one of the signed-in user's own tokens; another subject's token is refused.
+pub fn revoke_own_token(
+    conn: &mut DbConnection,
+    state: &AppState,
+    caller: &Caller,
+    token_id: &str,
+) -> Result<(), AppError> {
+    let (subject, _) = own_subject(conn, caller)?;
+    let row = auth_repo::find_token(conn, token_id)?
+        .ok_or_else(|| AppError::NotFound(format!("token {token_id} was not found")))?;
+    if row.auth_subject_id != subject.id {
+        return Err(AppError::Forbidden(Denial::new(
+            "you may revoke only your own tokens",
+        )));
+    }
+    auth_repo::delete_token(conn, token_id)?;
+    events::subject_changed(state, &subject.id);
+    tracing::info!(user = %caller.username(), token_id = %token_id, "own token revoked");
+    Ok(())
+}
+
+/// Revokes every token of the signed-in user and issues one new one (shown once).
+pub fn regenerate_own_token(
+    conn: &mut DbConnection,
+    state: &AppState,
+    caller: &Caller,
+) -> Result<(AuthToken, String), AppError> {
+    let (subject, owner) = own_subject(conn, caller)?;
+    let issued = subjects::regenerate(conn, &state.signer, &subject, &owner)?;
+    events::subject_changed(state, &subject.id);
+    tracing::info!(user = %caller.username(), "own tokens regenerated");
+    Ok(issued)
 }
 
 pub fn change_own_password(

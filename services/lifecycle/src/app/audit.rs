@@ -17,25 +17,73 @@ pub struct Query {
     pub fatman_version: Option<String>,
 }
 
-/// Newest first. The whole log names every user and fatman: not for ESC or fatman family
-/// tokens; a user's own events need a user.
+/// Who may read `query`: the whole log names every user and fatman, so not ESC or fatman family
+/// tokens; a user's own events need a user (whose name is returned).
+fn authorize(caller: &Caller, query: &Query) -> Result<Option<String>, AppError> {
+    if query.mine {
+        Ok(Some(require_user(caller)?.to_string()))
+    } else {
+        require_user_or_service(caller, AuthScope::CallAdminApi)?;
+        Ok(None)
+    }
+}
+
+fn filter<'a>(query: &'a Query, user: Option<&'a str>) -> EventFilter<'a> {
+    EventFilter {
+        related_to_user: user,
+        fatman_name: query.fatman_name.as_deref(),
+        fatman_version: query.fatman_version.as_deref(),
+    }
+}
+
+/// Newest first (at most the original's 100).
 pub fn events(
     conn: &mut DbConnection,
     caller: &Caller,
     query: &Query,
 ) -> Result<Vec<AuditLogEvent>, AppError> {
-    let user = if query.mine {
-        Some(require_user(caller)?.to_string())
-    } else {
-        require_user_or_service(caller, AuthScope::CallAdminApi)?;
-        None
+    let user = authorize(caller, query)?;
+    Ok(audit::query(conn, &filter(query, user.as_deref()))?)
+}
+
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+pub const MAX_PAGE_SIZE: u32 = 500;
+
+/// One page of [`events`]' answer, and how many events the query matches in all.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub events: Vec<AuditLogEvent>,
+    /// 1-based.
+    pub page: u32,
+    pub page_size: u32,
+    pub total: u64,
+}
+
+/// [`events`] a page at a time, without the cap: `page` is 1-based (`0` means 1), `page_size`
+/// `0` means [`DEFAULT_PAGE_SIZE`] and is at most [`MAX_PAGE_SIZE`].
+pub fn events_page(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    query: &Query,
+    page: u32,
+    page_size: u32,
+) -> Result<Page, AppError> {
+    let user = authorize(caller, query)?;
+    let page = page.max(1);
+    let page_size = match page_size {
+        0 => DEFAULT_PAGE_SIZE,
+        n => n.min(MAX_PAGE_SIZE),
     };
-    let filter = EventFilter {
-        related_to_user: user.as_deref(),
-        fatman_name: query.fatman_name.as_deref(),
-        fatman_version: query.fatman_version.as_deref(),
-    };
-    Ok(audit::query(conn, &filter)?)
+    let filter = filter(query, user.as_deref());
+    let offset = (i64::from(page) - 1) * i64::from(page_size);
+    let events = audit::page(conn, &filter, offset, i64::from(page_size))?;
+    let total = u64::try_from(audit::count(conn, &filter)?).unwrap_or_default();
+    Ok(Page {
+        events,
+        page,
+        page_size,
+        total,
+    })
 }
 
 /// Writes an audit event about a fatman (after the action it records has succeeded).

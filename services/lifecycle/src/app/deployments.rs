@@ -43,6 +43,20 @@ pub fn resolve_target(
     }
 }
 
+/// What a manifest must pass beyond its schema to be deployed (also when an admin edits a stored
+/// one): a name and version that can become resource names, and a supported image type.
+pub fn check_manifest(manifest: &Manifest) -> Result<(), AppError> {
+    racetrack_model::names::validate_fatman_identity(&manifest.name, &manifest.version)
+        .map_err(|e| AppError::validation("manifest.name", e.to_string()))?;
+    if manifest.image_type != "docker" {
+        return Err(AppError::validation(
+            "manifest.image_type",
+            "only docker is supported",
+        ));
+    }
+    Ok(())
+}
+
 /// Deploy authorization (the family exists → deploy_fatman on it, else deploy_new_family); also
 /// what `build` requires, since a build claims the version for a while. Returns the existing
 /// fatman of that version, if any.
@@ -325,6 +339,38 @@ pub fn get(
         _ => None,
     };
     Ok((d, fatman))
+}
+
+/// How many deployments [`list`] answers when the caller asks for no limit, and at most.
+pub const DEFAULT_LIST_LIMIT: u32 = 100;
+pub const MAX_LIST_LIMIT: u32 = 1000;
+
+/// Deployments newest first (admins): all, one family's or one version's; at most `limit`
+/// (`0`: [`DEFAULT_LIST_LIMIT`]).
+pub fn list(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    fatman_name: Option<&str>,
+    fatman_version: Option<&str>,
+    limit: u32,
+) -> Result<Vec<Deployment>, AppError> {
+    require_scope(caller, AuthScope::CallAdminApi)?;
+    if fatman_name.is_none() && fatman_version.is_some() {
+        return Err(AppError::validation(
+            "fatman_version",
+            "a version needs the fatman's name",
+        ));
+    }
+    let limit = match limit {
+        0 => DEFAULT_LIST_LIMIT,
+        n => n.min(MAX_LIST_LIMIT),
+    };
+    Ok(deployments::list(
+        conn,
+        fatman_name,
+        fatman_version,
+        i64::from(limit),
+    )?)
 }
 
 /// Progress reported by the builder (image-builder's internal token) or an admin; callers with a

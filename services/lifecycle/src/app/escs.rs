@@ -146,7 +146,7 @@ pub fn reset_token(
     require_scope(caller, AuthScope::CallAdminApi)?;
     let esc = find(conn, id)?;
     let subject = subjects::ensure_esc_subject(conn, &state.signer, &esc)?;
-    let token = subjects::regenerate(conn, &state.signer, &subject, &owner(&esc))?;
+    let (_, token) = subjects::regenerate(conn, &state.signer, &subject, &owner(&esc))?;
     events::subject_changed(state, &subject.id);
     tracing::info!(esc = %esc.id, by = %caller.username(), "ESC token reset");
     Ok(token)

@@ -1,14 +1,14 @@
 //! Fatman families: every version of a fatman name, the unit permissions and family tokens
-//! apply to, and the graph of who may call which family.
+//! apply to, and the graph of who may call which family (and who deployed what).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use racetrack_auth::permission::{self, Permission};
 use racetrack_db::models::{Esc, Family, Fatman};
 use racetrack_db::repo::auth::{self as auth_repo, SubjectKey};
-use racetrack_db::repo::{escs, fatmen as repo};
+use racetrack_db::repo::{escs, fatmen as repo, users};
 use racetrack_db::DbConnection;
-use racetrack_model::AuthScope;
+use racetrack_model::{AuthScope, AuthSubjectType};
 
 use super::permissions::{require_scope, to_permission};
 use super::{fatmen, AppError, Caller};
@@ -48,6 +48,11 @@ pub struct Graph {
     pub family_calls: Vec<(String, String)>,
     /// (ESC id, family it may call).
     pub esc_calls: Vec<(String, String)>,
+    /// (username, family it may call), from call permissions on one family or fatman only: the
+    /// global `call_fatman` every user gets by default would link every user to every family.
+    pub user_calls: Vec<(String, String)>,
+    /// (username, fatman name, version): the user who deployed each visible fatman.
+    pub owners: Vec<(String, String, String)>,
 }
 
 pub fn graph(conn: &mut DbConnection, caller: &Caller) -> Result<Graph, AppError> {
@@ -101,10 +106,57 @@ pub fn graph(conn: &mut DbConnection, caller: &Caller) -> Result<Graph, AppError
             esc_calls.push((esc.id.clone(), target));
         }
     }
+    let (user_calls, owners) = user_links(conn, &families)?;
     Ok(Graph {
         escs,
         families,
         family_calls,
         esc_calls,
+        user_calls,
+        owners,
     })
+}
+
+/// Users' scoped call permissions and deployments among `families`, in three queries.
+#[allow(clippy::type_complexity)]
+fn user_links(
+    conn: &mut DbConnection,
+    families: &BTreeMap<String, Vec<Fatman>>,
+) -> Result<(Vec<(String, String)>, Vec<(String, String, String)>), AppError> {
+    let usernames: BTreeMap<i32, String> = users::list(conn)?
+        .into_iter()
+        .map(|u| (u.id, u.username))
+        .collect();
+    let subjects: BTreeMap<String, &String> =
+        auth_repo::subjects_of_type(conn, AuthSubjectType::User)?
+            .into_iter()
+            .filter_map(|s| Some((s.id, usernames.get(&s.user_id?)?)))
+            .collect();
+    let mut calls = BTreeSet::new();
+    for view in auth_repo::list_permissions(conn)? {
+        let Some(username) = subjects.get(&view.auth_subject_id) else {
+            continue;
+        };
+        let family = view
+            .family_name
+            .or_else(|| view.fatman.map(|(name, _)| name));
+        match family {
+            Some(family)
+                if view.scope == AuthScope::CallFatman && families.contains_key(&family) =>
+            {
+                calls.insert(((*username).clone(), family));
+            }
+            _ => {}
+        }
+    }
+    let known: BTreeSet<&String> = usernames.values().collect();
+    let owners = families
+        .values()
+        .flatten()
+        .filter_map(|f| {
+            let user = f.deployed_by.as_ref().filter(|u| known.contains(u))?;
+            Some((user.clone(), f.name.clone(), f.version.clone()))
+        })
+        .collect();
+    Ok((calls.into_iter().collect(), owners))
 }

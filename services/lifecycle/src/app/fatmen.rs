@@ -3,14 +3,18 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
+use futures_util::StreamExt;
 use racetrack_auth::permission;
-use racetrack_db::models::{Fatman, PublicEndpointRequest};
+use racetrack_db::models::{Deployment, Fatman, PublicEndpointRequest};
 use racetrack_db::repo::{deployments, fatmen as repo};
 use racetrack_db::Connection as _;
 use racetrack_db::DbConnection;
+use racetrack_infra::{InfraError, InfrastructureTarget};
 use racetrack_model::version::{resolve_version, VersionQuery};
 use racetrack_model::{AuditLogEventType, AuthScope, DeploymentStatus, FatmanStatus, Manifest};
+use tokio::sync::mpsc;
 
 use super::deployments::resolve_target;
 use super::permissions::{require_resource, require_scope, require_service};
@@ -234,17 +238,17 @@ pub async fn delete(
     .await
 }
 
-/// Redeploy (rebuild + provision) or reprovision (provision the last image) an existing fatman,
-/// synchronously as the original: `Ok` when the fatman runs again, else the reason it does not.
-pub async fn rerun(
+/// Records a redeploy (rebuild + provision) or reprovision (provision the last image) of an
+/// existing fatman, after the caller's checks: the deployment record and what it will run.
+async fn record_rerun(
     state: &Arc<AppState>,
     caller: &Caller,
     name: &str,
     version: &str,
     mode: Mode,
-) -> Result<(), AppError> {
+) -> Result<(Deployment, DeployInput), AppError> {
     let (c, name, version) = (caller.clone(), name.to_string(), version.to_string());
-    let (deployment_id, input) = blocking(state, move |conn, state| {
+    blocking(state, move |conn, state| {
         let fatman = match mode {
             // The supervisor's token may re-provision and nothing else.
             Mode::Reprovision => {
@@ -289,9 +293,22 @@ pub async fn rerun(
         };
         let record = super::deployments::new_record(&c, &input, Some(target.name()));
         deployments::insert(conn, &record)?;
-        Ok((record.id, input))
+        Ok((record, input))
     })
-    .await?;
+    .await
+}
+
+/// Redeploy (rebuild + provision) or reprovision (provision the last image) an existing fatman,
+/// synchronously as the original: `Ok` when the fatman runs again, else the reason it does not.
+pub async fn rerun(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    name: &str,
+    version: &str,
+    mode: Mode,
+) -> Result<(), AppError> {
+    let (record, input) = record_rerun(state, caller, name, version, mode).await?;
+    let deployment_id = record.id;
     deploy::run(
         state.clone(),
         deployment_id.clone(),
@@ -313,14 +330,41 @@ pub async fn rerun(
     }
 }
 
-/// The last `tail` lines the fatman's containers logged.
-pub async fn runtime_logs(
+/// Like [`rerun`], but answers the deployment record at once and runs it in the background
+/// (the dashboard polls the deployment for its phase and outcome).
+pub async fn start_rerun(
     state: &Arc<AppState>,
     caller: &Caller,
     name: &str,
     version: &str,
-    tail: usize,
-) -> Result<String, AppError> {
+    mode: Mode,
+) -> Result<Deployment, AppError> {
+    let (record, input) = record_rerun(state, caller, name, version, mode).await?;
+    tracing::info!(deployment = %record.id, fatman = %name, version = %version, ?mode, by = %caller.username(), "redeployment requested");
+    tokio::spawn(deploy::run(
+        state.clone(),
+        record.id.clone(),
+        caller.clone(),
+        input,
+        mode,
+    ));
+    Ok(record)
+}
+
+/// A fatman's runtime log, for a caller allowed to read the fatman: where it is read from.
+pub struct RuntimeLog {
+    target: Arc<dyn InfrastructureTarget>,
+    name: String,
+    version: String,
+}
+
+/// The runtime log of the fatman a version query means (`read_fatman`).
+pub async fn runtime_log(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    name: &str,
+    version: &str,
+) -> Result<RuntimeLog, AppError> {
     let (c, n, v) = (caller.clone(), name.to_string(), version.to_string());
     let fatman = blocking(state, move |conn, _| {
         authorized(conn, &c, AuthScope::ReadFatman, &n, &v)
@@ -333,12 +377,137 @@ pub async fn runtime_logs(
         .ok_or_else(|| {
             AppError::BadRequest("the fatman's infrastructure target is not available".into())
         })?;
-    target
-        .logs(&fatman.name, &fatman.version, tail)
+    Ok(RuntimeLog {
+        target: target.clone(),
+        name: fatman.name,
+        version: fatman.version,
+    })
+}
+
+impl RuntimeLog {
+    fn read_error(&self, e: InfraError) -> AppError {
+        AppError::Unavailable(format!(
+            "reading logs from {} failed: {e}",
+            self.target.name()
+        ))
+    }
+
+    /// The last `tail` lines the fatman's containers logged.
+    pub async fn tail(&self, tail: usize) -> Result<String, AppError> {
+        self.target
+            .logs(&self.name, &self.version, tail)
+            .await
+            .map_err(|e| self.read_error(e))
+    }
+
+    /// Sends the last `tail` lines, then new lines as the fatman logs them, into `lines`; stops
+    /// when the receiver is gone (the client went away), the fatman's container is gone, reading
+    /// fails (the error is sent) or `limit` has passed.
+    pub async fn follow(
+        self,
+        tail: usize,
+        lines: mpsc::Sender<Result<String, AppError>>,
+        limit: Duration,
+    ) {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut stream = match self
+            .target
+            .follow_logs(&self.name, &self.version, tail)
+            .await
+        {
+            Ok(stream) => stream,
+            Err(e) => {
+                let _ = lines.send(Err(self.read_error(e))).await;
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = lines.closed() => break,
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::info!(fatman = %self.name, version = %self.version, "log follower reached its time limit");
+                    break;
+                }
+                item = stream.next() => match item {
+                    Some(Ok(chunk)) => {
+                        // A client that stops reading holds the follower no longer than the limit.
+                        match tokio::time::timeout_at(deadline, lines.send(Ok(chunk))).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(_)) | Err(_) => break,
+                        }
+                    }
+                    Some(Err(e)) => {
+                        let _ = lines.send(Err(self.read_error(e))).await;
+                        break;
+                    }
+                    None => break,
+                },
+            }
+        }
+    }
+}
+
+/// The last `tail` lines the fatman's containers logged.
+pub async fn runtime_logs(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    name: &str,
+    version: &str,
+    tail: usize,
+) -> Result<String, AppError> {
+    runtime_log(state, caller, name, version)
+        .await?
+        .tail(tail)
         .await
-        .map_err(|e| {
-            AppError::Unavailable(format!("reading logs from {} failed: {e}", target.name()))
-        })
+}
+
+/// An admin replaces the fatman's stored manifest: the YAML must pass the checks a deploy's
+/// manifest passes and name this very fatman; then it is stored as written, with its normalised
+/// form (docs/architecture.md, "The manifest's path"), and audited. Nothing is stored otherwise.
+/// The running fatman is not touched: a redeploy starts from the new manifest.
+pub fn update_manifest(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    name: &str,
+    version: &str,
+    yaml: &str,
+) -> Result<WithManifest, AppError> {
+    require_scope(caller, AuthScope::CallAdminApi)?;
+    let mut fatman = exact(conn, name, version)?;
+    let manifest = racetrack_model::parse_manifest_yaml(yaml).map_err(|e| {
+        AppError::validation(
+            format!("manifest.{}", e.path)
+                .trim_end_matches('.')
+                .to_string(),
+            e.reason,
+        )
+    })?;
+    super::deployments::check_manifest(&manifest)?;
+    if manifest.name != fatman.name || manifest.version != fatman.version {
+        return Err(AppError::validation(
+            "manifest.name",
+            format!(
+                "the manifest is for fatman {} {}, not {} {}",
+                manifest.name, manifest.version, fatman.name, fatman.version
+            ),
+        ));
+    }
+    fatman.manifest = Some(yaml.to_string());
+    fatman.update_time = racetrack_db::now();
+    conn.transaction(|conn| {
+        repo::update(conn, &fatman)?;
+        repo::set_manifest_json(conn, &fatman.id, Some(&normalised_manifest(&manifest)))?;
+        audit::record(
+            conn,
+            AuditLogEventType::FatmanManifestUpdated,
+            caller.username(),
+            fatman.deployed_by.as_deref(),
+            &fatman,
+        )?;
+        Ok::<_, AppError>(())
+    })?;
+    tracing::info!(fatman = %fatman.name, version = %fatman.version, by = %caller.username(), "manifest updated");
+    with_manifest(conn, fatman)
 }
 
 /// Moving a fatman to another infrastructure target; only one target (Docker) exists yet, so a
@@ -427,6 +596,53 @@ pub fn public_endpoint_requests(
     let fatman = exact(conn, name, version)?;
     let list = repo::public_endpoint_requests_of(conn, &fatman.id)?;
     Ok((fatman, list))
+}
+
+/// Every public endpoint request of every fatman, approved or not, with its fatman (admins).
+pub fn all_public_endpoint_requests(
+    conn: &mut DbConnection,
+    caller: &Caller,
+) -> Result<Vec<(Fatman, PublicEndpointRequest)>, AppError> {
+    require_scope(caller, AuthScope::CallAdminApi)?;
+    let fatmen: HashMap<String, Fatman> = repo::list(conn)?
+        .into_iter()
+        .map(|f| (f.id.clone(), f))
+        .collect();
+    let mut list: Vec<(Fatman, PublicEndpointRequest)> = repo::list_public_endpoint_requests(conn)?
+        .into_iter()
+        .filter_map(|r| Some((fatmen.get(&r.fatman_id)?.clone(), r)))
+        .collect();
+    list.sort_by(|(fa, ra), (fb, rb)| {
+        (&fa.name, &fa.version, &ra.endpoint).cmp(&(&fb.name, &fb.version, &rb.endpoint))
+    });
+    Ok(list)
+}
+
+/// [`approve_public_endpoint`] for a request named by its id.
+pub fn set_public_endpoint_request(
+    conn: &mut DbConnection,
+    state: &AppState,
+    caller: &Caller,
+    request_id: &str,
+    active: bool,
+) -> Result<(Fatman, PublicEndpointRequest), AppError> {
+    require_scope(caller, AuthScope::CallAdminApi)?;
+    let not_found = || {
+        AppError::NotFound(format!(
+            "public endpoint request {request_id} was not found"
+        ))
+    };
+    let request = repo::find_public_endpoint_request(conn, request_id)?.ok_or_else(not_found)?;
+    let fatman = repo::find_by_id(conn, &request.fatman_id)?.ok_or_else(not_found)?;
+    approve_public_endpoint(
+        conn,
+        state,
+        caller,
+        &fatman.name,
+        &fatman.version,
+        &request.endpoint,
+        active,
+    )
 }
 
 /// An admin approves (or withdraws) a public endpoint the manifest requested; PUB replicas hear

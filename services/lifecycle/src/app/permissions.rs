@@ -587,7 +587,7 @@ pub fn regenerate_subject(
     require_scope(caller, AuthScope::CallAdminApi)?;
     let subject = find_subject(conn, subject_id)?;
     let owner = repo::owner_of(conn, &subject)?;
-    let token = subjects::regenerate(conn, &state.signer, &subject, &owner)?;
+    let (_, token) = subjects::regenerate(conn, &state.signer, &subject, &owner)?;
     events::subject_changed(state, &subject.id);
     tracing::info!(subject = %subject.id, by = %caller.username(), "subject token regenerated");
     Ok(token)

@@ -46,6 +46,12 @@ pub fn issue_token(
     Ok((row, token))
 }
 
+/// Whether the token still authenticates as far as the token itself goes (not expired); its
+/// subject may still be revoked or expired as a whole.
+pub fn token_live(row: &AuthToken) -> bool {
+    row.expiry_time.is_none_or(|e| e > racetrack_db::now())
+}
+
 /// The token that a stored row stands for, if it can be rebuilt with the current `AUTH_KEY`.
 pub fn reveal(signer: &TokenSigner, row: &AuthToken, owner: &SubjectOwner) -> Option<String> {
     let claims = Claims {
@@ -88,16 +94,17 @@ pub fn current_token(
     }
 }
 
-/// Replaces every token of the subject with one new token: the old ones die at once.
+/// Replaces every token of the subject with one new token: the old ones die at once. Returns
+/// the new token's row and the token.
 pub fn regenerate(
     conn: &mut DbConnection,
     signer: &TokenSigner,
     subject: &AuthSubject,
     owner: &SubjectOwner,
-) -> Result<String, AppError> {
+) -> Result<(AuthToken, String), AppError> {
     conn.transaction(|conn| {
         repo::delete_tokens_of_subject(conn, &subject.id)?;
-        Ok::<_, AppError>(issue_token(conn, signer, subject, owner, "default", None)?.1)
+        issue_token(conn, signer, subject, owner, "default", None)
     })
 }
 

@@ -83,6 +83,18 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, extra_env: &[(&str, &str)]) -> Option<TestApp> {
+        Self::spawn_with_targets(backend, extra_env, Vec::new()).await
+    }
+
+    /// Like [`TestApp::spawn_with`], with extra infrastructure targets by name (fakes).
+    pub async fn spawn_with_targets(
+        backend: Backend,
+        extra_env: &[(&str, &str)],
+        targets: Vec<(
+            String,
+            std::sync::Arc<dyn racetrack_infra::InfrastructureTarget>,
+        )>,
+    ) -> Option<TestApp> {
         let _ = racetrack_telemetry::init("lifecycle-test");
         let dir = tempfile::tempdir().expect("temp dir");
         let (database_url, pg_cleanup) = match backend {
@@ -116,10 +128,14 @@ impl TestApp {
             // The last value wins, so a test's `extra_env` overrides the defaults above.
             Config::from_lookup(|k| env.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
                 .expect("test config");
-        let state = tokio::task::spawn_blocking(move || lifecycle::prepare(config))
+        let mut state = tokio::task::spawn_blocking(move || lifecycle::prepare(config))
             .await
             .unwrap()
             .expect("lifecycle prepares");
+        if !targets.is_empty() {
+            let shared = std::sync::Arc::get_mut(&mut state).expect("state not shared yet");
+            shared.targets.extend(targets);
+        }
         let running = lifecycle::start(state).expect("lifecycle starts");
         let base = format!("http://{}", running.addr);
         let grpc_url = format!("http://{}", running.grpc_addr);
