@@ -539,7 +539,11 @@ mod tests {
         assert_eq!(matching(&[("f10", ">2000-01-01")]).len(), 5);
         // AND across columns
         assert_eq!(
-            matching(&[("f0", "adder"), ("f2", FatmanStatus::Running.as_str()), ("f1", "{1.0")]),
+            matching(&[
+                ("f0", "adder"),
+                ("f2", FatmanStatus::Running.as_str()),
+                ("f1", "{1.0")
+            ]),
             vec!["adder@1.0.0"]
         );
     }
