@@ -295,12 +295,9 @@ fn parse_grant(form: &GrantForm) -> Result<GrantPermissionRequest, String> {
     })
 }
 
+/// "kind: name", as the subject picker shows it.
 fn subject_label(s: &Subject) -> String {
-    let mut label = format!("{}: {}", s.kind, s.name);
-    if !s.active {
-        label.push_str(" (inactive)");
-    }
-    label
+    format!("{}: {}", s.kind, s.name)
 }
 
 fn grant_form(subjects: &[Subject], typed: &GrantForm, csrf: &str) -> Markup {
@@ -310,7 +307,6 @@ fn grant_form(subjects: &[Subject], typed: &GrantForm, csrf: &str) -> Markup {
             label {
                 "Who"
                 select name="auth_subject_id" required {
-                    option value="" { "— choose —" }
                     @for s in subjects {
                         option value=(s.id) selected[s.id == typed.auth_subject_id] { (subject_label(s)) }
                     }
@@ -629,7 +625,7 @@ mod tests {
             html.contains(r#"<option value="s1">user: alice</option>"#),
             "{html}"
         );
-        assert!(html.contains(r#"<option value="s2" selected>esc: billing (inactive)</option>"#));
+        assert!(html.contains(r#"<option value="s2" selected>esc: billing</option>"#));
         for scope in AuthScope::ALL {
             assert!(
                 html.contains(&format!(r#"value="{}""#, scope.as_str())),
