@@ -6,6 +6,9 @@ pub mod audit;
 pub mod events;
 pub mod fatmen;
 pub mod logs;
+pub mod admin;
+pub mod graph;
+pub mod portfolio;
 
 use actix_web::web;
 
@@ -15,6 +18,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     events::routes(cfg);
     logs::routes(cfg);
     audit::routes(cfg);
+    portfolio::routes(cfg);
+    graph::routes(cfg);
+    admin::routes(cfg);
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 pub mod filter;
 pub mod purge;
+pub mod table;
 
 pub use filter::{ColumnFilter, ColumnType, FilterError, RowFilter, MAX_FILTER_LEN};
 pub use purge::{
