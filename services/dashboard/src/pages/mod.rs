@@ -2,12 +2,12 @@
 //! itself and keeps what the user typed.
 
 pub mod accounts;
+pub mod admin;
 pub mod audit;
 pub mod events;
 pub mod fatmen;
-pub mod logs;
-pub mod admin;
 pub mod graph;
+pub mod logs;
 pub mod portfolio;
 
 use actix_web::web;
