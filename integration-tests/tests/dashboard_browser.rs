@@ -379,14 +379,16 @@ async fn walk(
     if page_has(c, &esc_token).await {
         return Err("the ESC token is shown again after the first time".into());
     }
-    let resp = p
+    let before_grant = p
         .client
-        .get(format!("{pub_url}/fatman/{fam_a}/0.0.2/health"))
+        .post(format!("{pub_url}/fatman/{fam_a}/0.0.2/api/v1/perform"))
         .header("X-Racetrack-Auth", &esc_token)
+        .json(&json!({"numbers": [1, 2]}))
         .send()
         .await
-        .map_err(e("ESC call"))?;
-    let before_grant = resp.status().as_u16();
+        .map_err(e("ESC call"))?
+        .status()
+        .as_u16();
 
     open(c, &format!("{dash}/dashboard/administration/permissions")).await?;
     let options = c
@@ -521,6 +523,10 @@ async fn walk(
     }
     let mut manifest = sample_manifest("python-class", fam_a, "0.0.2");
     manifest["labels"] = json!({"edited": "in-the-browser"});
+    // Redeploy rebuilds from the manifest's git remote: a local repository, nothing from the net.
+    let repo = local_git_repo(p, &workspace_root().join("sample/python-class"));
+    manifest["git"] =
+        json!({"remote": format!("file://{}", repo.display()), "branch": "main", "directory": "."});
     let valid = serde_yaml::to_string(&manifest).map_err(e("yaml"))?;
     fill(c, "textarea#manifest-yaml", &valid).await?;
     click(c, "#manifest-save").await?;

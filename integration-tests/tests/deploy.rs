@@ -3,8 +3,6 @@
 
 mod harness;
 
-use std::process::Command;
-
 use harness::*;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -85,37 +83,7 @@ async fn adder_from_local_context_and_from_git() {
     );
 
     // 2. From a git repository (a local repo the builder may clone by file://).
-    let repo = p.dir.path().join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    let git = |args: &[&str]| {
-        let out = Command::new("git")
-            .current_dir(&repo)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    git(&["init", "-q", "-b", "main"]);
-    for entry in std::fs::read_dir(&sample).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), repo.join(entry.file_name())).unwrap();
-        }
-    }
-    git(&["add", "."]);
-    git(&[
-        "-c",
-        "user.email=t@example.com",
-        "-c",
-        "user.name=t",
-        "commit",
-        "-qm",
-        "adder",
-    ]);
+    let repo = local_git_repo(&p, &sample);
     let mut manifest = sample_manifest("python-class", &name, "0.0.2");
     manifest["git"] =
         json!({"remote": format!("file://{}", repo.display()), "branch": "main", "directory": "."});

@@ -410,6 +410,44 @@ pub fn build_context(dir: &Path) -> String {
     base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap())
 }
 
+/// A git repository (branch `main`, one commit) holding the files of `sample`, in the platform's
+/// temp dir: the builder may clone it by `file://` (`ALLOW_FILE_GIT_REMOTES`), nothing is fetched
+/// from the internet.
+pub fn local_git_repo(p: &Platform, sample: &Path) -> PathBuf {
+    let repo = p.dir.path().join(format!("repo-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&repo).unwrap();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .current_dir(&repo)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["init", "-q", "-b", "main"]);
+    for entry in std::fs::read_dir(sample).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), repo.join(entry.file_name())).unwrap();
+        }
+    }
+    git(&["add", "."]);
+    git(&[
+        "-c",
+        "user.email=t@example.com",
+        "-c",
+        "user.name=t",
+        "commit",
+        "-qm",
+        "sample",
+    ]);
+    repo
+}
+
 /// A sample's manifest as JSON, renamed so parallel tests don't collide.
 pub fn sample_manifest(sample: &str, name: &str, version: &str) -> Value {
     let text = std::fs::read_to_string(
