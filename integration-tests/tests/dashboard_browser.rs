@@ -291,7 +291,9 @@ async fn walk(
             .filter(|r| r.starts_with(fam_a) || r.starts_with(fam_b))
             .collect()
     };
-    let cases: Vec<(Vec<(usize, String)>, Vec<String>)> = vec![
+    // (filter box by column, the rows it must leave)
+    type Case = (Vec<(usize, String)>, Vec<String>);
+    let cases: Vec<Case> = vec![
         // `=` exact (case-insensitive), `*` contains, `!` does not contain
         (
             vec![(0, format!("={}", fam_a.to_uppercase()))],
