@@ -105,13 +105,28 @@ async fn sign_in(b: &Browser, dash: &str, username: &str, password: &str) -> Ste
     fill(c, "#username", username).await?;
     fill(c, "#password", password).await?;
     click(c, "#sign-in").await?;
-    Ok(())
+    // A click returns before the form's navigation ends: wait for its answer (the fatmen page,
+    // or the form again with an error), or the next step would race the POST.
+    b.wait_for("the sign-in answer", Duration::from_secs(20), || async {
+        let left = c
+            .current_url()
+            .await
+            .is_ok_and(|u| !u.path().ends_with("/accounts/login"));
+        left || c.find(Locator::Css(".alert.error")).await.is_ok()
+    })
+    .await
 }
 
 async fn sign_out(b: &Browser, dash: &str) -> Step {
     let c = &b.client;
     open(c, &format!("{dash}/dashboard/profile")).await?;
-    click(c, "#logout").await
+    click(c, "#logout").await?;
+    b.wait_for("the sign-out redirect", Duration::from_secs(20), || async {
+        c.current_url()
+            .await
+            .is_ok_and(|u| u.path().ends_with("/accounts/login"))
+    })
+    .await
 }
 
 /// Portfolio rows (name@version) for filter expressions by column.
