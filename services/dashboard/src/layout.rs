@@ -136,6 +136,13 @@ pub fn page_with_status(
         .body(markup.into_string())
 }
 
+/// 303 to `to`: where a form's action sends the browser next (POST → redirect → GET).
+pub fn see_other(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((actix_web::http::header::LOCATION, to.to_string()))
+        .finish()
+}
+
 /// A bare page for errors that happen outside any page (no session at hand).
 pub fn error_page(status: StatusCode, message: &str) -> Markup {
     html! {

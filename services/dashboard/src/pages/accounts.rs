@@ -10,7 +10,7 @@ use racetrack_proto::dashboard::{
 use serde::Deserialize;
 
 use crate::error::PageError;
-use crate::layout::{self, csrf_field, Alert, Viewer};
+use crate::layout::{self, csrf_field, see_other, Alert, Viewer};
 use crate::session::{self, SessionUser, SignedIn};
 use crate::State;
 
@@ -45,12 +45,6 @@ fn safe_next(next: Option<&str>) -> String {
         }
         _ => "/dashboard/".into(),
     }
-}
-
-fn redirect(to: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, to.to_string()))
-        .finish()
 }
 
 #[derive(Deserialize)]
@@ -260,7 +254,7 @@ async fn register(
                 )
             };
             session::flash(&session, true, text);
-            Ok(redirect("/dashboard/registered"))
+            Ok(see_other("/dashboard/registered"))
         }
         Err(e) => Ok(register_page(
             &state,
@@ -471,7 +465,7 @@ async fn revoke_token(
         Ok(_) => session::flash(&user.session, true, "Token revoked"),
         Err(e) => session::flash(&user.session, false, e.to_string()),
     }
-    Ok(redirect("/dashboard/profile"))
+    Ok(see_other("/dashboard/profile"))
 }
 
 #[derive(Deserialize)]
@@ -535,7 +529,7 @@ async fn change_password(
     Ok(match result {
         Ok(_) => {
             session::flash(&user.session, true, "Password changed");
-            redirect("/dashboard/profile")
+            see_other("/dashboard/profile")
         }
         Err(e) => password_page(&state, &user, &[Alert::Error(e.to_string())]),
     })

@@ -10,9 +10,9 @@ use racetrack_proto::dashboard::{
 };
 use serde::Deserialize;
 
-use super::{admin_page, alerts_with, parse_bool, redirect, require_staff, seg};
+use super::{admin_page, alerts_with, parse_bool, require_staff, seg, staff_form};
 use crate::error::PageError;
-use crate::layout::{csrf_field, Alert};
+use crate::layout::{csrf_field, see_other, Alert};
 use crate::session::{self, SignedIn};
 use crate::State;
 
@@ -153,8 +153,7 @@ async fn create_esc(
     user: SignedIn,
     form: web::Form<EscForm>,
 ) -> Result<HttpResponse, PageError> {
-    require_staff(&user)?;
-    session::verify_csrf(&user.session, form.csrf_token.as_deref())?;
+    staff_form(&user, form.csrf_token.as_deref())?;
     let name = match parse_esc_name(&form.name) {
         Ok(n) => n,
         Err(e) => {
@@ -200,8 +199,7 @@ async fn reset_esc_token(
     path: web::Path<String>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, PageError> {
-    require_staff(&user)?;
-    session::verify_csrf(&user.session, form.csrf_token.as_deref())?;
+    staff_form(&user, form.csrf_token.as_deref())?;
     let id = path.into_inner();
     let result = state
         .lifecycle
@@ -235,8 +233,7 @@ async fn delete_esc(
     path: web::Path<String>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, PageError> {
-    require_staff(&user)?;
-    session::verify_csrf(&user.session, form.csrf_token.as_deref())?;
+    staff_form(&user, form.csrf_token.as_deref())?;
     let id = path.into_inner();
     let result = state
         .lifecycle
@@ -253,7 +250,7 @@ async fn delete_esc(
         }
         Err(e) => session::flash(&user.session, false, e.to_string()),
     }
-    Ok(redirect(ESCS))
+    Ok(see_other(ESCS))
 }
 
 // ---------------------------------------------------------------- permissions
@@ -413,8 +410,7 @@ async fn grant(
     user: SignedIn,
     form: web::Form<GrantForm>,
 ) -> Result<HttpResponse, PageError> {
-    require_staff(&user)?;
-    session::verify_csrf(&user.session, form.csrf_token.as_deref())?;
+    staff_form(&user, form.csrf_token.as_deref())?;
     let typed = form.into_inner();
     let request = match parse_grant(&typed) {
         Ok(r) => r,
@@ -435,7 +431,7 @@ async fn grant(
                 true,
                 format!("Granted {scope} to {}", p.subject),
             );
-            redirect(PERMISSIONS)
+            see_other(PERMISSIONS)
         }
         Err(e) => permissions_page(&state, &user, &typed, vec![Alert::Error(e.to_string())]).await,
     })
@@ -447,8 +443,7 @@ async fn revoke(
     path: web::Path<String>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, PageError> {
-    require_staff(&user)?;
-    session::verify_csrf(&user.session, form.csrf_token.as_deref())?;
+    staff_form(&user, form.csrf_token.as_deref())?;
     let id = path.into_inner();
     let result = state
         .lifecycle
@@ -465,7 +460,7 @@ async fn revoke(
         }
         Err(e) => session::flash(&user.session, false, e.to_string()),
     }
-    Ok(redirect(PERMISSIONS))
+    Ok(see_other(PERMISSIONS))
 }
 
 // ---------------------------------------------------------------- public endpoints
@@ -538,8 +533,7 @@ async fn set_public_endpoint(
     path: web::Path<String>,
     form: web::Form<PublicEndpointForm>,
 ) -> Result<HttpResponse, PageError> {
-    require_staff(&user)?;
-    session::verify_csrf(&user.session, form.csrf_token.as_deref())?;
+    staff_form(&user, form.csrf_token.as_deref())?;
     let active = parse_bool("active", &form.active).map_err(PageError::BadRequest)?;
     let id = path.into_inner();
     let result = state
@@ -568,7 +562,7 @@ async fn set_public_endpoint(
         }
         Err(e) => session::flash(&user.session, false, e.to_string()),
     }
-    Ok(redirect(PUBLIC_ENDPOINTS))
+    Ok(see_other(PUBLIC_ENDPOINTS))
 }
 
 #[cfg(test)]

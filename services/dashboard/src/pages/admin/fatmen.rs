@@ -10,9 +10,9 @@ use racetrack_proto::dashboard::{
 use serde::Deserialize;
 use tonic::Code;
 
-use super::{admin_page, alerts_with, redirect, require_staff, seg};
+use super::{admin_page, alerts_with, require_staff, seg, staff_form};
 use crate::error::PageError;
-use crate::layout::{csrf_field, Alert};
+use crate::layout::{csrf_field, see_other, Alert};
 use crate::pages::portfolio::fatman_url;
 use crate::session::{self, SignedIn};
 use crate::State;
@@ -160,8 +160,7 @@ async fn save_manifest(
     path: web::Path<(String, String)>,
     form: web::Form<ManifestForm>,
 ) -> Result<HttpResponse, PageError> {
-    require_staff(&user)?;
-    session::verify_csrf(&user.session, form.csrf_token.as_deref())?;
+    staff_form(&user, form.csrf_token.as_deref())?;
     let (name, version) = path.into_inner();
     let form = form.into_inner();
     let result = state
@@ -383,8 +382,7 @@ async fn reprovision(
     path: web::Path<(String, String)>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, PageError> {
-    require_staff(&user)?;
-    session::verify_csrf(&user.session, form.csrf_token.as_deref())?;
+    staff_form(&user, form.csrf_token.as_deref())?;
     let (name, version) = path.into_inner();
     let result = state
         .lifecycle
@@ -412,7 +410,7 @@ async fn reprovision(
             format!("Reprovisioning {name} {version}: {e}"),
         ),
     }
-    Ok(redirect("/dashboard/administration/lost"))
+    Ok(see_other("/dashboard/administration/lost"))
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@ mod access;
 mod fatmen;
 mod users;
 
-use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use maud::{html, Markup};
 use racetrack_proto::dashboard::Empty;
@@ -36,10 +35,10 @@ fn require_staff(user: &SignedIn) -> Result<(), PageError> {
     Ok(())
 }
 
-fn redirect(to: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, to.to_string()))
-        .finish()
+/// A staff member's form, sent from one of our pages (its CSRF token checked).
+fn staff_form(user: &SignedIn, csrf_token: Option<&str>) -> Result<(), PageError> {
+    require_staff(user)?;
+    session::verify_csrf(&user.session, csrf_token)
 }
 
 /// The flash left by the previous request, then `more`.

@@ -5,9 +5,9 @@ use maud::html;
 use racetrack_proto::dashboard::{Empty, SetUserPasswordRequest, UserInfo, UserUpdate};
 use serde::Deserialize;
 
-use super::{admin_page, alerts_with, parse_bool, redirect, require_staff};
+use super::{admin_page, alerts_with, parse_bool, require_staff, staff_form};
 use crate::error::PageError;
-use crate::layout::{csrf_field, Alert};
+use crate::layout::{csrf_field, see_other, Alert};
 use crate::session::{self, SignedIn};
 use crate::State;
 
@@ -190,8 +190,7 @@ async fn update(
     user: SignedIn,
     form: web::Form<UpdateForm>,
 ) -> Result<HttpResponse, PageError> {
-    require_staff(&user)?;
-    session::verify_csrf(&user.session, form.csrf_token.as_deref())?;
+    staff_form(&user, form.csrf_token.as_deref())?;
     let (update, done) = match parse_update(&form) {
         Ok(u) => u,
         Err(e) => return Ok(page(&state, &user, vec![Alert::Error(e)]).await),
@@ -206,7 +205,7 @@ async fn update(
         Ok(_) => {
             tracing::info!(admin = %user.username, "{done}");
             session::flash(&user.session, true, done);
-            redirect(USERS)
+            see_other(USERS)
         }
         Err(e) => page(&state, &user, vec![Alert::Error(e.to_string())]).await,
     })
@@ -217,8 +216,7 @@ async fn set_password(
     user: SignedIn,
     form: web::Form<PasswordForm>,
 ) -> Result<HttpResponse, PageError> {
-    require_staff(&user)?;
-    session::verify_csrf(&user.session, form.csrf_token.as_deref())?;
+    staff_form(&user, form.csrf_token.as_deref())?;
     // Passwords are never put back into the page (nor logged).
     let request = match parse_password(&form) {
         Ok(r) => r,
@@ -235,7 +233,7 @@ async fn set_password(
         Ok(_) => {
             tracing::info!(admin = %user.username, user = %username, "password set");
             session::flash(&user.session, true, format!("Password of {username} set"));
-            redirect(USERS)
+            see_other(USERS)
         }
         Err(e) => {
             page(
