@@ -95,7 +95,7 @@ pub async fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> Resul
     let to_delete = plan.deletions().count();
     writeln!(
         out,
-        "{} fatmen known to Lifecycle; {} fatman image repositories ({} other repositories left \
+        "{} fatman versions in Lifecycle; {} fatman image repositories ({} other repositories left \
          alone) with {tags_total} tags: {to_delete} tags ({} manifests) {}, {} kept",
         fatmen.len(),
         plan.fatman_repositories,
