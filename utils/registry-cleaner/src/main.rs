@@ -1,3 +1,5 @@
+use std::io::Write;
+
 use clap::Parser;
 
 use registry_cleaner::app;
@@ -11,9 +13,12 @@ async fn main() {
     let code = match app::run(&args, &mut out, &mut err).await {
         Ok(outcome) => outcome.exit_code(),
         Err(e) => {
+            let _ = out.flush();
             eprintln!("registry-cleaner: {e}");
             e.exit_code()
         }
     };
+    // `process::exit` runs no destructors: what was printed must be out first.
+    let _ = out.flush();
     std::process::exit(code);
 }

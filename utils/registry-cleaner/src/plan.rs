@@ -1,7 +1,7 @@
 //! The decision itself, without I/O: from what the registry holds and which fatmen exist, which
 //! tags go and why every other tag stays.
 //!
-//! Rules (README, "Registry cleaner"):
+//! Rules (README, "Operations: registry cleaner"):
 //! - Only fatman image repositories are considered: `{namespace}/fatman-entrypoint/{name}` and the
 //!   extra containers' `{namespace}/fatman-{index}/{name}`. Base images and anything else are left
 //!   alone.
