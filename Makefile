@@ -1,5 +1,5 @@
 # Racetrack-rs. `make run`: the platform on the embedded default; `make test`: the test suite.
-.PHONY: run test test-services build fmt lint bench
+.PHONY: run test test-services build fmt lint bench registry-clean
 
 run:
 	bash scripts/run-local.sh
@@ -39,3 +39,8 @@ bench:
 	python3 bench/supervisor.py
 	python3 bench/pub.py
 	python3 bench/dashboard.py
+
+# Dry run of the registry cleaner (README, "Operations: registry cleaner"); needs
+# LIFECYCLE_AUTH_TOKEN. Deleting is explicit: cargo run -p registry-cleaner -- --delete
+registry-clean:
+	cargo run -q -p registry-cleaner --
