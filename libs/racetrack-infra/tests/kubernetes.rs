@@ -446,8 +446,9 @@ async fn api_failures_surface_as_clear_errors() {
     let e = target.deploy(&sample_spec()).await.unwrap_err();
     assert!(matches!(e, InfraError::Forbidden(_)), "{e:?}");
     assert!(
-        e.to_string()
-            .starts_with("RBAC: service account may not patch deployments in namespace fatmen: "),
+        e.to_string().starts_with(
+            "RBAC: service account may not create/patch deployments in namespace fatmen: "
+        ),
         "{e}"
     );
 
@@ -456,7 +457,7 @@ async fn api_failures_surface_as_clear_errors() {
     assert!(matches!(e, InfraError::Conflict(_)), "{e:?}");
     assert!(
         e.to_string().starts_with(&format!(
-            "conflict (409) while trying to patch deployments {OBJECT} in namespace fatmen: "
+            "conflict (409) while trying to create/patch deployments {OBJECT} in namespace fatmen: "
         )),
         "{e}"
     );

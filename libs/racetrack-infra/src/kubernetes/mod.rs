@@ -202,7 +202,8 @@ impl KubernetesTarget {
             .map_err(|e| {
                 self.error(
                     Op {
-                        verb: "patch",
+                        // An apply is a patch, authorized as create when the object is new.
+                        verb: "create/patch",
                         resource,
                         name,
                     },
