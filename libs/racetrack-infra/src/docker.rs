@@ -871,7 +871,7 @@ impl InfrastructureTarget for DockerTarget {
     }
 }
 
-fn validate_spec(spec: &FatmanSpec) -> Result<(), InfraError> {
+pub(crate) fn validate_spec(spec: &FatmanSpec) -> Result<(), InfraError> {
     if spec.image.trim().is_empty() {
         return Err(InfraError::Invalid("image reference is empty".into()));
     }
@@ -1012,15 +1012,7 @@ fn has_tag_or_digest(image: &str) -> bool {
 }
 
 fn scrub_error(e: InfraError, values: &[&String]) -> InfraError {
-    let clean = |m: &String| redact(m, values.iter().copied());
-    match e {
-        InfraError::Docker(m) => InfraError::Docker(clean(&m)),
-        InfraError::NotFound(m) => InfraError::NotFound(clean(&m)),
-        InfraError::Unavailable(m) => InfraError::Unavailable(clean(&m)),
-        InfraError::Timeout(m) => InfraError::Timeout(clean(&m)),
-        InfraError::Invalid(m) => InfraError::Invalid(clean(&m)),
-        InfraError::Unhealthy(m) => InfraError::Unhealthy(clean(&m)),
-    }
+    e.map_message(|m| redact(m, values.iter().copied()))
 }
 
 /// Maps an engine error, with `context` saying what was being done.

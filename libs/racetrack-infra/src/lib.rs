@@ -5,8 +5,9 @@
 //! Lifecycle can reconcile its registry with reality, and reports what happens to fatmen as it
 //! happens ([`InfrastructureTarget::events`]: typed [`InfraEvent`]s, no engine types), so the
 //! supervisor can react at once, and follows their logs ([`InfrastructureTarget::follow_logs`]).
-//! One target exists so far: [`DockerTarget`]
-//! (one container per fatman version on the local Docker engine).
+//! Targets: `DockerTarget` (one container per fatman version on the local Docker engine) and,
+//! with the `kubernetes` feature, `KubernetesTarget` (a Deployment, Service and Secret per fatman
+//! version in one namespace).
 //!
 //! Health checks against the runtime contract (`/live`, `/ready`) live in [`health`]; the env vars
 //! the platform injects into every fatman (and users may not set) in [`reserved_env_conflicts`].
@@ -21,6 +22,8 @@ mod env;
 mod events;
 pub mod follow;
 pub mod health;
+#[cfg(feature = "kubernetes")]
+mod kubernetes;
 /// Test helpers (real test containers); only with the `testing` feature, for test builds.
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -41,6 +44,13 @@ pub use env::{
     ENV_REQUEST_TRACING_HEADER, RESERVED_ENV_VARS,
 };
 pub use health::FatmanHealth;
+#[cfg(feature = "kubernetes")]
+pub use kubernetes::{
+    object_name, KubernetesTarget, KubernetesTargetConfig, ResourceDefaults,
+    ANNOTATION_DEPLOYMENT_DATE, ANNOTATION_FATMAN_NAME, ANNOTATION_FATMAN_VERSION,
+    K8S_LABEL_FATMAN, K8S_LABEL_FATMAN_NAME, K8S_LABEL_FATMAN_VERSION, K8S_LABEL_MANAGED_BY,
+    K8S_LABEL_NAME, K8S_LABEL_RESOURCE, NETWORK_POLICY_NAME,
+};
 
 /// Label every container this crate creates carries (`"true"`); `list` selects on it.
 pub const LABEL_MANAGED: &str = "racetrack.managed";
@@ -75,6 +85,10 @@ pub struct FatmanSpec {
     pub memory_max_bytes: Option<u64>,
     /// CPU limit in cores (Docker: `--cpus`, i.e. nano-CPUs).
     pub cpu_max: Option<f64>,
+    /// Memory request (Kubernetes only; the target's default when `None`).
+    pub memory_min_bytes: Option<u64>,
+    /// CPU request in cores (Kubernetes only; the target's default when `None`).
+    pub cpu_min: Option<f64>,
     /// Extra labels; the target's own `racetrack.*` labels win on a clash.
     pub labels: BTreeMap<String, String>,
     /// Unix seconds of this deployment (also injected as `FATMAN_DEPLOYMENT_TIMESTAMP` by the
@@ -93,6 +107,8 @@ impl Default for FatmanSpec {
             replicas: 1,
             memory_max_bytes: None,
             cpu_max: None,
+            memory_min_bytes: None,
+            cpu_min: None,
             labels: BTreeMap::new(),
             deployment_timestamp: 0,
         }
@@ -118,6 +134,8 @@ impl fmt::Debug for FatmanSpec {
             .field("replicas", &self.replicas)
             .field("memory_max_bytes", &self.memory_max_bytes)
             .field("cpu_max", &self.cpu_max)
+            .field("memory_min_bytes", &self.memory_min_bytes)
+            .field("cpu_min", &self.cpu_min)
             .field("labels", &self.labels)
             .field("deployment_timestamp", &self.deployment_timestamp)
             .finish()
@@ -215,6 +233,18 @@ pub enum InfraError {
     /// The fatman itself failed: crashed, or answered its health endpoints badly.
     #[error("{0}")]
     Unhealthy(String),
+    /// The Kubernetes API refused or failed an operation (other than the cases below).
+    #[error("Kubernetes API error: {0}")]
+    Kubernetes(String),
+    /// The Kubernetes API cannot be reached at all.
+    #[error("Kubernetes API unreachable: {0}")]
+    KubernetesUnavailable(String),
+    /// The infrastructure denied the operation (Kubernetes RBAC, 401/403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The object changed concurrently or is held by another field manager (HTTP 409).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl InfraError {
@@ -226,7 +256,27 @@ impl InfraError {
             | InfraError::Unavailable(m)
             | InfraError::Timeout(m)
             | InfraError::Invalid(m)
-            | InfraError::Unhealthy(m) => m,
+            | InfraError::Unhealthy(m)
+            | InfraError::Kubernetes(m)
+            | InfraError::KubernetesUnavailable(m)
+            | InfraError::Forbidden(m)
+            | InfraError::Conflict(m) => m,
+        }
+    }
+
+    /// The same kind of error with its message rewritten (e.g. redacted).
+    pub(crate) fn map_message(self, f: impl FnOnce(&str) -> String) -> InfraError {
+        match self {
+            InfraError::Docker(m) => InfraError::Docker(f(&m)),
+            InfraError::NotFound(m) => InfraError::NotFound(f(&m)),
+            InfraError::Unavailable(m) => InfraError::Unavailable(f(&m)),
+            InfraError::Timeout(m) => InfraError::Timeout(f(&m)),
+            InfraError::Invalid(m) => InfraError::Invalid(f(&m)),
+            InfraError::Unhealthy(m) => InfraError::Unhealthy(f(&m)),
+            InfraError::Kubernetes(m) => InfraError::Kubernetes(f(&m)),
+            InfraError::KubernetesUnavailable(m) => InfraError::KubernetesUnavailable(f(&m)),
+            InfraError::Forbidden(m) => InfraError::Forbidden(f(&m)),
+            InfraError::Conflict(m) => InfraError::Conflict(f(&m)),
         }
     }
 }
@@ -291,6 +341,17 @@ pub trait InfrastructureTarget: Send + Sync {
     /// their periodic listing alone).
     async fn events(&self) -> Result<InfraEventStream, InfraError> {
         Ok(Box::pin(futures_util::stream::pending()))
+    }
+
+    /// The secret runtime env the infrastructure keeps for a fatman version (Kubernetes: its
+    /// Secret), so a reprovision can run it again with the same secrets; `None` when nothing is
+    /// kept (the default: Docker keeps nothing).
+    async fn saved_secret_env(
+        &self,
+        _name: &str,
+        _version: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, InfraError> {
+        Ok(None)
     }
 
     /// Waits until the deployed fatman answers `/live` and `/ready` with 200 (see

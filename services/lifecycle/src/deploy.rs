@@ -451,6 +451,12 @@ pub async fn provision(
         cpu_max: resources
             .and_then(|r| r.cpu_max.as_ref())
             .map(|q| q.value()),
+        memory_min_bytes: resources
+            .and_then(|r| r.memory_min.as_ref())
+            .map(|q| q.value() as u64),
+        cpu_min: resources
+            .and_then(|r| r.cpu_min.as_ref())
+            .map(|q| q.value()),
         labels: BTreeMap::new(),
         deployment_timestamp: timestamp,
     };

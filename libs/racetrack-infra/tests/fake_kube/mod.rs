@@ -1,0 +1,386 @@
+//! An in-process fake of the Kubernetes API server, for the paths the Kubernetes target uses:
+//! server-side apply (PATCH `application/apply-patch+yaml`), GET, LIST (label selectors), DELETE
+//! of namespaced objects, and pod logs. Objects keep `metadata.resourceVersion`: an apply that
+//! changes nothing keeps it, an apply naming a stale one gets 409. Failures can be injected.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+
+type Key = (String, String, String);
+
+#[derive(Default)]
+struct State {
+    /// (resource plural, namespace, name) → object.
+    objects: BTreeMap<Key, Value>,
+    next_rv: u64,
+    /// (method, resource, status code), each used once.
+    failures: Vec<(Method, String, u16)>,
+    /// (namespace, pod) → log text.
+    logs: BTreeMap<(String, String), String>,
+    /// `METHOD path?query content-type` of every request.
+    requests: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct FakeKube {
+    state: Arc<Mutex<State>>,
+    pub url: String,
+}
+
+impl FakeKube {
+    pub async fn start() -> FakeKube {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(Mutex::new(State {
+            next_rv: 100,
+            ..Default::default()
+        }));
+        let shared = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| handle(state.clone(), req));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        FakeKube { state, url }
+    }
+
+    pub fn client_config(&self) -> kube::Config {
+        let mut config = kube::Config::new(self.url.parse().unwrap());
+        config.default_namespace = "fatmen".into();
+        config
+    }
+
+    pub fn object(&self, resource: &str, ns: &str, name: &str) -> Option<Value> {
+        let state = self.state.lock().unwrap();
+        state
+            .objects
+            .get(&(resource.into(), ns.into(), name.into()))
+            .cloned()
+    }
+
+    pub fn names(&self, resource: &str) -> Vec<String> {
+        let state = self.state.lock().unwrap();
+        state
+            .objects
+            .keys()
+            .filter(|(r, _, _)| r == resource)
+            .map(|(_, _, n)| n.clone())
+            .collect()
+    }
+
+    /// Stores an object as a controller would (pods, statuses), with a fresh resourceVersion.
+    pub fn put(&self, resource: &str, ns: &str, name: &str, mut object: Value) {
+        let mut state = self.state.lock().unwrap();
+        state.next_rv += 1;
+        object["metadata"]["resourceVersion"] = json!(state.next_rv.to_string());
+        object["metadata"]["name"] = json!(name);
+        object["metadata"]["namespace"] = json!(ns);
+        state
+            .objects
+            .insert((resource.into(), ns.into(), name.into()), object);
+    }
+
+    pub fn remove(&self, resource: &str, ns: &str, name: &str) {
+        let mut state = self.state.lock().unwrap();
+        state
+            .objects
+            .remove(&(resource.into(), ns.into(), name.into()));
+    }
+
+    /// The next `method` request on `resource` fails with `code`.
+    pub fn fail_next(&self, method: Method, resource: &str, code: u16) {
+        let mut state = self.state.lock().unwrap();
+        state.failures.push((method, resource.into(), code));
+    }
+
+    pub fn set_log(&self, ns: &str, pod: &str, text: &str) {
+        let mut state = self.state.lock().unwrap();
+        state.logs.insert((ns.into(), pod.into()), text.into());
+    }
+
+    pub fn requests(&self) -> Vec<String> {
+        self.state.lock().unwrap().requests.clone()
+    }
+}
+
+fn kind_of(resource: &str) -> &'static str {
+    match resource {
+        "deployments" => "Deployment",
+        "services" => "Service",
+        "secrets" => "Secret",
+        "pods" => "Pod",
+        "networkpolicies" => "NetworkPolicy",
+        _ => "Unknown",
+    }
+}
+
+fn respond(code: u16, body: &Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(StatusCode::from_u16(code).unwrap())
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Response<Full<Bytes>> {
+    respond(
+        code,
+        &json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {},
+            "status": if code < 300 { "Success" } else { "Failure" },
+            "message": message, "reason": reason, "code": code,
+        }),
+    )
+}
+
+fn query_param(query: &str, key: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == key).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// `a=b,c` selectors: equality and existence.
+fn matches_selector(object: &Value, selector: &str) -> bool {
+    let labels = &object["metadata"]["labels"];
+    selector
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .all(|term| match term.split_once('=') {
+            Some((k, v)) => labels[k].as_str() == Some(v),
+            None => !labels[term].is_null(),
+        })
+}
+
+fn without_rv(object: &Value) -> Value {
+    let mut o = object.clone();
+    if let Some(meta) = o["metadata"].as_object_mut() {
+        meta.remove("resourceVersion");
+    }
+    o
+}
+
+async fn handle(
+    state: Arc<Mutex<State>>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or_default().to_string();
+    let content_type = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let Some(i) = segments.iter().position(|s| *s == "namespaces") else {
+        return Ok(status(404, "NotFound", "unknown path"));
+    };
+    let ns = segments.get(i + 1).copied().unwrap_or_default().to_string();
+    let resource = segments.get(i + 2).copied().unwrap_or_default().to_string();
+    let name = segments.get(i + 3).map(|s| s.to_string());
+    let sub = segments.get(i + 4).map(|s| s.to_string());
+
+    let mut state = state.lock().unwrap();
+    state
+        .requests
+        .push(format!("{method} {path}?{query} {content_type}"));
+    if let Some(pos) = state
+        .failures
+        .iter()
+        .position(|(m, r, _)| *m == method && *r == resource)
+    {
+        let (_, _, code) = state.failures.remove(pos);
+        let (reason, message) = match code {
+            403 => ("Forbidden", format!(
+                "{resource} \"{}\" is forbidden: User \"system:serviceaccount:racetrack:lifecycle\" cannot {} resource \"{resource}\" in the namespace \"{ns}\"",
+                name.clone().unwrap_or_default(), method.as_str().to_lowercase()
+            )),
+            404 => ("NotFound", format!("{resource} \"{}\" not found", name.clone().unwrap_or_default())),
+            409 => ("Conflict", format!(
+                "Operation cannot be fulfilled on {resource} \"{}\": the object has been modified; please apply your changes to the latest version and try again",
+                name.clone().unwrap_or_default()
+            )),
+            _ => ("InternalError", "injected failure".to_string()),
+        };
+        return Ok(status(code, reason, &message));
+    }
+    let kind = kind_of(&resource);
+
+    match (&method, name, sub.as_deref()) {
+        (&Method::GET, None, None) => {
+            let selector = query_param(&query, "labelSelector").unwrap_or_default();
+            let items: Vec<Value> = state
+                .objects
+                .iter()
+                .filter(|((r, n, _), o)| {
+                    *r == resource && *n == ns && matches_selector(o, &selector)
+                })
+                .map(|(_, o)| o.clone())
+                .collect();
+            let rv = state.next_rv.to_string();
+            Ok(respond(
+                200,
+                &json!({"kind": format!("{kind}List"), "apiVersion": "v1",
+                        "metadata": {"resourceVersion": rv}, "items": items}),
+            ))
+        }
+        (&Method::GET, Some(name), None) => {
+            match state
+                .objects
+                .get(&(resource.clone(), ns.clone(), name.clone()))
+            {
+                Some(o) => Ok(respond(200, o)),
+                None => Ok(status(
+                    404,
+                    "NotFound",
+                    &format!("{resource} \"{name}\" not found"),
+                )),
+            }
+        }
+        (&Method::GET, Some(name), Some("log")) => {
+            if !state
+                .objects
+                .contains_key(&("pods".into(), ns.clone(), name.clone()))
+            {
+                return Ok(status(
+                    404,
+                    "NotFound",
+                    &format!("pods \"{name}\" not found"),
+                ));
+            }
+            let text = state.logs.get(&(ns, name)).cloned().unwrap_or_default();
+            let text = match query_param(&query, "tailLines").and_then(|t| t.parse::<usize>().ok())
+            {
+                Some(tail) => {
+                    let lines: Vec<&str> = text.lines().collect();
+                    let start = lines.len().saturating_sub(tail);
+                    lines[start..].iter().map(|l| format!("{l}\n")).collect()
+                }
+                None => text,
+            };
+            Ok(Response::builder()
+                .status(200)
+                .header("content-type", "text/plain")
+                .body(Full::new(Bytes::from(text)))
+                .unwrap())
+        }
+        (&Method::PATCH, Some(name), None) => {
+            if content_type != "application/apply-patch+yaml" {
+                return Ok(status(415, "UnsupportedMediaType", "only apply patches"));
+            }
+            if query_param(&query, "fieldManager").is_none() {
+                return Ok(status(
+                    400,
+                    "BadRequest",
+                    "fieldManager is required for apply",
+                ));
+            }
+            let Ok(applied) = serde_json::from_slice::<Value>(&body) else {
+                return Ok(status(400, "BadRequest", "body is not JSON"));
+            };
+            if applied["kind"].as_str() != Some(kind)
+                || applied["metadata"]["name"].as_str() != Some(&name)
+            {
+                return Ok(status(
+                    400,
+                    "BadRequest",
+                    "kind or name does not match the path",
+                ));
+            }
+            let key = (resource.clone(), ns.clone(), name.clone());
+            let existing = state.objects.get(&key).cloned();
+            if let (Some(rv), Some(current)) =
+                (applied["metadata"]["resourceVersion"].as_str(), &existing)
+            {
+                if current["metadata"]["resourceVersion"].as_str() != Some(rv) {
+                    return Ok(status(409, "Conflict", &format!(
+                        "Operation cannot be fulfilled on {resource} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+                    )));
+                }
+            }
+            let mut candidate = applied.clone();
+            candidate["metadata"]["namespace"] = json!(ns);
+            match &existing {
+                Some(current) => {
+                    for field in ["uid", "creationTimestamp"] {
+                        candidate["metadata"][field] = current["metadata"][field].clone();
+                    }
+                    if !current["status"].is_null() {
+                        candidate["status"] = current["status"].clone();
+                    }
+                    if without_rv(current) == without_rv(&candidate) {
+                        return Ok(respond(200, current));
+                    }
+                }
+                None => {
+                    candidate["metadata"]["uid"] = json!(format!("uid-{}", state.next_rv));
+                    candidate["metadata"]["creationTimestamp"] = json!("2026-12-03T12:00:00Z");
+                }
+            }
+            state.next_rv += 1;
+            candidate["metadata"]["resourceVersion"] = json!(state.next_rv.to_string());
+            state.objects.insert(key, candidate.clone());
+            Ok(respond(
+                if existing.is_some() { 200 } else { 201 },
+                &candidate,
+            ))
+        }
+        (&Method::DELETE, Some(name), None) => {
+            match state.objects.remove(&(resource.clone(), ns, name.clone())) {
+                Some(_) => Ok(status(200, "", "deleted")),
+                None => Ok(status(
+                    404,
+                    "NotFound",
+                    &format!("{resource} \"{name}\" not found"),
+                )),
+            }
+        }
+        _ => Ok(status(405, "MethodNotAllowed", "not supported by the fake")),
+    }
+}
