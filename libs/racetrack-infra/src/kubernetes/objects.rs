@@ -173,7 +173,7 @@ pub(crate) fn resources(
 /// Bytes as a Kubernetes quantity, in the largest binary unit that divides them.
 pub(crate) fn memory_quantity(bytes: u64) -> String {
     for (unit, size) in [("Gi", 1u64 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)] {
-        if bytes >= size && bytes % size == 0 {
+        if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{}{unit}", bytes / size);
         }
     }
