@@ -74,6 +74,7 @@ impl Lifecycle {
         let channel = Endpoint::from_shared(url.to_string())
             .map_err(|e| format!("invalid LIFECYCLE_GRPC_URL {url:?}: {e}"))?
             .connect_timeout(timeout)
+            .tcp_nodelay(true)
             .connect_lazy();
         Ok(Lifecycle {
             // Logs and listings of 1,000 fatmen are larger than tonic's 4 MiB default.

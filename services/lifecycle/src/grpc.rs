@@ -153,7 +153,18 @@ pub fn spawn(state: Arc<AppState>, addr: SocketAddr) -> anyhow::Result<SocketAdd
                         return;
                     }
                 };
-                let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                // No Nagle: a reply written in several segments otherwise waits out the peer's
+                // delayed ACK (~40 ms), which showed as the dashboard's p95 (bench/dashboard.py).
+                let incoming = tokio_stream::StreamExt::map(
+                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    |conn| {
+                        conn.inspect(|stream| {
+                            if let Err(e) = stream.set_nodelay(true) {
+                                tracing::debug!(error = %e, "TCP_NODELAY not set");
+                            }
+                        })
+                    },
+                );
                 // A span per call, child of the caller's (PUB's call span): docs/architecture.md,
                 // "Tracing".
                 if let Err(e) = tonic::transport::Server::builder()
