@@ -17,6 +17,8 @@ use serde::Deserialize;
 use serde_yaml::Value;
 
 type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+/// Every listening port, and the port serving the probes.
+type Listening = (BTreeSet<u16>, u16);
 
 /// What a service's code says about it.
 struct Service {
@@ -27,10 +29,10 @@ struct Service {
     /// `(liveness, readiness)` paths.
     probes: (&'static str, &'static str),
     /// `from_lookup`, then `(every listening port, the port serving the probes)`.
-    ports: fn(Lookup) -> Result<(BTreeSet<u16>, u16), String>,
+    ports: fn(Lookup) -> Result<Listening, String>,
 }
 
-fn ports(list: &[u16], probe: u16) -> (BTreeSet<u16>, u16) {
+fn ports(list: &[u16], probe: u16) -> Listening {
     (list.iter().copied().collect(), probe)
 }
 
