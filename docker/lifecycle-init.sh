@@ -14,6 +14,10 @@ umask 027
 for service in pub lifecycle-supervisor; do
   if [ ! -s "$dir/$service.token" ]; then
     RUST_LOG=error lifecycle generate-auth "$service" | tail -n1 >"$dir/$service.token.tmp"
+    if [ ! -s "$dir/$service.token.tmp" ]; then
+      echo "lifecycle-init: lifecycle generate-auth $service printed no token" >&2
+      exit 1
+    fi
     mv "$dir/$service.token.tmp" "$dir/$service.token"
     echo "lifecycle-init: issued the internal token of $service"
   fi
