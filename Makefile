@@ -1,5 +1,5 @@
 # Racetrack-rs. `make run`: the platform on the embedded default; `make test`: the test suite.
-.PHONY: run test test-services build fmt lint bench registry-clean
+.PHONY: run test test-services build fmt lint bench registry-clean base-images docker-build docker-push compose-up compose-down
 
 run:
 	bash scripts/run-local.sh
@@ -44,3 +44,45 @@ bench:
 # LIFECYCLE_AUTH_TOKEN. Deleting is explicit: cargo run -p registry-cleaner -- --delete
 registry-clean:
 	cargo run -q -p registry-cleaner --
+
+# --- Images and deployment (docker/README.md) ---------------------------------------------------
+# Nothing can be pulled on the build machines, so the binaries are built here once (one release
+# compile for all five images) and each docker/<service>.Dockerfile copies its binary onto the
+# debootstrapped base image.
+REGISTRY ?= 127.0.0.1:5000
+TAG ?= latest
+BASE_IMAGE ?= racetrack/debian-base:bookworm
+SERVICES := lifecycle image-builder lifecycle-supervisor pub dashboard
+RELEASE_DIR := $(or $(CARGO_TARGET_DIR),target)/release
+DOCKER_CONTEXT := $(or $(CARGO_TARGET_DIR),target)/docker-context
+COMPOSE_PROJECT ?= racetrack
+COMPOSE := docker-compose -f docker/compose.yaml -p $(COMPOSE_PROJECT)
+# The services that drive the engine join the socket's group (docker/README.md, "Risks").
+export DOCKER_GID ?= $(shell stat -c %g /var/run/docker.sock 2>/dev/null || echo 0)
+export REGISTRY TAG BASE_IMAGE
+
+base-images:
+	bash scripts/base-images.sh
+
+docker-build:
+	cargo build --release --workspace --bins
+	rm -rf $(DOCKER_CONTEXT) && mkdir -p $(DOCKER_CONTEXT)/bin
+	cp $(foreach s,$(SERVICES),$(RELEASE_DIR)/$(s)) $(DOCKER_CONTEXT)/bin/
+	cp docker/*.sh $(DOCKER_CONTEXT)/
+	tar -C . --exclude=tests --exclude=__pycache__ -cf - job-types | tar -C $(DOCKER_CONTEXT) -xf -
+	@for s in $(SERVICES); do \
+		echo "docker build $(REGISTRY)/racetrack/$$s:$(TAG)"; \
+		docker build -q -f docker/$$s.Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+			-t $(REGISTRY)/racetrack/$$s:$(TAG) $(DOCKER_CONTEXT) >/dev/null || exit 1; \
+	done
+
+docker-push: docker-build
+	@for s in $(SERVICES); do docker push -q $(REGISTRY)/racetrack/$$s:$(TAG) || exit 1; done
+
+# The platform from those images (no cargo here); admin password: ADMIN_PASSWORD=... or the
+# secrets volume's admin-password. COMPOSE_DOWN_FLAGS=-v also deletes the volumes (data, secrets).
+compose-up:
+	$(COMPOSE) up -d --quiet-pull
+
+compose-down:
+	$(COMPOSE) down --remove-orphans $(COMPOSE_DOWN_FLAGS)

@@ -24,6 +24,10 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # The dashboard's browser tests: headless chromium driven through chromium-driver.
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+# kubectl (kustomize built in): the manifests' drift test renders kustomize/dev; the compose test
+# runs the platform with docker-compose.
+command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   $SUDO apt-get update -qq

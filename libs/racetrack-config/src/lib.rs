@@ -177,6 +177,57 @@ pub fn lookup_in(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + 's
     move |k| map.get(k).cloned()
 }
 
+/// The variables a `from_lookup` reads, recorded over several runs: with `base` alone, then with
+/// each of `listed` also set to a few kinds of value (a number, a word, an address), so reads
+/// behind a branch (`CLUSTER_FQDN` → `RACETRACK_SUBDOMAIN`) are seen too. Each service checks its
+/// `ENV_VARS` against it, and the deployment manifests are checked against `ENV_VARS`
+/// (docs/architecture.md, "Configuration conventions").
+pub fn variables_read(
+    base: &[(&str, &str)],
+    listed: &[&str],
+    mut run: impl FnMut(&dyn Fn(&str) -> Option<String>),
+) -> std::collections::BTreeSet<String> {
+    let seen = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    let base: HashMap<String, String> = base
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let mut runs = vec![base.clone()];
+    for var in listed {
+        for value in ["1", "x", "127.0.0.1:1", "true"] {
+            let mut vars = base.clone();
+            vars.insert(var.to_string(), value.to_string());
+            runs.push(vars);
+        }
+    }
+    for vars in &runs {
+        let lookup = |k: &str| {
+            seen.borrow_mut().insert(k.to_string());
+            vars.get(k).cloned()
+        };
+        run(&lookup);
+    }
+    seen.into_inner()
+}
+
+/// Asserts that `read` (from [`variables_read`]) and a service's `ENV_VARS` name the same
+/// variables; the message lists the differences.
+pub fn check_env_vars(
+    listed: &[&str],
+    read: &std::collections::BTreeSet<String>,
+) -> Result<(), String> {
+    let listed: std::collections::BTreeSet<String> = listed.iter().map(|v| v.to_string()).collect();
+    let unlisted: Vec<&String> = read.difference(&listed).collect();
+    let unread: Vec<&String> = listed.difference(read).collect();
+    if unlisted.is_empty() && unread.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "read but not in ENV_VARS: {unlisted:?}; in ENV_VARS but never read: {unread:?}"
+        ))
+    }
+}
+
 /// `1/true/t/yes/y/on` and `0/false/f/no/n/off`, any case, surrounding whitespace ignored.
 pub fn parse_bool(s: &str) -> Option<bool> {
     match s.trim().to_ascii_lowercase().as_str() {

@@ -60,6 +60,27 @@ impl std::fmt::Debug for Config {
 /// Shortest accepted `SECRET_KEY`: the session key is derived from it.
 pub const MIN_SECRET_KEY_BYTES: usize = 32;
 
+/// Every variable [`Config::from_lookup`] reads: the Kubernetes manifests (`kustomize/`) are
+/// checked against it (integration-tests/tests/kustomize.rs), and a unit test checks it against
+/// `from_lookup`.
+/// Logging and tracing (`RUST_LOG`, `LOG_FORMAT`, `OTEL_EXPORTER_OTLP_ENDPOINT`) are read by
+/// `racetrack-telemetry`.
+pub const ENV_VARS: &[&str] = &[
+    "DASHBOARD_ADDR",
+    "DASHBOARD_PORT",
+    "LIFECYCLE_GRPC_URL",
+    "LIFECYCLE_TIMEOUT",
+    "SECRET_KEY",
+    "SESSION_TTL",
+    "COOKIE_SECURE",
+    "AUTH_COOKIE_DOMAIN",
+    "EXTERNAL_PUB_URL",
+    "REDIS_URL",
+    "LIVE_REFRESH",
+    "SITE_NAME",
+    "GIT_VERSION",
+];
+
 impl Config {
     pub fn from_env() -> Result<Config, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
@@ -136,5 +157,13 @@ mod tests {
         let c = config(&[("SECRET_KEY", KEY), ("REDIS_URL", "redis://u:pw@h:6379")]).unwrap();
         let shown = format!("{c:?}");
         assert!(!shown.contains(KEY) && !shown.contains("pw@"), "{shown}");
+    }
+
+    #[test]
+    fn env_vars_lists_exactly_what_from_lookup_reads() {
+        let read = racetrack_config::variables_read(&[("SECRET_KEY", KEY)], ENV_VARS, |get| {
+            let _ = Config::from_lookup(get);
+        });
+        racetrack_config::check_env_vars(ENV_VARS, &read).unwrap();
     }
 }

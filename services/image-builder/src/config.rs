@@ -95,6 +95,36 @@ pub fn default_workspaces_dir() -> PathBuf {
         .join("workspaces")
 }
 
+/// Every variable [`Config::from_lookup`] reads: the Kubernetes manifests (`kustomize/`) are
+/// checked against it (integration-tests/tests/kustomize.rs), and a unit test checks it against
+/// `from_lookup`.
+/// Logging and tracing (`RUST_LOG`, `LOG_FORMAT`, `OTEL_EXPORTER_OTLP_ENDPOINT`) are read by
+/// `racetrack-telemetry`.
+pub const ENV_VARS: &[&str] = &[
+    "GRPC_ADDR",
+    "IMAGE_BUILDER_TOKEN",
+    "HTTP_ADDR",
+    "DOCKER_REGISTRY",
+    "DOCKER_REGISTRY_NAMESPACE",
+    "BUILD_LOGS_DIR",
+    "WORKSPACES_DIR",
+    "JOB_TYPES_DIR",
+    "PYTHON_BASE_IMAGE",
+    "BASE_IMAGE",
+    "MAX_CONCURRENT_BUILDS",
+    "MAX_BUILD_CONTEXT_BYTES",
+    "MAX_BUILD_CONTEXT_UNPACKED_BYTES",
+    "EXTRA_CA_CERTS",
+    "ALLOW_FILE_GIT_REMOTES",
+    "PUSH_IMAGES",
+    "BUILD_TIMEOUT_SECS",
+    "BUILD_NETWORK_MODE",
+    "FINISHED_BUILDS_KEPT",
+    "FINISHED_BUILD_TTL_SECS",
+    "DOCKER_TAG",
+    "GIT_VERSION",
+];
+
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
@@ -301,5 +331,13 @@ mod tests {
                 .var,
             "DOCKER_REGISTRY_NAMESPACE"
         );
+    }
+
+    #[test]
+    fn env_vars_lists_exactly_what_from_lookup_reads() {
+        let read = racetrack_config::variables_read(&[], ENV_VARS, |get| {
+            let _ = Config::from_lookup(get);
+        });
+        racetrack_config::check_env_vars(ENV_VARS, &read).unwrap();
     }
 }

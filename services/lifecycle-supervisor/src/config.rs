@@ -79,6 +79,38 @@ impl std::fmt::Debug for Config {
 
 pub use racetrack_config::ConfigError;
 
+/// Every variable [`Config::from_lookup`] reads: the Kubernetes manifests (`kustomize/`) are
+/// checked against it (integration-tests/tests/kustomize.rs), and a unit test checks it against
+/// `from_lookup`.
+/// Logging and tracing (`RUST_LOG`, `LOG_FORMAT`, `OTEL_EXPORTER_OTLP_ENDPOINT`) are read by
+/// `racetrack-telemetry`.
+pub const ENV_VARS: &[&str] = &[
+    "HTTP_ADDR",
+    "LIFECYCLE_GRPC_URL",
+    "LIFECYCLE_AUTH_TOKEN",
+    "LIFECYCLE_TIMEOUT_SECS",
+    "INFRASTRUCTURE_TARGET",
+    "DOCKER_NETWORK",
+    "DOCKER_NETWORK_ONLY",
+    "SYNC_INTERVAL_SECS",
+    "RECONCILE_INTERVAL_SECS",
+    "ORPHAN_GRACE_SECS",
+    "ORPHAN_DRY_RUN",
+    "LEASE_SECS",
+    "LEASE_RETRY_SECS",
+    "CHECK_CONCURRENCY",
+    "DEPLOYMENT_STALE_SECS",
+    "RECONCILE_TIMEOUT_SECS",
+    "WATCH_EVENTS",
+    "HEAL_CONCURRENCY",
+    "HEAL_BACKOFF_SECS",
+    "HEAL_BACKOFF_MAX_SECS",
+    "CRASH_LOOP_RESTARTS",
+    "CRASH_LOOP_WINDOW_SECS",
+    "REDIS_URL",
+    "GIT_VERSION",
+];
+
 impl Config {
     /// What serving needs beyond valid values: without `LIFECYCLE_AUTH_TOKEN` the supervisor
     /// could do nothing (checked at start and by `check-config`).
@@ -251,5 +283,13 @@ mod tests {
             !shown.contains("tok-123456") && !shown.contains("pw@"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn env_vars_lists_exactly_what_from_lookup_reads() {
+        let read = racetrack_config::variables_read(&[], ENV_VARS, |get| {
+            let _ = Config::from_lookup(get);
+        });
+        racetrack_config::check_env_vars(ENV_VARS, &read).unwrap();
     }
 }

@@ -89,6 +89,45 @@ impl std::fmt::Debug for Config {
 
 pub use racetrack_config::ConfigError;
 
+/// Every variable [`Config::from_lookup`] reads: the Kubernetes manifests (`kustomize/`) are
+/// checked against it (integration-tests/tests/kustomize.rs), and a unit test checks it against
+/// `from_lookup`.
+/// Logging and tracing (`RUST_LOG`, `LOG_FORMAT`, `OTEL_EXPORTER_OTLP_ENDPOINT`) are read by
+/// `racetrack-telemetry`.
+pub const ENV_VARS: &[&str] = &[
+    "HTTP_ADDR",
+    "HTTP_WORKERS",
+    "DATABASE_URL",
+    "DATABASE_MAX_CONNECTIONS",
+    "AUTH_KEY",
+    "AUTH_DEBUG",
+    "AUTH_REQUIRED",
+    "EXTERNAL_PUB_URL",
+    "CLUSTER_FQDN",
+    "RACETRACK_SUBDOMAIN",
+    "GIT_VERSION",
+    "DOCKER_TAG",
+    "MAX_BODY_BYTES",
+    "LOGIN_MAX_FAILURES_PER_USER",
+    "LOGIN_MAX_FAILURES_PER_ADDRESS",
+    "ADMIN_PASSWORD",
+    "AUTO_ACTIVATE_USERS",
+    "IMAGE_BUILDER_URL",
+    "IMAGE_BUILDER_TOKEN",
+    "INFRASTRUCTURE_TARGET",
+    "INTERNAL_PUB_URL",
+    "DOCKER_NETWORK",
+    "DOCKER_PULL",
+    "MAX_DEPLOY_BODY_BYTES",
+    "FATMAN_READY_TIMEOUT",
+    "REQUEST_TRACING_HEADER",
+    "GRPC_ADDR",
+    "REDIS_URL",
+    "TLS_CERT_FILE",
+    "TLS_KEY_FILE",
+    "SHUTDOWN_TIMEOUT",
+];
+
 impl Config {
     pub fn from_env() -> Result<Config, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
@@ -202,5 +241,13 @@ mod tests {
             !shown.contains("s3cret") && !shown.contains("pw@"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn env_vars_lists_exactly_what_from_lookup_reads() {
+        let read = racetrack_config::variables_read(&[], ENV_VARS, |get| {
+            let _ = Config::from_lookup(get);
+        });
+        racetrack_config::check_env_vars(ENV_VARS, &read).unwrap();
     }
 }

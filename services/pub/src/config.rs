@@ -85,6 +85,40 @@ impl std::fmt::Debug for Config {
 
 pub use racetrack_config::ConfigError;
 
+/// Every variable [`Config::from_lookup`] reads: the Kubernetes manifests (`kustomize/`) are
+/// checked against it (integration-tests/tests/kustomize.rs), and a unit test checks it against
+/// `from_lookup`.
+/// Logging and tracing (`RUST_LOG`, `LOG_FORMAT`, `OTEL_EXPORTER_OTLP_ENDPOINT`) are read by
+/// `racetrack-telemetry`.
+pub const ENV_VARS: &[&str] = &[
+    "PUB_ADDR",
+    "PUB_PORT",
+    "WORKERS",
+    "LIFECYCLE_GRPC_URL",
+    "LIFECYCLE_AUTH_TOKEN",
+    "LIFECYCLE_TIMEOUT",
+    "AUTH_REQUIRED",
+    "AUTH_DEBUG",
+    "AUTH_CACHE_TTL",
+    "AUTH_CACHE_CAPACITY",
+    "REDIS_URL",
+    "UPSTREAM_CONNECT_TIMEOUT",
+    "UPSTREAM_TIMEOUT",
+    "HEADER_READ_TIMEOUT",
+    "MAX_HEADER_BYTES",
+    "MAX_CONNECTIONS",
+    "MAX_CONNECTIONS_PER_ADDRESS",
+    "CLIENT_TIMEOUT",
+    "KEEP_ALIVE_TIMEOUT",
+    "SHUTDOWN_TIMEOUT",
+    "FORWARD_TO_PROTOCOL",
+    "REQUEST_TRACING_HEADER",
+    "TLS_CERT_FILE",
+    "TLS_KEY_FILE",
+    "GIT_VERSION",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+];
+
 impl Config {
     pub fn from_env() -> Result<Config, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
@@ -187,5 +221,14 @@ mod tests {
             !shown.contains("sekrit") && !shown.contains("pw123"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn env_vars_lists_exactly_what_from_lookup_reads() {
+        let read =
+            racetrack_config::variables_read(&[("LIFECYCLE_AUTH_TOKEN", "t")], ENV_VARS, |get| {
+                let _ = Config::from_lookup(get);
+            });
+        racetrack_config::check_env_vars(ENV_VARS, &read).unwrap();
     }
 }
