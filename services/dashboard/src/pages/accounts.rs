@@ -135,28 +135,48 @@ async fn login(
         }
     };
     let user = reply.user.unwrap_or_default();
-    let ttl = i64::try_from(state.config.session_ttl.as_secs()).unwrap_or(i64::MAX);
-    session::sign_in(
+    let cookie = start_session(
+        &state,
         &session,
-        SessionUser {
-            username: user.username.clone(),
-            token: reply.token.clone(),
-            is_staff: user.is_staff,
-            is_superuser: user.is_superuser,
-            expires: chrono::Utc::now().timestamp().saturating_add(ttl),
-        },
+        &user.username,
+        &reply.token,
+        user.is_staff,
+        user.is_superuser,
     )?;
     tracing::info!(user = %user.username, "signed in");
-    let cookie = session::auth_cookie(
-        &reply.token,
-        ttl,
-        state.config.cookie_secure,
-        state.config.auth_cookie_domain.as_deref(),
-    );
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, next))
         .cookie(cookie)
         .finish())
+}
+
+/// Signs `username` in with `token` for `SESSION_TTL`; answers the `X-Racetrack-Auth` cookie
+/// carrying the same token to PUB, for the response to set.
+fn start_session(
+    state: &State,
+    session: &Session,
+    username: &str,
+    token: &str,
+    is_staff: bool,
+    is_superuser: bool,
+) -> Result<actix_web::cookie::Cookie<'static>, PageError> {
+    let ttl = i64::try_from(state.config.session_ttl.as_secs()).unwrap_or(i64::MAX);
+    session::sign_in(
+        session,
+        SessionUser {
+            username: username.to_string(),
+            token: token.to_string(),
+            is_staff,
+            is_superuser,
+            expires: chrono::Utc::now().timestamp().saturating_add(ttl),
+        },
+    )?;
+    Ok(session::auth_cookie(
+        token,
+        ttl,
+        state.config.cookie_secure,
+        state.config.auth_cookie_domain.as_deref(),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -411,23 +431,17 @@ async fn regenerate_token(
         }
     };
     // The session's token was revoked with the others: carry on with the new one.
-    let ttl = i64::try_from(state.config.session_ttl.as_secs()).unwrap_or(i64::MAX);
-    session::sign_in(
+    let cookie = start_session(
+        &state,
         &user.session,
-        SessionUser {
-            username: user.username.clone(),
-            token: t.token.clone(),
-            is_staff: user.is_staff,
-            is_superuser: user.is_superuser,
-            expires: chrono::Utc::now().timestamp().saturating_add(ttl),
-        },
+        &user.username,
+        &t.token,
+        user.is_staff,
+        user.is_superuser,
     )?;
     let user = SignedIn {
         token: t.token.clone(),
-        session: user.session.clone(),
-        username: user.username.clone(),
-        is_staff: user.is_staff,
-        is_superuser: user.is_superuser,
+        ..user
     };
     let mut resp = profile_page(
         &state,
@@ -436,12 +450,6 @@ async fn regenerate_token(
         vec![Alert::Success("All your earlier tokens are revoked".into())],
     )
     .await;
-    let cookie = session::auth_cookie(
-        &t.token,
-        ttl,
-        state.config.cookie_secure,
-        state.config.auth_cookie_domain.as_deref(),
-    );
     resp.add_cookie(&cookie)
         .map_err(|e| PageError::Session(e.to_string()))?;
     Ok(resp)
