@@ -1,15 +1,14 @@
-//! The Kubernetes target against an in-process fake API server (tests/fake_kube): the objects it
+//! The Kubernetes target against an in-process fake API server (`racetrack_infra::testing::fake_kube`): the objects it
 //! applies, idempotence, statuses from pod conditions, secrets across a reprovision, deletion,
 //! logs, and how API failures surface.
 #![cfg(feature = "kubernetes")]
 
-mod fake_kube;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine as _;
-use fake_kube::FakeKube;
+use racetrack_infra::testing::fake_kube::FakeKube;
 use futures_util::StreamExt;
 use hyper::Method;
 use racetrack_infra::{

@@ -2,6 +2,8 @@
 //! server-side apply (PATCH `application/apply-patch+yaml`), GET, LIST (label selectors), DELETE
 //! of namespaced objects, and pod logs. Objects keep `metadata.resourceVersion`: an apply that
 //! changes nothing keeps it, an apply naming a stale one gets 409. Failures can be injected.
+//! Shared by this crate's tests and the services' (Lifecycle, supervisor).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;

@@ -16,6 +16,10 @@
 //! Tests needing Docker call [`docker_test_env_or_skip`] first: it returns `false` (and prints
 //! why) when the engine or busybox is missing, except under `CI=true`, where it panics.
 
+/// The in-process fake Kubernetes API server (feature `fake-kube`).
+#[cfg(feature = "fake-kube")]
+pub mod fake_kube;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use bollard::query_parameters::{BuildImageOptionsBuilder, RemoveContainerOptionsBuilder};
