@@ -49,7 +49,7 @@ pub use kubernetes::{
     object_name, KubernetesTarget, KubernetesTargetConfig, ResourceDefaults,
     ANNOTATION_DEPLOYMENT_DATE, ANNOTATION_FATMAN_NAME, ANNOTATION_FATMAN_VERSION,
     K8S_LABEL_FATMAN, K8S_LABEL_FATMAN_NAME, K8S_LABEL_FATMAN_VERSION, K8S_LABEL_MANAGED_BY,
-    K8S_LABEL_NAME, K8S_LABEL_RESOURCE, NETWORK_POLICY_NAME,
+    K8S_LABEL_NAME, K8S_LABEL_RESOURCE, KUBERNETES_ENV_VARS, NETWORK_POLICY_NAME,
 };
 
 /// Label every container this crate creates carries (`"true"`); `list` selects on it.

@@ -11,6 +11,7 @@
 //!
 //! Secrets: values of `secret_env` only ever go into the Secret's data; errors are redacted.
 
+mod config;
 mod objects;
 mod status;
 
@@ -26,6 +27,7 @@ use kube::Client;
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
+pub use config::KUBERNETES_ENV_VARS;
 pub use objects::{
     object_name, ANNOTATION_DEPLOYMENT_DATE, ANNOTATION_FATMAN_NAME, ANNOTATION_FATMAN_VERSION,
     K8S_LABEL_FATMAN, K8S_LABEL_FATMAN_NAME, K8S_LABEL_FATMAN_VERSION, K8S_LABEL_MANAGED_BY,
