@@ -109,10 +109,12 @@ const TELEMETRY_ENV: &[&str] = &[
     racetrack_telemetry::ENV_OTLP_ENDPOINT,
 ];
 
-/// The value the manifests give `INFRASTRUCTURE_TARGET`: the Kubernetes target is being written
-/// (issue 13) and the supervisor refuses target names it does not know yet. Only that refusal is
-/// tolerated; every other value must be accepted.
+/// The value the manifests give `INFRASTRUCTURE_TARGET`: Lifecycle's Kubernetes target is being
+/// written (issue 13) and Lifecycle refuses target names it does not know yet. Only that refusal,
+/// by the services in [`PENDING_TARGET_SERVICES`], is tolerated; every other value must be
+/// accepted (the supervisor accepts `kubernetes`).
 const PENDING_TARGET: (&str, &str) = ("INFRASTRUCTURE_TARGET", "kubernetes");
+const PENDING_TARGET_SERVICES: &[&str] = &["lifecycle"];
 
 fn render() -> Option<Vec<Value>> {
     let ok = Command::new("kubectl")
@@ -290,7 +292,7 @@ fn dev_manifests_match_the_services_configuration() {
         };
         let listening = match (svc.ports)(&lookup(false)) {
             Ok(p) => p,
-            Err(e) if e.contains(PENDING_TARGET.0) => match (svc.ports)(&lookup(true)) {
+            Err(e) if e.contains(PENDING_TARGET.0) && PENDING_TARGET_SERVICES.contains(&svc.name) => match (svc.ports)(&lookup(true)) {
                 Ok(p) => p,
                 Err(e) => {
                     problems.push(problem(format!("configuration refused: {e}")));

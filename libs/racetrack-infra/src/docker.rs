@@ -1081,6 +1081,7 @@ fn fatman_event(message: &EventMessage) -> Option<InfraEvent> {
         version: attributes.get(LABEL_FATMAN_VERSION)?.clone(),
         kind,
         exit_code: attributes.get("exitCode").and_then(|c| c.parse().ok()),
+        reason: None,
     })
 }
 
@@ -1150,6 +1151,7 @@ mod tests {
                 version: "1.0.0".into(),
                 kind: InfraEventKind::Died,
                 exit_code: Some(137),
+                reason: None,
             })
         );
         let removed = fatman_event(&event("destroy", &fatman[..3])).unwrap();

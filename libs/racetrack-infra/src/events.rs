@@ -1,5 +1,5 @@
 //! The infrastructure's event feed, in the platform's own terms: which fatman version's
-//! container went away and how. Consumers (the supervisor) never see engine types.
+//! container went away and how, or came up. Consumers (the supervisor) never see engine types.
 
 use std::fmt;
 use std::pin::Pin;
@@ -20,8 +20,10 @@ pub enum InfraEventKind {
     Stopped,
     /// Killed by the kernel for exceeding its memory limit.
     OutOfMemory,
-    /// The container was removed.
+    /// The container was removed (Kubernetes: the fatman's Deployment was deleted).
     Removed,
+    /// It came up (Kubernetes: a pod became Ready, i.e. passes its `/ready` probe).
+    Started,
 }
 
 impl InfraEventKind {
@@ -32,6 +34,7 @@ impl InfraEventKind {
             InfraEventKind::Stopped => "stopped",
             InfraEventKind::OutOfMemory => "out_of_memory",
             InfraEventKind::Removed => "removed",
+            InfraEventKind::Started => "started",
         }
     }
 }
@@ -50,6 +53,8 @@ pub struct InfraEvent {
     pub kind: InfraEventKind,
     /// The process's exit code, when the infrastructure reports one (`Died`).
     pub exit_code: Option<i64>,
+    /// Why, in the infrastructure's words, when it says (Kubernetes: `CrashLoopBackOff: ...`).
+    pub reason: Option<String>,
 }
 
 /// A live feed of [`InfraEvent`]s; an `Err` item or the end of the stream means the feed broke.

@@ -335,12 +335,29 @@ pub trait InfrastructureTarget: Send + Sync {
     }
 
     /// What happens to this platform's fatmen from now on (a container died, was stopped or
-    /// removed), as it happens. The stream ends or yields an error when the connection to the
-    /// infrastructure breaks; the caller reconnects, and must then assume it missed events.
-    /// Targets without such a feed keep the default: a stream that never yields (callers rely on
-    /// their periodic listing alone).
+    /// removed, came up), as it happens. The stream ends or yields an error when the feed breaks
+    /// in a way that may have lost events; the caller reconnects, and must then assume it missed
+    /// some. (A target that can resume its feed without loss, as Kubernetes' watches from a
+    /// resourceVersion, does so inside the stream.) Targets without such a feed keep the
+    /// default: a stream that never yields (callers rely on their periodic listing alone).
     async fn events(&self) -> Result<InfraEventStream, InfraError> {
         Ok(Box::pin(futures_util::stream::pending()))
+    }
+
+    /// Whether `Running` in this target's listing already means the fatman passes the runtime
+    /// contract's health checks, so callers judge health from the status instead of calling
+    /// `/live` and `/ready` themselves. Kubernetes: a pod is Ready only while its readiness probe
+    /// (`/ready`) passes and is restarted when its liveness probe (`/live`) fails, and the
+    /// NetworkPolicy lets nothing but PUB reach fatman pods anyway.
+    fn judges_health(&self) -> bool {
+        false
+    }
+
+    /// Whether the infrastructure restarts a crashed fatman by itself (Kubernetes: the kubelet
+    /// restarts its container, the Deployment replaces its pods), so only a fatman that vanished
+    /// needs re-provisioning; a crashing one is reported, not restarted again.
+    fn restarts_crashed(&self) -> bool {
+        false
     }
 
     /// The secret runtime env the infrastructure keeps for a fatman version (Kubernetes: its

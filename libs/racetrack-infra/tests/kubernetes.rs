@@ -1,6 +1,6 @@
 //! The Kubernetes target against an in-process fake API server (`racetrack_infra::testing::fake_kube`): the objects it
 //! applies, idempotence, statuses from pod conditions, secrets across a reprovision, deletion,
-//! logs, and how API failures surface.
+//! logs, the event feed from its watches, and how API failures surface.
 #![cfg(feature = "kubernetes")]
 
 
@@ -615,4 +615,132 @@ async fn logs_are_read_and_followed_from_the_pods() {
         target.follow_logs("adder", "1.2.3", 0).await,
         Err(InfraError::NotFound(_))
     ));
+}
+
+/// A pod of the sample fatman as its ReplicaSet makes it: the Deployment template's labels and
+/// annotations.
+fn fatman_pod(name: &str, status: Value) -> Value {
+    let mut pod_labels = labels();
+    pod_labels["racetrack/resource"] = json!("fatman");
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "creationTimestamp": "2026-12-03T12:00:05Z",
+            "labels": pod_labels,
+            "annotations": {
+                "racetrack-deployment-date": "1700000000",
+                "racetrack/fatman-name": "adder",
+                "racetrack/fatman-version": "1.2.3",
+            },
+        },
+        "spec": {"containers": [{"name": OBJECT, "image": "x"}]},
+        "status": status,
+    })
+}
+
+fn crash_looping(restarts: u32, exit_code: i32) -> Value {
+    json!({"phase": "Running", "containerStatuses": [{
+        "name": OBJECT, "image": "x", "imageID": "", "ready": false, "restartCount": restarts,
+        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s restarting failed container"}},
+        "lastState": {"terminated": {"exitCode": exit_code, "reason": "Error"}},
+    }]})
+}
+
+async fn next_event(events: &mut racetrack_infra::InfraEventStream) -> racetrack_infra::InfraEvent {
+    // A guard against a hang, not a speed requirement.
+    tokio::time::timeout(Duration::from_secs(30), events.next())
+        .await
+        .expect("no event")
+        .expect("the feed ended")
+        .expect("the feed failed")
+}
+
+#[tokio::test]
+async fn events_come_from_watching_deployments_and_pods() {
+    use racetrack_infra::InfraEventKind::{Died, Removed, Started};
+    let (fake, target) = setup().await;
+    target.deploy(&sample_spec()).await.unwrap();
+    let pod_name = format!("{OBJECT}-5d4f-abcde");
+    // Already crashing when the feed starts: that is the baseline, not news.
+    fake.put("pods", NS, &pod_name, fatman_pod(&pod_name, crash_looping(1, 3)));
+    let mut events = target.events().await.unwrap();
+
+    // Pods and Deployments that are not a fatman's change nothing.
+    fake.put(
+        "pods",
+        NS,
+        "postgres-0",
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"labels": {"app": "postgres"}},
+               "status": crash_looping(7, 1)}),
+    );
+    // It crashes again: died, with the exit code and Kubernetes' reason.
+    fake.put("pods", NS, &pod_name, fatman_pod(&pod_name, crash_looping(2, 3)));
+    let died = next_event(&mut events).await;
+    assert_eq!(
+        (died.name.as_str(), died.version.as_str(), died.kind, died.exit_code),
+        ("adder", "1.2.3", Died, Some(3))
+    );
+    assert_eq!(
+        died.reason.as_deref(),
+        Some("CrashLoopBackOff: the fatman keeps crashing (2 restarts); last exit code 3 (Error)")
+    );
+    // It comes up: started, once (the same status again is no news).
+    let ready = || {
+        fatman_pod(
+            &pod_name,
+            json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
+                   "containerStatuses": [{"name": OBJECT, "image": "x", "imageID": "",
+                       "ready": true, "restartCount": 2, "state": {"running": {}}}]}),
+        )
+    };
+    fake.put("pods", NS, &pod_name, ready());
+    let started = next_event(&mut events).await;
+    assert_eq!((started.kind, started.exit_code), (Started, None));
+    fake.put("pods", NS, &pod_name, ready());
+    // Its Deployment is deleted behind the platform's back: removed.
+    fake.remove("deployments", NS, OBJECT);
+    let removed = next_event(&mut events).await;
+    assert_eq!(
+        (removed.name.as_str(), removed.version.as_str(), removed.kind),
+        ("adder", "1.2.3", Removed)
+    );
+    assert_eq!(
+        removed.reason,
+        Some(format!("Deployment {OBJECT} was deleted"))
+    );
+
+    // One watch per kind, from the listing's resourceVersion, selecting the platform's objects.
+    let watches: Vec<String> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains("watch=true"))
+        .collect();
+    assert_eq!(watches.len(), 2, "{watches:?}");
+    for resource in ["/apis/apps/v1/namespaces/fatmen/deployments?", "/api/v1/namespaces/fatmen/pods?"] {
+        let watch = watches
+            .iter()
+            .find(|w| w.contains(resource))
+            .unwrap_or_else(|| panic!("no watch of {resource}: {watches:?}"));
+        assert!(
+            watch.contains("labelSelector=app.kubernetes.io%2Fmanaged-by%3Dracetrack%2Cracetrack%2Ffatman"),
+            "{watch}"
+        );
+        assert!(watch.contains("resourceVersion="), "{watch}");
+    }
+}
+
+#[tokio::test]
+async fn events_fail_at_once_when_the_watches_cannot_list() {
+    let (fake, target) = setup().await;
+    fake.fail_next(Method::GET, "pods", 403);
+    let Err(e) = target.events().await else {
+        panic!("the feed started without listing pods");
+    };
+    assert!(matches!(e, InfraError::Forbidden(_)), "{e:?}");
+    assert!(
+        e.to_string()
+            .starts_with("RBAC: service account may not list pods in namespace fatmen"),
+        "{e}"
+    );
 }

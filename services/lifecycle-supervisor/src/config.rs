@@ -10,7 +10,7 @@ use std::time::Duration;
 /// | `LIFECYCLE_GRPC_URL` | `http://127.0.0.1:7112` | Lifecycle's internal gRPC API (`Supervision`): lease, fatmen, observations, re-provisioning |
 /// | `LIFECYCLE_AUTH_TOKEN` | — (required) | the supervisor's internal token (`lifecycle generate-auth lifecycle-supervisor`: scopes `supervise_fatmen` and `reprovision_fatman` only) |
 /// | `LIFECYCLE_TIMEOUT_SECS` | `10` | longest wait for Lifecycle's answer (re-provisioning: `RECONCILE_TIMEOUT_SECS`) |
-/// | `INFRASTRUCTURE_TARGET` | `docker` | targets to watch (comma-separated; `none` = no target) |
+/// | `INFRASTRUCTURE_TARGET` | `docker` | targets to watch (comma-separated: `docker`, `kubernetes`; `none` = no target) |
 /// | `DOCKER_NETWORK` | `racetrack` | network of fatman containers (as Lifecycle's) |
 /// | `DOCKER_NETWORK_ONLY` | `false` | watch only containers on `DOCKER_NETWORK` (several installations on one engine) |
 /// | `SYNC_INTERVAL_SECS` | `60` | registry ↔ infrastructure sync and health checks |
@@ -31,6 +31,11 @@ use std::time::Duration;
 /// | `REDIS_URL` | — | publish fatman status changes for PUB's cache (`racetrack:invalidate`) |
 /// | `GIT_VERSION` | `dev` | reported by `/health` |
 ///
+/// With `kubernetes` among the targets, the Kubernetes target's variables are read too
+/// ([`racetrack_infra::KUBERNETES_ENV_VARS`]: `FATMAN_K8S_NAMESPACE` above all, which must be
+/// Lifecycle's), the same way Lifecycle reads them (docs/architecture.md, "The Kubernetes
+/// target"); the cluster is found through `KUBECONFIG` or the pod's service account.
+///
 /// Durations accept fractions (`0.5`); each must be positive.
 #[derive(Clone)]
 pub struct Config {
@@ -39,6 +44,8 @@ pub struct Config {
     pub lifecycle_auth_token: Option<String>,
     pub lifecycle_timeout: Duration,
     pub infrastructure_targets: Vec<String>,
+    /// The Kubernetes target's settings, when `kubernetes` is watched.
+    pub kubernetes: Option<KubernetesTargetConfig>,
     pub docker_network: String,
     pub docker_network_only: bool,
     pub sync_interval: Duration,
@@ -64,6 +71,10 @@ impl std::fmt::Debug for Config {
             .field("http_addr", &self.http_addr)
             .field("lifecycle_grpc_url", &self.lifecycle_grpc_url)
             .field("infrastructure_targets", &self.infrastructure_targets)
+            .field(
+                "kubernetes_namespace",
+                &self.kubernetes.as_ref().map(|k| k.namespace.as_str()),
+            )
             .field("sync_interval", &self.sync_interval)
             .field("reconcile_interval", &self.reconcile_interval)
             .field("orphan_grace", &self.orphan_grace)
@@ -78,13 +89,35 @@ impl std::fmt::Debug for Config {
 }
 
 pub use racetrack_config::ConfigError;
+use racetrack_infra::{KubernetesTargetConfig, KUBERNETES_ENV_VARS};
 
 /// Every variable [`Config::from_lookup`] reads: the Kubernetes manifests (`kustomize/`) are
 /// checked against it (integration-tests/tests/kustomize.rs), and a unit test checks it against
-/// `from_lookup`.
+/// `from_lookup`. The supervisor's own, then the Kubernetes target's.
 /// Logging and tracing (`RUST_LOG`, `LOG_FORMAT`, `OTEL_EXPORTER_OTLP_ENDPOINT`) are read by
 /// `racetrack-telemetry`.
-pub const ENV_VARS: &[&str] = &[
+pub const ENV_VARS: &[&str] = &ALL_ENV_VARS;
+
+const ALL_ENV_VARS: [&str; OWN_ENV_VARS.len() + KUBERNETES_ENV_VARS.len()] =
+    concat(OWN_ENV_VARS, KUBERNETES_ENV_VARS);
+
+/// `a` then `b`, in a constant (`N` must be their total length).
+const fn concat<const N: usize>(a: &[&'static str], b: &[&'static str]) -> [&'static str; N] {
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < a.len() {
+        out[i] = a[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < b.len() {
+        out[i + j] = b[j];
+        j += 1;
+    }
+    out
+}
+
+const OWN_ENV_VARS: &[&str] = &[
     "HTTP_ADDR",
     "LIFECYCLE_GRPC_URL",
     "LIFECYCLE_AUTH_TOKEN",
@@ -151,15 +184,22 @@ impl Config {
                     .filter(|s| !s.is_empty())
                     .collect();
                 for name in &names {
-                    if name != "docker" {
+                    if name != "docker" && name != "kubernetes" {
                         return Err(ConfigError::new(
                             "INFRASTRUCTURE_TARGET",
-                            format!("{name:?} is not supported (available: docker, none)"),
+                            format!(
+                                "{name:?} is not supported (available: docker, kubernetes, none)"
+                            ),
                         ));
                     }
                 }
                 names
             }
+        };
+        let kubernetes = if infrastructure_targets.iter().any(|t| t == "kubernetes") {
+            Some(KubernetesTargetConfig::from_env(&env)?)
+        } else {
+            None
         };
         let lease = secs("LEASE_SECS", 15)?;
         let lease_retry = secs("LEASE_RETRY_SECS", 5)?;
@@ -169,6 +209,7 @@ impl Config {
             lifecycle_auth_token: env.string("LIFECYCLE_AUTH_TOKEN"),
             lifecycle_timeout: secs("LIFECYCLE_TIMEOUT_SECS", 10)?,
             infrastructure_targets,
+            kubernetes,
             docker_network: env.string_or("DOCKER_NETWORK", "racetrack"),
             docker_network_only: env.flag("DOCKER_NETWORK_ONLY", false)?,
             sync_interval: secs("SYNC_INTERVAL_SECS", 60)?,
@@ -259,7 +300,8 @@ mod tests {
             ("LIFECYCLE_GRPC_URL", "https://lifecycle:7112"),
             ("LIFECYCLE_GRPC_URL", "http://lifecycle:7112/api"),
             ("LIFECYCLE_TIMEOUT_SECS", "0"),
-            ("INFRASTRUCTURE_TARGET", "kubernetes"),
+            ("INFRASTRUCTURE_TARGET", "podman"),
+            ("INFRASTRUCTURE_TARGET", "docker,nomad"),
             ("WATCH_EVENTS", "sometimes"),
             ("HEAL_CONCURRENCY", "0"),
             ("HEAL_BACKOFF_SECS", "0"),
@@ -269,6 +311,28 @@ mod tests {
             let err = cfg(&[(k, v)]).unwrap_err().to_string();
             assert!(err.contains(k), "{k}={v}: {err}");
         }
+    }
+
+    #[test]
+    fn kubernetes_is_a_target_with_its_settings() {
+        let c = cfg(&[
+            ("INFRASTRUCTURE_TARGET", "kubernetes, docker"),
+            ("FATMAN_K8S_NAMESPACE", "racetrack-fatmen"),
+        ])
+        .unwrap();
+        assert_eq!(c.infrastructure_targets, ["kubernetes", "docker"]);
+        assert_eq!(
+            c.kubernetes.map(|k| k.namespace).as_deref(),
+            Some("racetrack-fatmen")
+        );
+        // Read only when watched; a bad value names its variable.
+        assert!(cfg(&[]).unwrap().kubernetes.is_none());
+        let err = cfg(&[
+            ("INFRASTRUCTURE_TARGET", "kubernetes"),
+            ("FATMAN_K8S_NAMESPACE", "Not_A_Label"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "FATMAN_K8S_NAMESPACE", "{err}");
     }
 
     #[test]
@@ -287,7 +351,9 @@ mod tests {
 
     #[test]
     fn env_vars_lists_exactly_what_from_lookup_reads() {
-        let read = racetrack_config::variables_read(&[], ENV_VARS, |get| {
+        // The Kubernetes target's variables are read when it is watched.
+        let base = [("INFRASTRUCTURE_TARGET", "kubernetes")];
+        let read = racetrack_config::variables_read(&base, ENV_VARS, |get| {
             let _ = Config::from_lookup(get);
         });
         racetrack_config::check_env_vars(ENV_VARS, &read).unwrap();

@@ -82,7 +82,9 @@ pub struct Supervisor {
 impl Supervisor {
     /// Connects to the infrastructure targets (Lifecycle lazily). Fails with a clear message on
     /// bad configuration: without `LIFECYCLE_AUTH_TOKEN` the supervisor could do nothing.
-    pub fn prepare(config: Config) -> Result<Supervisor, String> {
+    /// Kubernetes: the cluster from `KUBECONFIG` (or `~/.kube/config`), else the pod's service
+    /// account; it only reads (docs/architecture.md, "The Kubernetes target", RBAC).
+    pub async fn prepare(config: Config) -> Result<Supervisor, String> {
         config.check_required()?;
         let mut targets: BTreeMap<String, Arc<dyn InfrastructureTarget>> = BTreeMap::new();
         for name in &config.infrastructure_targets {
@@ -97,6 +99,13 @@ impl Supervisor {
                     )
                     .map_err(|e| format!("docker infrastructure target: {e}"))?;
                     targets.insert(name.clone(), Arc::new(docker));
+                }
+                "kubernetes" => {
+                    let settings = config.kubernetes.clone().unwrap_or_default();
+                    let kubernetes = racetrack_infra::KubernetesTarget::connect(settings)
+                        .await
+                        .map_err(|e| format!("kubernetes infrastructure target: {e}"))?;
+                    targets.insert(name.clone(), Arc::new(kubernetes));
                 }
                 other => return Err(format!("unsupported infrastructure target {other:?}")),
             }

@@ -45,7 +45,7 @@ async fn serve(config: Config) -> Result<(), String> {
     tracing::info!(?config, "starting the lifecycle supervisor");
     let listener = std::net::TcpListener::bind(config.http_addr)
         .map_err(|e| format!("can't listen on HTTP_ADDR {}: {e}", config.http_addr))?;
-    let sup = Arc::new(Supervisor::prepare(config)?);
+    let sup = Arc::new(Supervisor::prepare(config).await?);
     let stop = Arc::new(AtomicBool::new(false));
     let server = lifecycle_supervisor::http::server(sup.clone(), listener)
         .map_err(|e| format!("can't start the HTTP server: {e}"))?;

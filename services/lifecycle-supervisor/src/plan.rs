@@ -64,6 +64,22 @@ pub struct Probe {
     pub last_call: Option<NaiveDateTime>,
 }
 
+impl Probe {
+    /// A fatman its target reports running, on a target whose `Running` already includes the
+    /// health checks (Kubernetes: a Ready pod; `InfrastructureTarget::judges_health`). Its
+    /// `/metrics` is out of reach there too, so no call time is learnt.
+    pub fn judged_by_target() -> Probe {
+        Probe {
+            health: FatmanHealth {
+                live: true,
+                ready: true,
+                error: None,
+            },
+            last_call: None,
+        }
+    }
+}
+
 /// The columns the supervisor owns, as observed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observed {
@@ -154,13 +170,13 @@ fn is_orphan_row(row: &FatmanRow) -> bool {
     row.status == ORPHANED && !row.has_manifest
 }
 
-/// Running containers of registered, non-orphan, non-busy fatmen: `(resource name, address)` to
-/// health-check.
+/// Running containers of registered, non-orphan, non-busy fatmen: `(target, resource name,
+/// address)` to health-check (how depends on the target: `Supervisor::probe`).
 pub fn to_probe(
     rows: &[FatmanRow],
     cluster: &[(String, DeployedFatman)],
     busy: &HashSet<(String, String)>,
-) -> Vec<(String, String)> {
+) -> Vec<(String, String, String)> {
     let registered: HashSet<String> = rows
         .iter()
         .filter(|r| !is_orphan_row(r) && !busy.contains(&(r.name.clone(), r.version.clone())))
@@ -169,7 +185,13 @@ pub fn to_probe(
     cluster
         .iter()
         .filter(|(_, f)| f.status == InfraStatus::Running && registered.contains(&f.resource_name))
-        .map(|(_, f)| (f.resource_name.clone(), f.internal_name.clone()))
+        .map(|(target, f)| {
+            (
+                target.clone(),
+                f.resource_name.clone(),
+                f.internal_name.clone(),
+            )
+        })
         .collect()
 }
 

@@ -23,7 +23,8 @@ pub struct SyncReport {
     pub duration_ms: u64,
     /// Fatmen found in the infrastructure (all watched targets).
     pub found: usize,
-    /// Running fatmen whose `/live` and `/ready` were checked.
+    /// Running fatmen whose `/live` and `/ready` were checked (not those on a target that judges
+    /// health itself, Kubernetes).
     pub health_checked: usize,
     pub status_changes: usize,
     /// Changes not written because a deploy changed the row meanwhile (retried next sync).
@@ -146,9 +147,14 @@ impl Supervisor {
 
         // 3. Health of the running ones, concurrently (bounded).
         let to_probe = plan::to_probe(&rows, &cluster, &busy);
-        let health_checked = to_probe.len();
+        let health_checked = to_probe
+            .iter()
+            .filter(|(target, _, _)| !self.target_judges_health(target))
+            .count();
         let probes: HashMap<String, Probe> = futures_util::stream::iter(to_probe)
-            .map(|(resource, address)| async move { (resource, self.probe(&address).await) })
+            .map(|(target, resource, address)| async move {
+                (resource, self.probe(&target, &address).await)
+            })
             .buffer_unordered(self.config.check_concurrency)
             .collect()
             .await;
@@ -285,8 +291,21 @@ impl Supervisor {
         marked_lost
     }
 
-    /// `/live` + `/ready` (3 s timeouts), and `last_call_timestamp` from `/metrics` when alive.
-    pub(crate) async fn probe(&self, address: &str) -> Probe {
+    /// Whether `target` reports health itself ([`racetrack_infra::InfrastructureTarget::judges_health`]).
+    fn target_judges_health(&self, target: &str) -> bool {
+        self.targets.get(target).is_some_and(|t| t.judges_health())
+    }
+
+    /// The health of a fatman `target` lists as running. Usually `/live` + `/ready` (3 s
+    /// timeouts), and `last_call_timestamp` from `/metrics` when alive. On a target that judges
+    /// health itself the listing is the verdict and nothing is called: on Kubernetes a pod is
+    /// Ready only while its own `/ready` probe passes, and the NetworkPolicy lets only PUB reach
+    /// fatman pods, so calls from the supervisor would fail (docs/architecture.md, "The
+    /// supervisor").
+    pub(crate) async fn probe(&self, target: &str, address: &str) -> Probe {
+        if self.target_judges_health(target) {
+            return Probe::judged_by_target();
+        }
         let health = racetrack_infra::health::check(address).await;
         let last_call = if health.live {
             self.scrape_last_call(address).await

@@ -87,12 +87,18 @@ pub struct Checked {
     pub owner: Option<String>,
     /// It has a manifest to run again (Lifecycle refuses when it has no built image).
     pub can_reprovision: bool,
+    /// Its target restarts crashed fatmen itself (Kubernetes): only a vanished one is restarted.
+    pub target_restarts_crashed: bool,
 }
 
 impl Checked {
     /// Dead or gone, and something to run again. A container still being stopped or removed is
-    /// left to the event that ends its transition (a restart would race the removal).
+    /// left to the event that ends its transition (a restart would race the removal). Where the
+    /// infrastructure restarts crashed fatmen itself, only a gone one (`lost`) is.
     fn needs_restart(&self) -> bool {
+        if self.target_restarts_crashed {
+            return self.can_reprovision && self.status == LOST;
+        }
         let in_transition = self.container == Some(InfraStatus::Error)
             && self
                 .error
@@ -190,7 +196,7 @@ impl Supervisor {
             .infra_events
             .with_label_values(&[event.kind.as_str()])
             .inc();
-        tracing::debug!(target = %target, fatman = %event.name, version = %event.version, kind = %event.kind, exit_code = ?event.exit_code, "infrastructure event");
+        tracing::debug!(target = %target, fatman = %event.name, version = %event.version, kind = %event.kind, exit_code = ?event.exit_code, reason = event.reason.as_deref().unwrap_or(""), "infrastructure event");
         let key = (target.to_string(), event.name, event.version);
         if !self.in_flight.enter(&key) {
             return;
@@ -330,10 +336,10 @@ impl Supervisor {
             .map(|f| (target_name.to_string(), f.clone()))
             .collect();
         let mut probes: HashMap<String, Probe> = HashMap::new();
-        for (resource, address) in
+        for (target, resource, address) in
             plan::to_probe(std::slice::from_ref(&row), &cluster, &HashSet::new())
         {
-            probes.insert(resource, self.probe(&address).await);
+            probes.insert(resource, self.probe(&target, &address).await);
         }
         let watched: Vec<String> = self.targets.keys().cloned().collect();
         let held = self.healer.held();
@@ -364,6 +370,7 @@ impl Supervisor {
             container: found.map(|f| f.status),
             owner: row.deployed_by.clone(),
             can_reprovision: row.has_manifest,
+            target_restarts_crashed: target.restarts_crashed(),
         }))
     }
 }

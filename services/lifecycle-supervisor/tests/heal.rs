@@ -98,6 +98,7 @@ fn event(name: &str, kind: InfraEventKind) -> InfraEvent {
         version: "1.0.0".into(),
         kind,
         exit_code: (kind == InfraEventKind::Died).then_some(3),
+        reason: None,
     }
 }
 

@@ -269,7 +269,7 @@ async fn without_a_token_nothing_is_asked_and_the_error_says_how_to_get_one() {
     let fake = fake_lifecycle(|_| {});
     let mut config = config(&fake, &[("INFRASTRUCTURE_TARGET", "none")]);
     config.lifecycle_auth_token = None;
-    let err = Supervisor::prepare(config.clone()).err().unwrap();
+    let err = Supervisor::prepare(config.clone()).await.err().unwrap();
     assert!(err.contains("generate-auth lifecycle-supervisor"), "{err}");
     let sup = Supervisor::new(
         config,

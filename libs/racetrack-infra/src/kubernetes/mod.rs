@@ -9,11 +9,15 @@
 //! NetworkPolicy keeps Lifecycle itself from calling fatmen) and fails at once on
 //! CrashLoopBackOff, image pull failures or an unschedulable pod.
 //!
+//! Events ([`InfrastructureTarget::events`]): watches of the fatman Deployments and pods, see
+//! `watch.rs`.
+//!
 //! Secrets: values of `secret_env` only ever go into the Secret's data; errors are redacted.
 
 mod config;
 mod objects;
 mod status;
+mod watch;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -645,6 +649,20 @@ impl InfrastructureTarget for KubernetesTarget {
             ))),
         });
         Ok(Box::pin(lines))
+    }
+
+    async fn events(&self) -> Result<crate::InfraEventStream, InfraError> {
+        self.watch_events().await
+    }
+
+    /// A pod is Ready only while its readiness probe (`/ready`) passes: the Deployment carries the
+    /// runtime contract's probes.
+    fn judges_health(&self) -> bool {
+        true
+    }
+
+    fn restarts_crashed(&self) -> bool {
+        true
     }
 
     async fn saved_secret_env(

@@ -1,7 +1,14 @@
 //! An in-process fake of the Kubernetes API server, for the paths the Kubernetes target uses:
-//! server-side apply (PATCH `application/apply-patch+yaml`), GET, LIST (label selectors), DELETE
-//! of namespaced objects, and pod logs. Objects keep `metadata.resourceVersion`: an apply that
-//! changes nothing keeps it, an apply naming a stale one gets 409. Failures can be injected.
+//! server-side apply (PATCH `application/apply-patch+yaml`), GET, LIST (label selectors), WATCH
+//! (`?watch=true&resourceVersion=N`), DELETE of namespaced objects, and pod logs. Objects keep
+//! `metadata.resourceVersion`: an apply that changes nothing keeps it, an apply naming a stale one
+//! gets 409. Failures can be injected.
+//!
+//! Watches: every change (apply, [`FakeKube::put`], [`FakeKube::remove`], DELETE) gets the next
+//! resourceVersion and is kept in a log; a watch replays the log after the resourceVersion it
+//! names (none, or `0`: from now on), then streams changes as they happen, as newline-delimited
+//! `{"type": "ADDED|MODIFIED|DELETED", "object": ...}`. A list answers with the collection's
+//! current resourceVersion. Bookmarks are not sent; the log is never compacted (no 410 Gone).
 //! Shared by this crate's tests and the services' (Lifecycle, supervisor).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,7 +17,9 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -19,6 +28,35 @@ use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 
 type Key = (String, String, String);
+type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// One change, as watches see it.
+struct Logged {
+    rv: u64,
+    kind: &'static str,
+    key: Key,
+    object: Value,
+}
+
+/// An open watch: `(resource, namespace, label selector)` and where its events go.
+struct Watch {
+    resource: String,
+    ns: String,
+    selector: String,
+    tx: tokio::sync::mpsc::UnboundedSender<Bytes>,
+}
+
+impl Watch {
+    fn wants(&self, key: &Key, object: &Value) -> bool {
+        self.resource == key.0 && self.ns == key.1 && matches_selector(object, &self.selector)
+    }
+}
+
+fn watch_line(kind: &str, object: &Value) -> Bytes {
+    let mut line = json!({"type": kind, "object": object}).to_string();
+    line.push('\n');
+    Bytes::from(line)
+}
 
 #[derive(Default)]
 struct State {
@@ -31,6 +69,29 @@ struct State {
     logs: BTreeMap<(String, String), String>,
     /// `METHOD path?query content-type` of every request.
     requests: Vec<String>,
+    /// Every change, oldest first.
+    log: Vec<Logged>,
+    watches: Vec<Watch>,
+}
+
+impl State {
+    /// Logs a change (its object carrying its new resourceVersion) and sends it to the watches
+    /// that select it (dropping the ones whose client went away).
+    fn changed(&mut self, kind: &'static str, key: Key, object: Value) {
+        let rv = object["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(self.next_rv);
+        self.watches.retain(|w| {
+            !w.wants(&key, &object) || w.tx.send(watch_line(kind, &object)).is_ok()
+        });
+        self.log.push(Logged {
+            rv,
+            kind,
+            key,
+            object,
+        });
+    }
 }
 
 #[derive(Clone)]
@@ -96,16 +157,29 @@ impl FakeKube {
         object["metadata"]["resourceVersion"] = json!(state.next_rv.to_string());
         object["metadata"]["name"] = json!(name);
         object["metadata"]["namespace"] = json!(ns);
-        state
-            .objects
-            .insert((resource.into(), ns.into(), name.into()), object);
+        let key: Key = (resource.into(), ns.into(), name.into());
+        let kind = match state.objects.insert(key.clone(), object.clone()) {
+            Some(_) => "MODIFIED",
+            None => "ADDED",
+        };
+        state.changed(kind, key, object);
     }
 
+    /// Deletes an object as a controller or another client would (watches see it DELETED).
     pub fn remove(&self, resource: &str, ns: &str, name: &str) {
         let mut state = self.state.lock().unwrap();
+        remove_object(&mut state, (resource.into(), ns.into(), name.into()));
+    }
+
+    /// How many watches are open on `resource` (a test can wait for a watcher to be in place).
+    pub fn watching(&self, resource: &str) -> usize {
+        let mut state = self.state.lock().unwrap();
+        state.watches.retain(|w| !w.tx.is_closed());
         state
-            .objects
-            .remove(&(resource.into(), ns.into(), name.into()));
+            .watches
+            .iter()
+            .filter(|w| w.resource == resource)
+            .count()
     }
 
     /// The next `method` request on `resource` fails with `code`.
@@ -135,15 +209,58 @@ fn kind_of(resource: &str) -> &'static str {
     }
 }
 
-fn respond(code: u16, body: &Value) -> Response<Full<Bytes>> {
+/// Removes the object, if there, as a change with a new resourceVersion.
+fn remove_object(state: &mut State, key: Key) -> Option<Value> {
+    let mut object = state.objects.remove(&key)?;
+    state.next_rv += 1;
+    object["metadata"]["resourceVersion"] = json!(state.next_rv.to_string());
+    state.changed("DELETED", key, object.clone());
+    Some(object)
+}
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed_unsync()
+}
+
+fn respond(code: u16, body: &Value) -> Response<Body> {
     Response::builder()
         .status(StatusCode::from_u16(code).unwrap())
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))
+        .body(full(body.to_string()))
         .unwrap()
 }
 
-fn status(code: u16, reason: &str, message: &str) -> Response<Full<Bytes>> {
+/// A watch of `resource` in `ns`: the logged changes after `from` (none when `from` is 0), then
+/// every change as it happens, until the client goes away.
+fn watch(state: &mut State, resource: &str, ns: &str, selector: &str, from: u64) -> Response<Body> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let watch = Watch {
+        resource: resource.into(),
+        ns: ns.into(),
+        selector: selector.into(),
+        tx,
+    };
+    if from > 0 {
+        for logged in state.log.iter().filter(|l| l.rv > from) {
+            if watch.wants(&logged.key, &logged.object) {
+                let _ = watch.tx.send(watch_line(logged.kind, &logged.object));
+            }
+        }
+    }
+    state.watches.push(watch);
+    let frames = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|line| (Ok::<_, Infallible>(Frame::data(line)), rx))
+    });
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(StreamBody::new(frames).boxed_unsync())
+        .unwrap()
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Response<Body> {
     respond(
         code,
         &json!({
@@ -202,7 +319,7 @@ fn without_rv(object: &Value) -> Value {
 async fn handle(
     state: Arc<Mutex<State>>,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Body>, Infallible> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or_default().to_string();
@@ -255,6 +372,23 @@ async fn handle(
     let kind = kind_of(&resource);
 
     match (&method, name, sub.as_deref()) {
+        (&Method::GET, None, None) if query_param(&query, "watch").as_deref() == Some("true") => {
+            let selector = query_param(&query, "labelSelector").unwrap_or_default();
+            let from = match query_param(&query, "resourceVersion") {
+                None => 0,
+                Some(v) => match v.parse::<u64>() {
+                    Ok(rv) => rv,
+                    Err(_) => {
+                        return Ok(status(
+                            400,
+                            "BadRequest",
+                            &format!("invalid resourceVersion {v:?}"),
+                        ))
+                    }
+                },
+            };
+            Ok(watch(&mut state, &resource, &ns, &selector, from))
+        }
         (&Method::GET, None, None) => {
             let selector = query_param(&query, "labelSelector").unwrap_or_default();
             let items: Vec<Value> = state
@@ -309,7 +443,7 @@ async fn handle(
             Ok(Response::builder()
                 .status(200)
                 .header("content-type", "text/plain")
-                .body(Full::new(Bytes::from(text)))
+                .body(full(text))
                 .unwrap())
         }
         (&Method::PATCH, Some(name), None) => {
@@ -367,14 +501,16 @@ async fn handle(
             }
             state.next_rv += 1;
             candidate["metadata"]["resourceVersion"] = json!(state.next_rv.to_string());
-            state.objects.insert(key, candidate.clone());
+            state.objects.insert(key.clone(), candidate.clone());
+            let kind = if existing.is_some() { "MODIFIED" } else { "ADDED" };
+            state.changed(kind, key, candidate.clone());
             Ok(respond(
                 if existing.is_some() { 200 } else { 201 },
                 &candidate,
             ))
         }
         (&Method::DELETE, Some(name), None) => {
-            match state.objects.remove(&(resource.clone(), ns, name.clone())) {
+            match remove_object(&mut state, (resource.clone(), ns, name.clone())) {
                 Some(_) => Ok(status(200, "", "deleted")),
                 None => Ok(status(
                     404,
