@@ -427,7 +427,8 @@ mod tests {
     fn terminating_pods_report_nothing_and_a_relist_ends_the_feed() {
         let mut t = listed();
         let mut p = crashed(5, "CrashLoopBackOff", "Error", 1);
-        p.metadata.deletion_timestamp = Some(Default::default());
+        p.metadata.deletion_timestamp =
+            serde_json::from_value(json!("2026-12-03T12:00:00Z")).unwrap();
         assert!(t.step(Change::Pod(watcher::Event::Apply(p))).events.is_empty());
         assert_eq!(
             t.step(Change::Pod(watcher::Event::Init)).relisted,
