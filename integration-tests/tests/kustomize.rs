@@ -292,13 +292,17 @@ fn dev_manifests_match_the_services_configuration() {
         };
         let listening = match (svc.ports)(&lookup(false)) {
             Ok(p) => p,
-            Err(e) if e.contains(PENDING_TARGET.0) && PENDING_TARGET_SERVICES.contains(&svc.name) => match (svc.ports)(&lookup(true)) {
-                Ok(p) => p,
-                Err(e) => {
-                    problems.push(problem(format!("configuration refused: {e}")));
-                    continue;
+            Err(e)
+                if e.contains(PENDING_TARGET.0) && PENDING_TARGET_SERVICES.contains(&svc.name) =>
+            {
+                match (svc.ports)(&lookup(true)) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        problems.push(problem(format!("configuration refused: {e}")));
+                        continue;
+                    }
                 }
-            },
+            }
             Err(e) => {
                 problems.push(problem(format!("configuration refused: {e}")));
                 continue;

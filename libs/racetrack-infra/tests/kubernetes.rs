@@ -3,14 +3,13 @@
 //! logs, the event feed from its watches, and how API failures surface.
 #![cfg(feature = "kubernetes")]
 
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine as _;
-use racetrack_infra::testing::fake_kube::FakeKube;
 use futures_util::StreamExt;
 use hyper::Method;
+use racetrack_infra::testing::fake_kube::FakeKube;
 use racetrack_infra::{
     FatmanSpec, InfraError, InfraStatus, InfrastructureTarget, KubernetesTarget,
     KubernetesTargetConfig, LABEL_DEPLOYMENT_TIMESTAMP, NETWORK_POLICY_NAME,
@@ -663,7 +662,12 @@ async fn events_come_from_watching_deployments_and_pods() {
     target.deploy(&sample_spec()).await.unwrap();
     let pod_name = format!("{OBJECT}-5d4f-abcde");
     // Already crashing when the feed starts: that is the baseline, not news.
-    fake.put("pods", NS, &pod_name, fatman_pod(&pod_name, crash_looping(1, 3)));
+    fake.put(
+        "pods",
+        NS,
+        &pod_name,
+        fatman_pod(&pod_name, crash_looping(1, 3)),
+    );
     let mut events = target.events().await.unwrap();
 
     // Pods and Deployments that are not a fatman's change nothing.
@@ -675,10 +679,20 @@ async fn events_come_from_watching_deployments_and_pods() {
                "status": crash_looping(7, 1)}),
     );
     // It crashes again: died, with the exit code and Kubernetes' reason.
-    fake.put("pods", NS, &pod_name, fatman_pod(&pod_name, crash_looping(2, 3)));
+    fake.put(
+        "pods",
+        NS,
+        &pod_name,
+        fatman_pod(&pod_name, crash_looping(2, 3)),
+    );
     let died = next_event(&mut events).await;
     assert_eq!(
-        (died.name.as_str(), died.version.as_str(), died.kind, died.exit_code),
+        (
+            died.name.as_str(),
+            died.version.as_str(),
+            died.kind,
+            died.exit_code
+        ),
         ("adder", "1.2.3", Died, Some(3))
     );
     assert_eq!(
@@ -702,7 +716,11 @@ async fn events_come_from_watching_deployments_and_pods() {
     fake.remove("deployments", NS, OBJECT);
     let removed = next_event(&mut events).await;
     assert_eq!(
-        (removed.name.as_str(), removed.version.as_str(), removed.kind),
+        (
+            removed.name.as_str(),
+            removed.version.as_str(),
+            removed.kind
+        ),
         ("adder", "1.2.3", Removed)
     );
     assert_eq!(
@@ -717,13 +735,18 @@ async fn events_come_from_watching_deployments_and_pods() {
         .filter(|r| r.contains("watch=true"))
         .collect();
     assert_eq!(watches.len(), 2, "{watches:?}");
-    for resource in ["/apis/apps/v1/namespaces/fatmen/deployments?", "/api/v1/namespaces/fatmen/pods?"] {
+    for resource in [
+        "/apis/apps/v1/namespaces/fatmen/deployments?",
+        "/api/v1/namespaces/fatmen/pods?",
+    ] {
         let watch = watches
             .iter()
             .find(|w| w.contains(resource))
             .unwrap_or_else(|| panic!("no watch of {resource}: {watches:?}"));
         assert!(
-            watch.contains("labelSelector=app.kubernetes.io%2Fmanaged-by%3Dracetrack%2Cracetrack%2Ffatman"),
+            watch.contains(
+                "labelSelector=app.kubernetes.io%2Fmanaged-by%3Dracetrack%2Cracetrack%2Ffatman"
+            ),
             "{watch}"
         );
         assert!(watch.contains("resourceVersion="), "{watch}");

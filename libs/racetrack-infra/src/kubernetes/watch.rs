@@ -38,10 +38,10 @@ use super::objects::{
 use super::{map_error, status, KubernetesTarget, Op};
 use crate::{InfraError, InfraEvent, InfraEventKind, InfraEventStream};
 
-/// One change seen by one of the two watches.
+/// One change seen by one of the two watches (boxed: a Pod is far larger than a Deployment).
 pub(crate) enum Change {
-    Deployment(watcher::Event<Deployment>),
-    Pod(watcher::Event<Pod>),
+    Deployment(Box<watcher::Event<Deployment>>),
+    Pod(Box<watcher::Event<Pod>>),
 }
 
 /// The watches' failure: which resource, and the watcher's error.
@@ -93,7 +93,12 @@ fn fatman_of(meta: &ObjectMeta) -> Option<(String, String)> {
 /// The first word of a reason (`CrashLoopBackOff: ...` → `CrashLoopBackOff`): what kind of
 /// trouble, without the counts that change at each restart.
 fn trouble_kind(reason: &str) -> String {
-    reason.split(':').next().unwrap_or(reason).trim().to_string()
+    reason
+        .split(':')
+        .next()
+        .unwrap_or(reason)
+        .trim()
+        .to_string()
 }
 
 /// Why the pod cannot run, when it is stuck: its containers' state, or a `Failed` phase.
@@ -144,7 +149,7 @@ impl Tracker {
     pub(crate) fn step(&mut self, change: Change) -> Step {
         let mut step = Step::default();
         match change {
-            Change::Deployment(event) => match event {
+            Change::Deployment(event) => match *event {
                 watcher::Event::Init if self.deployments_listed => {
                     step.relisted = Some("deployments")
                 }
@@ -171,7 +176,7 @@ impl Tracker {
                 }
                 watcher::Event::InitDone => self.deployments_listed = true,
             },
-            Change::Pod(event) => match event {
+            Change::Pod(event) => match *event {
                 watcher::Event::Init if self.pods_listed => step.relisted = Some("pods"),
                 watcher::Event::Init => {}
                 watcher::Event::InitApply(p) => {
@@ -258,11 +263,9 @@ fn watch_error(namespace: &str, resource: &str, e: watcher::Error) -> InfraError
         watcher::Error::WatchStartFailed(e) | watcher::Error::WatchFailed(e) => {
             map_error(namespace, op("watch"), e)
         }
-        watcher::Error::WatchError(status) => map_error(
-            namespace,
-            op("watch"),
-            kube::Error::Api(status),
-        ),
+        watcher::Error::WatchError(status) => {
+            map_error(namespace, op("watch"), kube::Error::Api(status))
+        }
         other @ watcher::Error::NoResourceVersion => InfraError::Kubernetes(format!(
             "watch {resource} in namespace {namespace}: {other}"
         )),
@@ -284,10 +287,13 @@ impl KubernetesTarget {
         let config = watcher::Config::default().labels(&selector);
         let deployments = watcher(self.api::<Deployment>(), config.clone())
             .default_backoff()
-            .map(|r| r.map(Change::Deployment).map_err(|e| ("deployments", e)));
+            .map(|r| {
+                r.map(|e| Change::Deployment(Box::new(e)))
+                    .map_err(|e| ("deployments", e))
+            });
         let pods = watcher(self.api::<Pod>(), config)
             .default_backoff()
-            .map(|r| r.map(Change::Pod).map_err(|e| ("pods", e)));
+            .map(|r| r.map(|e| Change::Pod(Box::new(e))).map_err(|e| ("pods", e)));
         let mut changes = futures_util::stream::select(deployments, pods).boxed();
         let namespace = self.config.namespace.clone();
         let mut tracker = Tracker::default();
@@ -381,11 +387,11 @@ mod tests {
     fn listed() -> Tracker {
         let mut t = Tracker::default();
         for change in [
-            Change::Deployment(watcher::Event::Init),
-            Change::Deployment(watcher::Event::InitDone),
-            Change::Pod(watcher::Event::Init),
-            Change::Pod(watcher::Event::InitApply(pod(json!({})))),
-            Change::Pod(watcher::Event::InitDone),
+            Change::Deployment(Box::new(watcher::Event::Init)),
+            Change::Deployment(Box::new(watcher::Event::InitDone)),
+            Change::Pod(Box::new(watcher::Event::Init)),
+            Change::Pod(Box::new(watcher::Event::InitApply(pod(json!({}))))),
+            Change::Pod(Box::new(watcher::Event::InitDone)),
         ] {
             assert_eq!(t.step(change), Step::default());
         }
@@ -400,12 +406,15 @@ mod tests {
     #[test]
     fn restarts_crash_loops_and_readiness_are_reported_once_each() {
         let mut t = listed();
-        let apply = |p: Pod| Change::Pod(watcher::Event::Apply(p));
+        let apply = |p: Pod| Change::Pod(Box::new(watcher::Event::Apply(p)));
         // Restarted once (not yet in back-off): died with its exit code.
         let step = t.step(apply(crashed(1, "ContainerCreating", "Error", 3)));
         assert_eq!(kinds(step), [(InfraEventKind::Died, Some(3))]);
         // The same again: nothing new.
-        assert!(t.step(apply(crashed(1, "ContainerCreating", "Error", 3))).events.is_empty());
+        assert!(t
+            .step(apply(crashed(1, "ContainerCreating", "Error", 3)))
+            .events
+            .is_empty());
         // Back-off after the second crash: one event, with Kubernetes' reason.
         let step = t.step(apply(crashed(2, "CrashLoopBackOff", "Error", 3)));
         assert_eq!(step.events.len(), 1);
@@ -416,7 +425,10 @@ mod tests {
         assert_eq!(kinds(step), [(InfraEventKind::OutOfMemory, Some(137))]);
         // Ready: started, once.
         let ready = || pod(json!({"conditions": [{"type": "Ready", "status": "True"}]}));
-        assert_eq!(kinds(t.step(apply(ready()))), [(InfraEventKind::Started, None)]);
+        assert_eq!(
+            kinds(t.step(apply(ready()))),
+            [(InfraEventKind::Started, None)]
+        );
         assert!(t.step(apply(ready())).events.is_empty());
         // Evicted.
         let step = t.step(apply(pod(json!({"phase": "Failed", "reason": "Evicted"}))));
@@ -429,9 +441,12 @@ mod tests {
         let mut p = crashed(5, "CrashLoopBackOff", "Error", 1);
         p.metadata.deletion_timestamp =
             serde_json::from_value(json!("2026-12-03T12:00:00Z")).unwrap();
-        assert!(t.step(Change::Pod(watcher::Event::Apply(p))).events.is_empty());
+        assert!(t
+            .step(Change::Pod(Box::new(watcher::Event::Apply(p))))
+            .events
+            .is_empty());
         assert_eq!(
-            t.step(Change::Pod(watcher::Event::Init)).relisted,
+            t.step(Change::Pod(Box::new(watcher::Event::Init))).relisted,
             Some("pods")
         );
     }

@@ -82,9 +82,8 @@ impl State {
             .as_str()
             .and_then(|v| v.parse().ok())
             .unwrap_or(self.next_rv);
-        self.watches.retain(|w| {
-            !w.wants(&key, &object) || w.tx.send(watch_line(kind, &object)).is_ok()
-        });
+        self.watches
+            .retain(|w| !w.wants(&key, &object) || w.tx.send(watch_line(kind, &object)).is_ok());
         self.log.push(Logged {
             rv,
             kind,
@@ -502,7 +501,11 @@ async fn handle(
             state.next_rv += 1;
             candidate["metadata"]["resourceVersion"] = json!(state.next_rv.to_string());
             state.objects.insert(key.clone(), candidate.clone());
-            let kind = if existing.is_some() { "MODIFIED" } else { "ADDED" };
+            let kind = if existing.is_some() {
+                "MODIFIED"
+            } else {
+                "ADDED"
+            };
             state.changed(kind, key, candidate.clone());
             Ok(respond(
                 if existing.is_some() { 200 } else { 201 },
