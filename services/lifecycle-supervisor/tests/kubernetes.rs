@@ -2,7 +2,8 @@
 //! the fake API server (`racetrack_infra::testing::fake_kube`, found through a kubeconfig file in
 //! `KUBECONFIG`) and a recording fake Lifecycle whose re-provisioning applies the fatman again.
 //! The periodic sync and reconcile are an hour apart, so what happens after the first sync comes
-//! from the watch of Deployments and pods.
+//! from the watch of Deployments and pods: a deleted Deployment is lost and re-provisioned, a
+//! crash-looping pod is an error (not restarted: the kubelet does), a Ready one running again.
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
@@ -118,6 +119,8 @@ async fn a_deleted_deployment_is_marked_lost_and_reprovisioned_from_the_watch() 
         ("HTTP_ADDR", "127.0.0.1:0".into()),
         ("SYNC_INTERVAL_SECS", "3600".into()),
         ("RECONCILE_INTERVAL_SECS", "3600".into()),
+        // A second restart would not wait long (a crash must not cause one at all).
+        ("HEAL_BACKOFF_SECS", "0.1".into()),
         ("RUST_LOG", "info".into()),
     ]);
     let _supervisor = Supervisor(
@@ -161,6 +164,42 @@ async fn a_deleted_deployment_is_marked_lost_and_reprovisioned_from_the_watch() 
             .then_some(())
     })
     .await;
+
+    // Its pod crash-loops: shown in error with Kubernetes' reason, and not restarted by the
+    // supervisor (the kubelet does that); Ready again: running.
+    let mut crashing = ready_pod(&pod);
+    crashing["status"] = json!({"phase": "Running", "containerStatuses": [{
+        "name": OBJECT, "image": "x", "imageID": "", "ready": false, "restartCount": 3,
+        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}},
+        "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}},
+    }]});
+    fake.put("pods", NS, &pod, crashing);
+    let (error, _) = wait_for("error", within, || {
+        let (status, error) = db.status("adder")?;
+        (status == "error").then_some(error)
+    })
+    .await;
+    assert_eq!(
+        error.as_deref(),
+        Some("CrashLoopBackOff: the fatman keeps crashing (3 restarts); last exit code 1 (Error)")
+    );
+    // Time for a restart the supervisor should not make (the Docker path makes it by now).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        reprovisions(&db, "adder"),
+        1,
+        "a crash is the kubelet's to restart"
+    );
+    fake.put("pods", NS, &pod, ready_pod(&pod));
+    wait_for("running again", within, || {
+        (db.status("adder")?.0 == "running").then_some(())
+    })
+    .await;
+    assert_eq!(
+        reprovisions(&db, "adder"),
+        1,
+        "a crash is the kubelet's to restart"
+    );
 
     // No second sync: the watches never broke (a reconnect would have asked for one), and each
     // kind was listed once by the sync and once by its watch.
