@@ -767,3 +767,29 @@ async fn events_fail_at_once_when_the_watches_cannot_list() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn a_watch_that_must_list_afresh_ends_the_feed_with_an_error() {
+    let (fake, target) = setup().await;
+    target.deploy(&sample_spec()).await.unwrap();
+    let mut events = target.events().await.unwrap();
+    // The server's history is compacted while the watches are down: resuming is refused (410),
+    // so what happened meanwhile is unknown, and the consumer must sync in full.
+    // (The watches open when the feed is first read after its listing.)
+    while fake.watching("pods") + fake.watching("deployments") < 2 {
+        let next = tokio::time::timeout(Duration::from_millis(20), events.next()).await;
+        assert!(next.is_err(), "no event expected: {next:?}");
+    }
+    fake.expire_history();
+    let failed = tokio::time::timeout(Duration::from_secs(30), events.next())
+        .await
+        .expect("no end of the feed")
+        .expect("the feed ended without an error");
+    let e = failed.unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("started over from a fresh listing (its resourceVersion expired): events may have been missed"),
+        "{e}"
+    );
+    assert!(events.next().await.is_none(), "the feed goes on");
+}

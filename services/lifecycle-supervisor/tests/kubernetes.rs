@@ -212,5 +212,26 @@ async fn a_deleted_deployment_is_marked_lost_and_reprovisioned_from_the_watch() 
         .filter(|r| !r.contains("watch=true"))
         .count();
     assert_eq!(deployment_lists, 2, "{requests:#?}");
+
+    // The API server's history is compacted while the watches are down: they cannot resume, so
+    // events may have been missed, and the supervisor syncs in full at once (nothing else would
+    // ask Lifecycle for the whole registry within the hour).
+    let full_listings = || {
+        db.registry
+            .lock()
+            .unwrap()
+            .calls
+            .iter()
+            .filter(|(method, _)| method == "ListFatmen")
+            .count()
+    };
+    let before = full_listings();
+    fake.expire_history();
+    wait_for(
+        "a full sync after the watches listed afresh",
+        within,
+        || (full_listings() > before).then_some(()),
+    )
+    .await;
     let _ = std::fs::remove_file(kubeconfig);
 }

@@ -8,7 +8,8 @@
 //! resourceVersion and is kept in a log; a watch replays the log after the resourceVersion it
 //! names (none, or `0`: from now on), then streams changes as they happen, as newline-delimited
 //! `{"type": "ADDED|MODIFIED|DELETED", "object": ...}`. A list answers with the collection's
-//! current resourceVersion. Bookmarks are not sent; the log is never compacted (no 410 Gone).
+//! current resourceVersion. Bookmarks are not sent. [`FakeKube::expire_history`] compacts the
+//! log: a watch resumed from before that gets a 410 Gone `ERROR` event, as from a real server.
 //! Shared by this crate's tests and the services' (Lifecycle, supervisor).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -71,6 +72,8 @@ struct State {
     requests: Vec<String>,
     /// Every change, oldest first.
     log: Vec<Logged>,
+    /// A watch from an older resourceVersion than this is too old (410).
+    oldest_rv: u64,
     watches: Vec<Watch>,
 }
 
@@ -170,6 +173,17 @@ impl FakeKube {
         remove_object(&mut state, (resource.into(), ns.into(), name.into()));
     }
 
+    /// Forgets the change log, as an API server that lost its watches and compacted changes
+    /// nobody saw, and closes every open watch: the clients resume from their last
+    /// resourceVersion, get 410 Gone, and list afresh.
+    pub fn expire_history(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.log.clear();
+        state.next_rv += 1;
+        state.oldest_rv = state.next_rv;
+        state.watches.clear();
+    }
+
     /// How many watches are open on `resource` (a test can wait for a watcher to be in place).
     pub fn watching(&self, resource: &str) -> usize {
         let mut state = self.state.lock().unwrap();
@@ -232,6 +246,18 @@ fn respond(code: u16, body: &Value) -> Response<Body> {
 /// A watch of `resource` in `ns`: the logged changes after `from` (none when `from` is 0), then
 /// every change as it happens, until the client goes away.
 fn watch(state: &mut State, resource: &str, ns: &str, selector: &str, from: u64) -> Response<Body> {
+    if from > 0 && from < state.oldest_rv {
+        let gone = json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": format!("too old resource version: {from} ({})", state.oldest_rv),
+            "reason": "Expired", "code": 410,
+        });
+        return Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .body(full(watch_line("ERROR", &gone)))
+            .unwrap();
+    }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let watch = Watch {
         resource: resource.into(),
