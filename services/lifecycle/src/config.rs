@@ -245,7 +245,9 @@ impl Config {
                     })?;
                 Some(enabled.as_str().to_string())
             }
-            None => infrastructure_targets.first().map(|k| k.as_str().to_string()),
+            None => infrastructure_targets
+                .first()
+                .map(|k| k.as_str().to_string()),
         };
         let kubernetes = racetrack_infra::KubernetesTargetConfig::from_env(&env)?;
         Ok(Config {
@@ -368,10 +370,22 @@ mod tests {
         let c = cfg(&[("INFRASTRUCTURE_TARGET", "none")]).unwrap();
         assert_eq!(c.infrastructure_target, None);
         for (vars, var) in [
-            (&[("INFRASTRUCTURE_TARGETS", "docker,nomad")][..], "INFRASTRUCTURE_TARGETS"),
-            (&[("INFRASTRUCTURE_TARGETS", " , ")][..], "INFRASTRUCTURE_TARGETS"),
-            (&[("INFRASTRUCTURE_TARGET", "kubernetes")][..], "INFRASTRUCTURE_TARGET"),
-            (&[("FATMAN_K8S_NAMESPACE", "Not_A_Label")][..], "FATMAN_K8S_NAMESPACE"),
+            (
+                &[("INFRASTRUCTURE_TARGETS", "docker,nomad")][..],
+                "INFRASTRUCTURE_TARGETS",
+            ),
+            (
+                &[("INFRASTRUCTURE_TARGETS", " , ")][..],
+                "INFRASTRUCTURE_TARGETS",
+            ),
+            (
+                &[("INFRASTRUCTURE_TARGET", "kubernetes")][..],
+                "INFRASTRUCTURE_TARGET",
+            ),
+            (
+                &[("FATMAN_K8S_NAMESPACE", "Not_A_Label")][..],
+                "FATMAN_K8S_NAMESPACE",
+            ),
         ] {
             let err = cfg(vars).unwrap_err();
             assert_eq!(err.var, var, "{vars:?}: {err}");

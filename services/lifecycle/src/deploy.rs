@@ -205,7 +205,9 @@ async fn run_steps(
     // long build, so a target that cannot give it fails first).
     let restored;
     let secrets = match (&target, mode) {
-        (Some(target), Mode::Redeploy | Mode::Reprovision) if input.secrets.runtime_env.is_none() => {
+        (Some(target), Mode::Redeploy | Mode::Reprovision)
+            if input.secrets.runtime_env.is_none() =>
+        {
             restored = SecretVars {
                 build_env: input.secrets.build_env.clone(),
                 runtime_env: saved_secrets(target.as_ref(), &name, &version).await?,
@@ -392,15 +394,12 @@ pub async fn saved_secrets(
     name: &str,
     version: &str,
 ) -> Result<Option<EnvVars>, Failed> {
-    let saved = target
-        .saved_secret_env(name, version)
-        .await
-        .map_err(|e| {
-            Failed(format!(
-                "reading the fatman's secrets from {} failed: {e}",
-                target.name()
-            ))
-        })?;
+    let saved = target.saved_secret_env(name, version).await.map_err(|e| {
+        Failed(format!(
+            "reading the fatman's secrets from {} failed: {e}",
+            target.name()
+        ))
+    })?;
     Ok(saved.map(|mut env| {
         env.retain(|k, _| !racetrack_infra::RESERVED_ENV_VARS.contains(&k.as_str()));
         env

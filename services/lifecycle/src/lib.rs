@@ -99,17 +99,16 @@ struct Targets {
 fn infrastructure_targets(config: &Config) -> Targets {
     let mut targets = Targets::default();
     for kind in &config.infrastructure_targets {
-        let connected: Result<Arc<dyn racetrack_infra::InfrastructureTarget>, String> = match kind
-        {
-            TargetKind::Docker => racetrack_infra::DockerTarget::connect(
-                racetrack_infra::DockerTargetConfig {
+        let connected: Result<Arc<dyn racetrack_infra::InfrastructureTarget>, String> = match kind {
+            TargetKind::Docker => {
+                racetrack_infra::DockerTarget::connect(racetrack_infra::DockerTargetConfig {
                     network: config.docker_network.clone(),
                     pull: config.docker_pull,
                     ..Default::default()
-                },
-            )
-            .map(|t| Arc::new(t) as _)
-            .map_err(|e| e.to_string()),
+                })
+                .map(|t| Arc::new(t) as _)
+                .map_err(|e| e.to_string())
+            }
             TargetKind::Kubernetes => {
                 connect_kubernetes(config.kubernetes.clone()).map(|t| Arc::new(t) as _)
             }

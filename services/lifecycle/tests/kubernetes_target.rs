@@ -210,7 +210,10 @@ static KUBECONFIG_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new((
 static SET_KUBECONFIG: std::sync::Once = std::sync::Once::new();
 
 fn kubeconfig_path() -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("lifecycle-k8s-test-{}.kubeconfig", std::process::id()))
+    std::env::temp_dir().join(format!(
+        "lifecycle-k8s-test-{}.kubeconfig",
+        std::process::id()
+    ))
 }
 
 /// A kubeconfig for the fake API server (plain HTTP, no credentials).
@@ -318,10 +321,11 @@ async fn move_to(app: &TestApp, name: &str, target: &str) -> (StatusCode, Value,
 
 /// Where PUB is told to send calls to the fatman (the internal gRPC `ResolveFatman`).
 async fn pub_route(app: &TestApp, pub_token: &str, name: &str) -> String {
-    let mut client =
-        racetrack_proto::lifecycle::lifecycle_client::LifecycleClient::connect(app.grpc_url.clone())
-            .await
-            .unwrap();
+    let mut client = racetrack_proto::lifecycle::lifecycle_client::LifecycleClient::connect(
+        app.grpc_url.clone(),
+    )
+    .await
+    .unwrap();
     let mut request = Request::new(racetrack_proto::lifecycle::ResolveFatmanRequest {
         name: name.into(),
         version: "latest".into(),
@@ -462,7 +466,10 @@ async fn deploys_reprovisions_and_redeploys_on_kubernetes_with_its_secrets() {
     // Runtime logs come from the pods.
     fake.set_log(NS, &format!("{object}-pod"), "hello from the pod\n");
     let (status, logs) = app
-        .get("/api/v1/fatman/k8s-adder/1.0.0/logs", Some(&app.admin_token))
+        .get(
+            "/api/v1/fatman/k8s-adder/1.0.0/logs",
+            Some(&app.admin_token),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{logs}");
     assert_eq!(logs["logs"], "hello from the pod\n");
@@ -486,7 +493,11 @@ async fn deploys_reprovisions_and_redeploys_on_kubernetes_with_its_secrets() {
         again["spec"]["template"]["spec"]["containers"][0]["image"],
         K8S_IMAGE
     );
-    assert_eq!(builds.load(Ordering::SeqCst), 1, "a reprovision builds nothing");
+    assert_eq!(
+        builds.load(Ordering::SeqCst),
+        1,
+        "a reprovision builds nothing"
+    );
 
     // A redeploy builds again and keeps the secrets too.
     let (status, body) = app
@@ -572,7 +583,9 @@ async fn api_refusals_fail_the_deployment_and_unknown_targets_are_refused_before
         ),
         "{error}"
     );
-    assert!(fake.object("deployments", NS, &object_name("k8s-crash")).is_none());
+    assert!(fake
+        .object("deployments", NS, &object_name("k8s-crash"))
+        .is_none());
     let built = builds.load(Ordering::SeqCst);
     assert_eq!(built, 3);
 
@@ -625,11 +638,10 @@ async fn an_enabled_target_that_cannot_connect_is_reported_unavailable() {
 fn redis_url() -> Option<String> {
     let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let addr = racetrack_events::RedisAddr::parse(&url).ok()?;
-    let up = addr
-        .socket()
-        .parse()
-        .ok()
-        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok());
+    let up =
+        addr.socket().parse().ok().is_some_and(|a| {
+            std::net::TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok()
+        });
     if up {
         return Some(url);
     }
@@ -771,7 +783,11 @@ async fn moves_between_docker_and_kubernetes() {
     );
     let secret = fake.object("secrets", NS, &object).unwrap();
     assert_eq!(
-        secret["data"].as_object().unwrap().keys().collect::<Vec<_>>(),
+        secret["data"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
         ["AUTH_TOKEN"]
     );
     assert!(docker.get(&first, "1.0.0").await.unwrap().is_none());
@@ -810,7 +826,10 @@ async fn moves_between_docker_and_kubernetes() {
     .await;
     assert_eq!(done["status"], "done", "{done}");
     let second_object = object_name(&second);
-    assert_eq!(fatman_objects(&fake), objects_of(&[&object, &second_object]));
+    assert_eq!(
+        fatman_objects(&fake),
+        objects_of(&[&object, &second_object])
+    );
     let (status, body, warnings) = move_to(&app, &second, "docker").await;
     assert_eq!((status, &body), (StatusCode::OK, &Value::Null));
     assert!(warnings.is_empty(), "{warnings:?}");
