@@ -53,6 +53,27 @@ pub struct DeployInput {
     pub prebuilt_image: Option<String>,
 }
 
+impl DeployInput {
+    /// What a redeploy, reprovision or move of a registered fatman works from: its stored
+    /// manifest, no credentials or build context, forced; the secret runtime env is read back
+    /// from the target when the deployment runs ([`saved_secrets`]).
+    pub fn stored(
+        manifest_yaml: String,
+        manifest: Manifest,
+        prebuilt_image: Option<String>,
+    ) -> Self {
+        DeployInput {
+            manifest,
+            manifest_yaml,
+            git_credentials: None,
+            secrets: SecretVars::default(),
+            build_context: None,
+            force: true,
+            prebuilt_image,
+        }
+    }
+}
+
 impl std::fmt::Debug for DeployInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Credentials and secret values stay out of every log line.

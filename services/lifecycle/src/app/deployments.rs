@@ -197,6 +197,19 @@ pub fn fail_interrupted(conn: &mut DbConnection) -> Result<usize, AppError> {
     Ok(stale.len())
 }
 
+/// The original's concurrency guard: a deployment of the version updated within the last minute
+/// is still running, so another one is refused (409).
+pub fn refuse_ongoing(conn: &mut DbConnection, name: &str, version: &str) -> Result<(), AppError> {
+    let since = racetrack_db::now() - chrono::Duration::seconds(60);
+    match deployments::ongoing(conn, name, version, since)? {
+        Some(ongoing) => Err(AppError::AlreadyExists(format!(
+            "There's already ongoing deployment of fatman {name} {version}, recently updated at {}",
+            ongoing.update_time
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Records a deployment (`Mode::Deploy`) or a build (`Mode::BuildOnly`) of a validated input and
 /// starts it in the background; returns its id at once.
 pub async fn start(
@@ -216,15 +229,7 @@ pub async fn start(
             require_authn(&c)?;
             Some(resolve_target(state, &input.manifest)?.name().to_string())
         };
-        let since = racetrack_db::now() - chrono::Duration::seconds(60);
-        if let Some(ongoing) =
-            deployments::ongoing(conn, &input.manifest.name, &input.manifest.version, since)?
-        {
-            return Err(AppError::AlreadyExists(format!(
-                "There's already ongoing deployment of fatman {} {}, recently updated at {}",
-                input.manifest.name, input.manifest.version, ongoing.update_time
-            )));
-        }
+        refuse_ongoing(conn, &input.manifest.name, &input.manifest.version)?;
         let record = new_record(&c, &input, target.as_deref());
         deployments::insert(conn, &record)?;
         state.requested_deployments.inc();

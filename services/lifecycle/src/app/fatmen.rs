@@ -282,17 +282,8 @@ async fn record_rerun(
             _ => None,
         };
         let target = resolve_target(state, &manifest)?;
-        let input = DeployInput {
-            manifest_yaml: yaml,
-            manifest,
-            git_credentials: None,
-            // Read back from the target when the deployment runs (`deploy::saved_secrets`);
-            // Docker keeps none, so there a fatman runs again without its secret env.
-            secrets: Default::default(),
-            build_context: None,
-            force: true,
-            prebuilt_image,
-        };
+        // Docker keeps no secrets, so there a fatman runs again without its secret env.
+        let input = DeployInput::stored(yaml, manifest, prebuilt_image);
         let record = super::deployments::new_record(&c, &input, Some(target.name()));
         deployments::insert(conn, &record)?;
         Ok((record, input))
@@ -572,22 +563,8 @@ pub async fn move_to(
         let image = deployments::latest_provisioned_image(conn, &n, &v)?.ok_or_else(|| {
             AppError::BadRequest(format!("fatman {n} {v} has no provisioned image to move"))
         })?;
-        let since = racetrack_db::now() - chrono::Duration::seconds(60);
-        if let Some(ongoing) = deployments::ongoing(conn, &n, &v, since)? {
-            return Err(AppError::AlreadyExists(format!(
-                "There's already ongoing deployment of fatman {n} {v}, recently updated at {}",
-                ongoing.update_time
-            )));
-        }
-        let input = DeployInput {
-            manifest_yaml: yaml,
-            manifest,
-            git_credentials: None,
-            secrets: Default::default(),
-            build_context: None,
-            force: true,
-            prebuilt_image: Some(image.clone()),
-        };
+        super::deployments::refuse_ongoing(conn, &n, &v)?;
+        let input = DeployInput::stored(yaml, manifest, Some(image.clone()));
         let record = super::deployments::new_record(&c, &input, Some(to.name()));
         deployments::insert(conn, &record)?;
         Ok((fatman, record.id, input, image, from, to))
