@@ -632,6 +632,31 @@ async fn an_enabled_target_that_cannot_connect_is_reported_unavailable() {
     assert_eq!(builds.load(Ordering::SeqCst), 0);
     let (status, _) = app.get("/api/v1/info", None).await;
     assert_eq!(status, StatusCode::OK);
+
+    // A fatman registered on it can be neither reached nor removed until it is back: 503 each,
+    // and the registry keeps it.
+    app.seed_fatman("k8s-stuck", "1.0.0", None).await;
+    let mut conn = app.db();
+    let mut row = racetrack_db::repo::fatmen::find(&mut conn, "k8s-stuck", "1.0.0")
+        .unwrap()
+        .unwrap();
+    row.infrastructure_target = Some("kubernetes".into());
+    racetrack_db::repo::fatmen::update(&mut conn, &row).unwrap();
+    drop(conn);
+    let path = "/api/v1/fatman/k8s-stuck/1.0.0";
+    for (method, url, body, expected) in [
+        (Method::DELETE, path.to_string(), None, "infrastructure target kubernetes is unavailable, so the fatman cannot be removed from it: "),
+        (Method::GET, format!("{path}/logs"), None, "infrastructure target kubernetes is unavailable: "),
+        (Method::POST, format!("{path}/redeploy"), Some(json!(null)), "infrastructure target kubernetes is unavailable: "),
+        (Method::POST, format!("{path}/move"), Some(json!({"infrastructure_target": "docker"})),
+            "the fatman cannot be taken off its infrastructure target kubernetes: infrastructure target kubernetes is unavailable: "),
+    ] {
+        let (status, body) = app.call(method.clone(), &url, Some(&app.admin_token), body).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{method} {url}: {body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(error.starts_with(expected), "{method} {url}: {error}");
+    }
+    assert_eq!(fatman(&app, "k8s-stuck").await.0, StatusCode::OK);
 }
 
 /// A Redis for event checks: `None` (skip that part) when unreachable outside CI.

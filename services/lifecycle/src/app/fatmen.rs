@@ -202,6 +202,17 @@ pub async fn delete(
     .await?;
     // Gone from the infrastructure first: a registry entry must not vanish while its container runs.
     if fatman.status != FatmanStatus::Lost {
+        // An enabled target that could not be set up may still run the fatman: refused (503)
+        // rather than leaving it running unregistered. A target no longer enabled is skipped.
+        if let Some((name, reason)) = fatman
+            .infrastructure_target
+            .as_deref()
+            .and_then(|t| state.unavailable_targets.get(t).map(|r| (t, r)))
+        {
+            return Err(AppError::Unavailable(format!(
+                "infrastructure target {name} is unavailable, so the fatman cannot be removed from it: {reason}"
+            )));
+        }
         if let Some(target) = fatman
             .infrastructure_target
             .as_deref()
@@ -363,15 +374,16 @@ pub async fn runtime_log(
         authorized(conn, &c, AuthScope::ReadFatman, &n, &v)
     })
     .await?;
-    let target = fatman
-        .infrastructure_target
-        .as_deref()
-        .and_then(|t| state.targets.get(t))
-        .ok_or_else(|| {
-            AppError::BadRequest("the fatman's infrastructure target is not available".into())
-        })?;
+    let target = match fatman.infrastructure_target.as_deref() {
+        Some(name) => super::deployments::target_named(state, name)?,
+        None => {
+            return Err(AppError::BadRequest(
+                "the fatman has no infrastructure target to read logs from".into(),
+            ))
+        }
+    };
     Ok(RuntimeLog {
-        target: target.clone(),
+        target,
         name: fatman.name,
         version: fatman.version,
     })
