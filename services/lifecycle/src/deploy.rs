@@ -611,10 +611,26 @@ pub async fn provision(
         labels: BTreeMap::new(),
         deployment_timestamp: timestamp,
     };
-    let deployed = target
-        .deploy(&spec)
-        .await
-        .map_err(|e| Failed(format!("deploying to {} failed: {e}", target.name())))?;
+    let deployed = match target.deploy(&spec).await {
+        Ok(deployed) => deployed,
+        Err(e) => {
+            // A refused apply may leave part of a new fatman behind (Kubernetes: its Secret and
+            // Service); a registered version is left alone, it may still be serving.
+            let (n, v) = (name.clone(), version.clone());
+            let registered = blocking(state, move |conn, _| {
+                Ok(racetrack_db::repo::fatmen::find(conn, &n, &v)?.is_some())
+            })
+            .await
+            .unwrap_or(true);
+            if !registered {
+                let _ = target.delete(&name, &version).await;
+            }
+            return Err(Failed(format!(
+                "deploying to {} failed: {e}",
+                target.name()
+            )));
+        }
+    };
     if matches!(deployed.status, InfraStatus::Exited | InfraStatus::Error) {
         let reason = deployed.error.clone().unwrap_or_default();
         let _ = target.delete(&name, &version).await;

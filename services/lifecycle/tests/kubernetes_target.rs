@@ -546,6 +546,8 @@ async fn api_refusals_fail_the_deployment_and_unknown_targets_are_refused_before
         "{error}"
     );
     assert_eq!(fatman(&app, "k8s-denied").await.0, StatusCode::NOT_FOUND);
+    // What was applied before the refusal (Secret, Service) is removed again.
+    assert_eq!(fatman_objects(&fake), objects_of(&[]));
 
     // A conflicting owner of the Secret (409).
     fake.fail_next(Method::PATCH, "secrets", 409);
@@ -565,6 +567,7 @@ async fn api_refusals_fail_the_deployment_and_unknown_targets_are_refused_before
         "{error}"
     );
     assert_eq!(fatman(&app, "k8s-conflict").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(fatman_objects(&fake), objects_of(&[]));
 
     // Pods that crash-loop: the deploy fails with the reason and its objects are removed.
     kubelet.set(Pods::CrashLoop);
