@@ -109,13 +109,6 @@ const TELEMETRY_ENV: &[&str] = &[
     racetrack_telemetry::ENV_OTLP_ENDPOINT,
 ];
 
-/// The value the manifests give `INFRASTRUCTURE_TARGET`: Lifecycle's Kubernetes target is being
-/// written (issue 13) and Lifecycle refuses target names it does not know yet. Only that refusal,
-/// by the services in [`PENDING_TARGET_SERVICES`], is tolerated; every other value must be
-/// accepted (the supervisor accepts `kubernetes`).
-const PENDING_TARGET: (&str, &str) = ("INFRASTRUCTURE_TARGET", "kubernetes");
-const PENDING_TARGET_SERVICES: &[&str] = &["lifecycle"];
-
 fn render() -> Option<Vec<Value>> {
     let ok = Command::new("kubectl")
         .args(["version", "--client"])
@@ -280,29 +273,9 @@ fn dev_manifests_match_the_services_configuration() {
         }
 
         // The values are accepted, and give the listening ports.
-        let lookup = |hide: bool| {
-            let env = env.clone();
-            move |k: &str| {
-                let v = env.get(k).cloned();
-                if hide && k == PENDING_TARGET.0 && v.as_deref() == Some(PENDING_TARGET.1) {
-                    return None;
-                }
-                v
-            }
-        };
-        let listening = match (svc.ports)(&lookup(false)) {
+        let lookup = |k: &str| env.get(k).cloned();
+        let listening = match (svc.ports)(&lookup) {
             Ok(p) => p,
-            Err(e)
-                if e.contains(PENDING_TARGET.0) && PENDING_TARGET_SERVICES.contains(&svc.name) =>
-            {
-                match (svc.ports)(&lookup(true)) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        problems.push(problem(format!("configuration refused: {e}")));
-                        continue;
-                    }
-                }
-            }
             Err(e) => {
                 problems.push(problem(format!("configuration refused: {e}")));
                 continue;
