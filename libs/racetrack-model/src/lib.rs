@@ -3,6 +3,7 @@
 
 mod wire;
 
+pub mod ago;
 pub mod audit;
 pub mod manifest;
 pub mod names;
@@ -10,6 +11,7 @@ pub mod scope;
 pub mod status;
 pub mod version;
 
+pub use ago::ago_words;
 pub use audit::{render_audit_event, AuditLogEventType, UnknownEventType};
 pub use manifest::{
     manifest_to_json, manifest_to_yaml, merge_overlay, parse_manifest_json, parse_manifest_yaml,
