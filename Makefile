@@ -46,14 +46,17 @@ registry-clean:
 	cargo run -q -p registry-cleaner --
 
 # --- Images and deployment (docker/README.md) ---------------------------------------------------
-# Nothing can be pulled on the build machines, so the binaries are built here once (one release
+# Nothing can be pulled on the build machines, so the binaries are built here once (one
 # compile for all five images) and each docker/<service>.Dockerfile copies its binary onto the
 # debootstrapped base image.
 REGISTRY ?= 127.0.0.1:5000
 TAG ?= latest
 BASE_IMAGE ?= racetrack/debian-base:bookworm
 SERVICES := lifecycle image-builder lifecycle-supervisor pub dashboard
-RELEASE_DIR := $(or $(CARGO_TARGET_DIR),target)/release
+# PROFILE=debug packs the binaries `cargo build` already made (the compose test in CI does, to
+# spare a release build); images for production use the default.
+PROFILE ?= release
+BIN_DIR := $(or $(CARGO_TARGET_DIR),target)/$(if $(filter release,$(PROFILE)),release,debug)
 DOCKER_CONTEXT := $(or $(CARGO_TARGET_DIR),target)/docker-context
 COMPOSE_PROJECT ?= racetrack
 COMPOSE := docker-compose -f docker/compose.yaml -p $(COMPOSE_PROJECT)
@@ -65,9 +68,9 @@ base-images:
 	bash scripts/base-images.sh
 
 docker-build:
-	cargo build --release --workspace --bins
+	cargo build $(if $(filter release,$(PROFILE)),--release) --workspace --bins
 	rm -rf $(DOCKER_CONTEXT) && mkdir -p $(DOCKER_CONTEXT)/bin
-	cp $(foreach s,$(SERVICES),$(RELEASE_DIR)/$(s)) $(DOCKER_CONTEXT)/bin/
+	cp $(foreach s,$(SERVICES),$(BIN_DIR)/$(s)) $(DOCKER_CONTEXT)/bin/
 	cp docker/*.sh $(DOCKER_CONTEXT)/
 	tar -C . --exclude=tests --exclude=__pycache__ -cf - job-types | tar -C $(DOCKER_CONTEXT) -xf -
 	@for s in $(SERVICES); do \

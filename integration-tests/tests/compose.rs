@@ -1,5 +1,5 @@
-//! The production path on one host: `make docker-push` (one release build, five images pushed to
-//! the local registry), `make compose-up` (the platform from those images with Postgres and
+//! The production path on one host: `make docker-push` (five images of the host's binaries pushed
+//! to the local registry), `make compose-up` (the platform from those images with Postgres and
 //! Redis), a deploy of the sample adder through Lifecycle's REST API and a call through PUB, then
 //! `make compose-down`, also when something fails. Own project name, ports and fatman network, so
 //! it can run beside the other tests. See docker/README.md.
@@ -119,10 +119,9 @@ async fn wait_ok(client: &reqwest::Client, url: &str, timeout: Duration) {
     }
 }
 
-// Opt-in for now: `make docker-push` is a release build of the whole workspace (~12 minutes cold
-// on two cores), more than CI's budget allows beside everything else. Run it with
-// `cargo nextest run -p integration-tests --test compose --run-ignored only`.
-#[ignore = "a release build of the workspace; run with --run-ignored only"]
+// The images hold the debug binaries the workspace build already made (`PROFILE=debug`), so
+// the test costs no release build; `COMPOSE_TEST_PROFILE=release` packs release binaries as
+// `make docker-push` does by default.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compose_platform_deploys_and_serves_the_adder() {
     if !(require("the Docker engine", docker_ok())
@@ -176,9 +175,13 @@ async fn compose_platform_deploys_and_serves_the_adder() {
         ("ADMIN_PASSWORD".into(), ADMIN.into()),
         ("REGISTRY".into(), "127.0.0.1:5000".into()),
         ("TAG".into(), "latest".into()),
+        (
+            "PROFILE".into(),
+            std::env::var("COMPOSE_TEST_PROFILE").unwrap_or_else(|_| "debug".into()),
+        ),
     ]);
 
-    // The images: a release build on the host, then `docker build` and `docker push`.
+    // The images: the host's binaries, then `docker build` and `docker push`.
     make("docker-push", &env, 3600).unwrap();
     let _guard = ComposeGuard {
         env: env.clone(),
