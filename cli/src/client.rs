@@ -157,9 +157,7 @@ impl Lifecycle {
             return Ok(Value::Null);
         }
         serde_json::from_str(&text).map_err(|e| {
-            CliError::Other(format!(
-                "{context}: expected a JSON answer from {url}: {e}"
-            ))
+            CliError::Other(format!("{context}: expected a JSON answer from {url}: {e}"))
         })
     }
 }

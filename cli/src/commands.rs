@@ -522,7 +522,9 @@ pub async fn run_local(
     if status.success() || status.code() == Some(130) {
         Ok(())
     } else {
-        Err(CliError::Other(format!("the fatman's container exited with {status}")))
+        Err(CliError::Other(format!(
+            "the fatman's container exited with {status}"
+        )))
     }
 }
 
@@ -552,7 +554,13 @@ fn run_local_env(
     for k in build.keys().chain(secrets[0].keys()) {
         env.insert(k.clone(), String::new());
     }
-    for (k, v) in m.runtime_env.clone().unwrap_or_default().iter().chain(&secrets[1]) {
+    for (k, v) in m
+        .runtime_env
+        .clone()
+        .unwrap_or_default()
+        .iter()
+        .chain(&secrets[1])
+    {
         env.insert(k.clone(), v.clone());
     }
     env.insert("FATMAN_NAME".into(), m.name.clone());
@@ -581,7 +589,7 @@ mod tests {
             "NAME    VERSION   STATUS    INFRASTRUCTURE   PUB URL\nadder   0.0.1     RUNNING   docker           http://p/pub/fatman/adder/0.0.1\n"
         );
         let t = list_table(fatmen.as_array().unwrap(), &[Column::All], 1000 + 120);
-        assert!(t.starts_with("NAME    VERSION   STATUS    INFRASTRUCTURE   DEPLOYED BY   UPDATED AT       LAST CALL AT   PUB URL\n"), "{t}");
+        assert!(t.starts_with("NAME    VERSION   STATUS    INFRASTRUCTURE   DEPLOYED BY   UPDATED AT      LAST CALL AT   PUB URL\n"), "{t}");
         assert!(t.contains("2 minutes ago"), "{t}");
         assert!(t.contains("never"), "{t}");
     }
@@ -589,7 +597,10 @@ mod tests {
     #[test]
     fn pub_base_from_a_fatman() {
         let fatmen = json!([{"name": "adder", "version": "1.0.0", "pub_url": "http://h:1/pub/fatman/adder/1.0.0"}]);
-        assert_eq!(pub_base(&fatmen, "adder").as_deref(), Some("http://h:1/pub"));
+        assert_eq!(
+            pub_base(&fatmen, "adder").as_deref(),
+            Some("http://h:1/pub")
+        );
         assert_eq!(pub_base(&fatmen, "other"), None);
     }
 
@@ -602,7 +613,9 @@ mod tests {
         m.version = "1.0.0".into();
         let secrets = [
             [("SB".to_string(), "s".to_string())].into_iter().collect(),
-            [("S".to_string(), "secret".to_string())].into_iter().collect(),
+            [("S".to_string(), "secret".to_string())]
+                .into_iter()
+                .collect(),
         ];
         let env: std::collections::BTreeMap<_, _> =
             run_local_env(&m, &secrets, 42).into_iter().collect();

@@ -69,9 +69,7 @@ pub fn config_path() -> Result<PathBuf> {
     let home = std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
         .ok_or_else(|| {
-            CliError::Invalid(
-                "HOME is not set: cannot locate ~/.racetrack/config.yaml".to_string(),
-            )
+            CliError::Invalid("HOME is not set: cannot locate ~/.racetrack/config.yaml".to_string())
         })?;
     Ok(Path::new(&home).join(".racetrack").join("config.yaml"))
 }
@@ -173,7 +171,7 @@ fn sorted(value: Value) -> Value {
         Value::Mapping(map) => {
             let mut entries: Vec<(Value, Value)> =
                 map.into_iter().map(|(k, v)| (k, sorted(v))).collect();
-            entries.sort_by(|(a, _), (b, _)| key_text(a).cmp(&key_text(b)));
+            entries.sort_by_key(|(k, _)| key_text(k));
             Value::Mapping(entries.into_iter().collect())
         }
         other => other,
@@ -265,9 +263,15 @@ mod tests {
             (None, "http://localhost:7002/lifecycle"),
             (Some("http://test-cluster"), "http://test-cluster/lifecycle"),
             (Some("test-cluster"), "https://test-cluster/lifecycle"),
-            (Some("test-cluster/lifecycle"), "https://test-cluster/lifecycle"),
+            (
+                Some("test-cluster/lifecycle"),
+                "https://test-cluster/lifecycle",
+            ),
             (Some("http://test-cluster/"), "http://test-cluster/"),
-            (Some("test-cluster:7002"), "https://test-cluster:7002/lifecycle"),
+            (
+                Some("test-cluster:7002"),
+                "https://test-cluster:7002/lifecycle",
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(c.resolve_remote(input), want, "{input:?}");
@@ -304,10 +308,7 @@ mod tests {
         c.git_credentials
             .insert("https://github.com/org/repo".into(), cred("path"));
         let user = |remote: &str| c.git_credentials_for(remote).map(|c| c.username.clone());
-        assert_eq!(
-            user("https://github.com/org/repo").as_deref(),
-            Some("path")
-        );
+        assert_eq!(user("https://github.com/org/repo").as_deref(), Some("path"));
         assert_eq!(
             user("https://github.com/org/other").as_deref(),
             Some("scheme-host")

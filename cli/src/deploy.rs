@@ -167,10 +167,7 @@ pub async fn deploy(config: &ClientConfig, args: DeployArgs<'_>) -> Result<Value
     ));
     let body = payload::deploy_payload(&loaded, config, &lc.url, args.build_context, args.force)?;
     if let Some(ctx) = body.get("build_context").and_then(Value::as_str) {
-        output::debug(&format!(
-            "build context: {} bytes (base64)",
-            ctx.len()
-        ));
+        output::debug(&format!("build context: {} bytes (base64)", ctx.len()));
     }
     let endpoint = if args.build_only {
         "/api/v1/build"
@@ -193,7 +190,11 @@ pub async fn deploy(config: &ClientConfig, args: DeployArgs<'_>) -> Result<Value
     let id = started
         .get("id")
         .and_then(Value::as_str)
-        .ok_or_else(|| CliError::Other(format!("Lifecycle answered without a deployment id: {started}")))?
+        .ok_or_else(|| {
+            CliError::Other(format!(
+                "Lifecycle answered without a deployment id: {started}"
+            ))
+        })?
         .to_string();
     output::info(&format!("job deployment requested: {id}"));
 
@@ -217,10 +218,7 @@ pub async fn deploy(config: &ClientConfig, args: DeployArgs<'_>) -> Result<Value
         match status.as_str() {
             "done" => {
                 progress.finish();
-                output::info(&format!(
-                    "deployment finished in {}s",
-                    progress.elapsed()
-                ));
+                output::info(&format!("deployment finished in {}s", progress.elapsed()));
                 return Ok(deployment);
             }
             "failed" => {

@@ -25,7 +25,10 @@ mod tests {
     #[test]
     fn only_what_is_new() {
         // The window slid by two lines.
-        assert_eq!(new_lines(&lines("a b c d"), &lines("c d e f")), lines("e f"));
+        assert_eq!(
+            new_lines(&lines("a b c d"), &lines("c d e f")),
+            lines("e f")
+        );
         // The log is shorter than the window and grew.
         assert_eq!(new_lines(&lines("a b"), &lines("a b c")), lines("c"));
         // Nothing new.

@@ -66,7 +66,9 @@ fn match_parts(pattern: &[String], path: &[&str]) -> bool {
             (0..=path.len()).any(|skip| match_parts(rest, &path[skip..]))
         }
         Some((first, rest)) => match path.split_first() {
-            Some((head, tail)) => wildcard(first.as_bytes(), head.as_bytes()) && match_parts(rest, tail),
+            Some((head, tail)) => {
+                wildcard(first.as_bytes(), head.as_bytes()) && match_parts(rest, tail)
+            }
             None => false,
         },
     }
@@ -95,7 +97,10 @@ mod tests {
         assert!(ig.is_excluded("data/big.bin"));
         assert!(ig.is_excluded("x.csv"));
         assert!(!ig.is_excluded("keep.csv"));
-        assert!(!ig.is_excluded("sub/x.csv"), "patterns are anchored at the root");
+        assert!(
+            !ig.is_excluded("sub/x.csv"),
+            "patterns are anchored at the root"
+        );
         assert!(ig.is_excluded("a/b/__pycache__/m.pyc"));
         assert!(ig.is_excluded(".git/config"));
         assert!(ig.is_excluded("venv/bin/python"));

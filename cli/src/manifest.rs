@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use racetrack_model::{ManifestError, Manifest};
+use racetrack_model::{Manifest, ManifestError};
 use serde_yaml::Value;
 
 use crate::error::{CliError, Result};

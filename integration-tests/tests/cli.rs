@@ -152,11 +152,7 @@ fn bad_input_is_refused_with_the_reason_and_its_exit_code() {
     let r = cli
         .run(&["list", "--remote", &url])
         .fails_with(EXIT_UNREACHABLE, &format!("{url}/lifecycle/api/v1/info"));
-    assert!(
-        r.stderr.to_lowercase().contains("refused"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.to_lowercase().contains("refused"), "{}", r.stderr);
     // Usage errors.
     assert_eq!(cli.run(&["delete", "x"]).code, EXIT_INVALID);
     assert_eq!(cli.run(&["list", "-c", "colour"]).code, EXIT_INVALID);
@@ -249,8 +245,9 @@ async fn deploy_list_logs_call_follow_delete() {
         .ok();
     let pub_url = format!("http://127.0.0.1:{}/pub/fatman/{name}/0.0.1", p.pub_port);
     assert!(
-        r.stderr
-            .contains(&format!("Fatman \"{name}\" has been deployed. Check out {pub_url}")),
+        r.stderr.contains(&format!(
+            "Fatman \"{name}\" has been deployed. Check out {pub_url}"
+        )),
         "{}",
         r.stderr
     );
@@ -358,15 +355,25 @@ async fn deploy_list_logs_call_follow_delete() {
     }
     // ... which .dockerignore fixes.
     std::fs::write(big.join(".dockerignore"), "data.bin\n").unwrap();
-    cli.run(&["deploy", &big_arg, "--build-context", "local"]).ok();
+    cli.run(&["deploy", &big_arg, "--build-context", "local"])
+        .ok();
 
     // A failing build: non-zero, the reason and the log's tail.
     let bad_name = unique("cli-bad");
     let bad = sample_copy("python-bad-requirements", &bad_name, work.path());
     let r = cli
-        .run(&["deploy", &bad.display().to_string(), "--build-context", "local"])
+        .run(&[
+            "deploy",
+            &bad.display().to_string(),
+            "--build-context",
+            "local",
+        ])
         .fails_with(EXIT_DEPLOYMENT_FAILED, "deployment error");
-    assert!(r.stderr.contains("last lines of the build log"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("last lines of the build log"),
+        "{}",
+        r.stderr
+    );
     assert!(!r.stdout.trim().is_empty(), "no build log tail printed");
 
     // Delete, then it is gone.

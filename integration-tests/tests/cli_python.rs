@@ -112,7 +112,13 @@ async fn original_python_client_and_shared_config() {
 
     // Config written by the original, read by ours.
     c.py(&["set", "alias", "far", "https://far.example.com/lifecycle/"]);
-    c.py(&["set", "credentials", "https://github.com", "alice", "ghp_secret"]);
+    c.py(&[
+        "set",
+        "credentials",
+        "https://github.com",
+        "alice",
+        "ghp_secret",
+    ]);
     c.py(&["set", "remote", "far"]);
     let (_, err) = c.ours(&["get", "remote"]);
     assert!(
@@ -121,7 +127,10 @@ async fn original_python_client_and_shared_config() {
     );
     let (out, _) = c.ours(&["get", "config", "-o", "json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["git_credentials"]["https://github.com"]["password"], "ghp_secret");
+    assert_eq!(
+        v["git_credentials"]["https://github.com"]["password"],
+        "ghp_secret"
+    );
     let written_by_python = c.config();
 
     // Config written by ours, read by the original.
@@ -133,7 +142,10 @@ async fn original_python_client_and_shared_config() {
         "{text}"
     );
     let text = c.py(&["get", "config"]);
-    assert!(text.contains("ghp_secret") && text.contains("far:"), "{text}");
+    assert!(
+        text.contains("ghp_secret") && text.contains("far:"),
+        "{text}"
+    );
     // Ours only changed what it was asked to.
     assert_eq!(
         c.config()
@@ -149,7 +161,9 @@ async fn original_python_client_and_shared_config() {
     let resolved = format!("{remote}/lifecycle");
     let text = c.py(&["login", &p.admin_token, "--remote", &remote]);
     assert!(text.contains("Logged as user admin"), "{text}");
-    assert!(c.config().contains(&format!("{resolved}: {}", p.admin_token)));
+    assert!(c
+        .config()
+        .contains(&format!("{resolved}: {}", p.admin_token)));
     // Ours uses the token the original stored.
     let (out, _) = c.ours(&["list", "--remote", &remote, "-o", "json"]);
     assert_eq!(out.trim(), "[]");
