@@ -253,10 +253,6 @@ async fn deploy_list_logs_call_follow_delete() {
     );
     assert!(r.stderr.contains("deployment in progress"), "{}", r.stderr);
 
-    // A second deploy of the same version is refused (without --force).
-    cli.run(&["deploy", &dir_arg, "--build-context", "local"])
-        .fails_with(EXIT_DEPLOYMENT_FAILED, "deployment error");
-
     let r = cli.run(&["list", "-c", "all"]).ok();
     let header = r.stdout.lines().next().unwrap_or_default().to_string();
     assert!(
@@ -290,6 +286,11 @@ async fn deploy_list_logs_call_follow_delete() {
     assert!(!r.stdout.trim().is_empty(), "{}", r.stderr);
     let r = cli.run(&["logs", &name, "--tail", "50"]).ok();
     assert!(r.stderr.contains("Viewing the latest logs"), "{}", r.stderr);
+
+    // A second deploy of the same version is refused (without --force); it
+    // becomes the latest deployment, so build logs are read before.
+    cli.run(&["deploy", &dir_arg, "--build-context", "local"])
+        .fails_with(EXIT_DEPLOYMENT_FAILED, "deployment error");
 
     // Follow: a call made after it started shows up.
     let mut child = cli
@@ -337,8 +338,15 @@ async fn deploy_list_logs_call_follow_delete() {
 
     // A build context larger than the server takes: the limit and how to shrink it.
     let big = sample_copy("python-class", &unique("cli-big"), work.path());
-    let noise: Vec<u8> = (0..2_000_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+    // Incompressible (xorshift), so gzip cannot bring it under the limit.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let noise: Vec<u8> = (0..2_000_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 32) as u8
+        })
         .collect();
     std::fs::write(big.join("data.bin"), &noise).unwrap();
     let big_arg = big.display().to_string();
