@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use racetrack_model::DeploymentStatus;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -210,18 +211,21 @@ pub async fn deploy(config: &ClientConfig, args: DeployArgs<'_>) -> Result<Value
         if let Some(f) = follower.as_mut() {
             f.poll(&lc, &name, &version).await;
         }
+        // Case-insensitive, as the original client read it.
         let status = deployment
             .get("status")
             .and_then(Value::as_str)
             .unwrap_or_default()
-            .to_ascii_lowercase();
-        match status.as_str() {
-            "done" => {
+            .to_ascii_lowercase()
+            .parse::<DeploymentStatus>()
+            .ok();
+        match status {
+            Some(DeploymentStatus::Done) => {
                 progress.finish();
                 output::info(&format!("deployment finished in {}s", progress.elapsed()));
                 return Ok(deployment);
             }
-            "failed" => {
+            Some(DeploymentStatus::Failed) => {
                 progress.finish();
                 let error = deployment
                     .get("error")
