@@ -7,7 +7,6 @@ mod config;
 mod deploy;
 mod error;
 mod follow;
-mod ignore;
 mod manifest;
 mod output;
 mod payload;

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use base64::Engine;
+use racetrack_model::dockerignore::{DockerIgnore, DOCKERIGNORE};
 use serde_json::{json, Value};
 
 use crate::config::{url_host, ClientConfig};
 use crate::error::{CliError, Result};
-use crate::ignore::{Ignore, IGNORE_FILE};
 use crate::manifest::{self, Loaded};
 
 /// The gzipped tar of the files inside `workdir` (paths relative to it) less what its
@@ -21,13 +21,14 @@ pub fn build_context(workdir: &Path) -> Result<String> {
             workdir.display()
         ))
     };
-    let ignore = match std::fs::read_to_string(workdir.join(IGNORE_FILE)) {
-        Ok(text) => Ignore::parse(&text),
-        Err(_) => Ignore::empty(),
-    };
+    let ignore = std::fs::read_to_string(workdir.join(DOCKERIGNORE))
+        .map(|text| DockerIgnore::parse(&text))
+        .unwrap_or_default();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     {
         let mut tar = tar::Builder::new(&mut gz);
+        // Links stay links: nothing outside the directory is read into the context.
+        tar.follow_symlinks(false);
         add_dir(&mut tar, workdir, "", &ignore).map_err(fail)?;
         tar.finish().map_err(fail)?;
     }
@@ -39,7 +40,7 @@ fn add_dir<W: std::io::Write>(
     tar: &mut tar::Builder<W>,
     dir: &Path,
     prefix: &str,
-    ignore: &Ignore,
+    ignore: &DockerIgnore,
 ) -> std::io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<std::io::Result<_>>()?;
     entries.sort_by_key(|e| e.file_name());
@@ -51,9 +52,7 @@ fn add_dir<W: std::io::Write>(
             format!("{prefix}/{name}")
         };
         let excluded = ignore.is_excluded(&rel);
-        // Follows symlinks, as the original's tar did.
-        let meta = std::fs::metadata(entry.path())?;
-        if meta.is_dir() {
+        if entry.file_type()?.is_dir() {
             if excluded && !ignore.has_exceptions() {
                 continue;
             }
@@ -175,16 +174,22 @@ mod tests {
         std::fs::create_dir(dir.path().join("data")).unwrap();
         std::fs::write(dir.path().join("data/huge.bin"), "x").unwrap();
         std::fs::write(dir.path().join(".dockerignore"), "data\n").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("link")).unwrap();
         let encoded = build_context(dir.path()).unwrap();
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(encoded)
             .unwrap();
         let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
-        let names: Vec<String> = archive
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap().path().unwrap().display().to_string())
-            .collect();
+        let mut names = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.path().unwrap().display().to_string();
+            if name == "link" {
+                assert_eq!(entry.header().entry_type(), tar::EntryType::Symlink);
+            }
+            names.push(name);
+        }
         assert!(names.iter().any(|n| n.ends_with("a.py")), "{names:?}");
         assert!(names.iter().any(|n| n.ends_with("sub/b.txt")), "{names:?}");
         assert!(!names.iter().any(|n| n.contains("data")), "{names:?}");

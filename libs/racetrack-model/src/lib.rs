@@ -5,6 +5,7 @@ mod wire;
 
 pub mod ago;
 pub mod audit;
+pub mod dockerignore;
 pub mod manifest;
 pub mod names;
 pub mod scope;
