@@ -58,6 +58,8 @@ pub const DEFAULT_START_GRACE: Duration = Duration::from_secs(2);
 const ERROR_LOG_LINES: usize = 20;
 const STATE_POLL: Duration = Duration::from_millis(250);
 
+/// Starts tried while duplicate networks of one name exist (see `DockerTarget::start`).
+const AMBIGUOUS_NETWORK_RETRIES: usize = 5;
 /// Serialises network creation within the process (concurrent creates would make duplicates).
 static NETWORK_LOCK: Mutex<()> = Mutex::const_new(());
 
@@ -530,6 +532,29 @@ impl DockerTarget {
         Ok(String::from_utf8_lossy(&out).into_owned())
     }
 
+    /// Starts the container. The engine attaches it by network *name*, so while another process
+    /// is between creating a duplicate network and removing it (see [`Self::ensure_network`])
+    /// the start fails as ambiguous; it is tried again once the duplicates are gone.
+    async fn start(&self, docker: &Docker, resource: &str) -> Result<(), InfraError> {
+        let mut attempt = 0;
+        loop {
+            match docker.start_container(resource, None).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    let e = docker_error(&format!("starting container {resource}"), e);
+                    attempt += 1;
+                    if attempt >= AMBIGUOUS_NETWORK_RETRIES || !e.message().contains("is ambiguous")
+                    {
+                        return Err(e);
+                    }
+                    tracing::warn!(fatman = %resource, error = %e, "network name ambiguous; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    self.ensure_network(docker).await?;
+                }
+            }
+        }
+    }
+
     fn create_body(
         &self,
         spec: &FatmanSpec,
@@ -640,8 +665,8 @@ impl InfrastructureTarget for DockerTarget {
             "created container"
         );
 
-        if let Err(e) = docker.start_container(&resource, None).await {
-            let e = scrub(docker_error(&format!("starting container {resource}"), e));
+        if let Err(e) = self.start(docker, &resource).await {
+            let e = scrub(e);
             if matches!(e, InfraError::Unavailable(_) | InfraError::Timeout(_)) {
                 return Err(e);
             }

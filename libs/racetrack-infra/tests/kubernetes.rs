@@ -3,14 +3,13 @@
 //! logs, and how API failures surface.
 #![cfg(feature = "kubernetes")]
 
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine as _;
-use racetrack_infra::testing::fake_kube::FakeKube;
 use futures_util::StreamExt;
 use hyper::Method;
+use racetrack_infra::testing::fake_kube::FakeKube;
 use racetrack_infra::{
     FatmanSpec, InfraError, InfraStatus, InfrastructureTarget, KubernetesTarget,
     KubernetesTargetConfig, LABEL_DEPLOYMENT_TIMESTAMP, NETWORK_POLICY_NAME,

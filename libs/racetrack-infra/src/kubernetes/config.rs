@@ -53,8 +53,16 @@ impl KubernetesTargetConfig {
             image_pull_policy,
             image_pull_secret: env.string("K8S_IMAGE_PULL_SECRET"),
             resources: ResourceDefaults {
-                memory_min_bytes: memory(env, "DEFAULT_FATMAN_MEMORY_MIN", resources.memory_min_bytes)?,
-                memory_max_bytes: memory(env, "DEFAULT_FATMAN_MEMORY_MAX", resources.memory_max_bytes)?,
+                memory_min_bytes: memory(
+                    env,
+                    "DEFAULT_FATMAN_MEMORY_MIN",
+                    resources.memory_min_bytes,
+                )?,
+                memory_max_bytes: memory(
+                    env,
+                    "DEFAULT_FATMAN_MEMORY_MAX",
+                    resources.memory_max_bytes,
+                )?,
                 cpu_min: cpu(env, "DEFAULT_FATMAN_CPU_MIN")?.unwrap_or(resources.cpu_min),
                 cpu_max: cpu(env, "DEFAULT_FATMAN_CPU_MAX")?.unwrap_or(resources.cpu_max),
                 memory_max_limit_bytes: memory(
@@ -96,16 +104,16 @@ fn memory<F: Fn(&str) -> Option<String>>(
     match env.string(var) {
         None => Ok(default),
         Some(text) => parse_size(&text).filter(|b| *b > 0).ok_or_else(|| {
-            ConfigError::new(var, format!("must be a size like 256Mi or 1Gi, got {text:?}"))
+            ConfigError::new(
+                var,
+                format!("must be a size like 256Mi or 1Gi, got {text:?}"),
+            )
         }),
     }
 }
 
 /// Cores as Kubernetes writes them: `0.5`, `2`, or millicores `500m`.
-fn cpu<F: Fn(&str) -> Option<String>>(
-    env: &Env<F>,
-    var: &str,
-) -> Result<Option<f64>, ConfigError> {
+fn cpu<F: Fn(&str) -> Option<String>>(env: &Env<F>, var: &str) -> Result<Option<f64>, ConfigError> {
     let Some(text) = env.string(var) else {
         return Ok(None);
     };
@@ -169,7 +177,10 @@ mod tests {
     fn values_are_parsed() {
         let c = read(&[
             ("FATMAN_K8S_NAMESPACE", "fatmen"),
-            ("K8S_PUB_SELECTOR", "app=racetrack, app.kubernetes.io/name=pub"),
+            (
+                "K8S_PUB_SELECTOR",
+                "app=racetrack, app.kubernetes.io/name=pub",
+            ),
             ("K8S_PUB_NAMESPACE", "racetrack"),
             ("K8S_IMAGE_PULL_POLICY", "IfNotPresent"),
             ("DEFAULT_FATMAN_MEMORY_MIN", "128Mi"),
