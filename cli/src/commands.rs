@@ -178,54 +178,50 @@ async fn follow_logs(lc: &Lifecycle, kind: &str, name: &str, version: &str) -> R
     }
 }
 
-pub async fn logs(
-    format: Format,
-    remote: Option<&str>,
-    name: &str,
-    version: &str,
-    tail: u32,
-    follow: bool,
-) -> Result<()> {
-    let config = ClientConfig::load()?;
-    let lc = Lifecycle::connect(&config, remote).await?;
-    output::info(&format!(
-        "Retrieving runtime logs of fatman \"{name}\" v{version} from {}...",
-        lc.url
-    ));
-    let v = lc
-        .get(&logs_path("logs", name, version, tail), "fetching logs")
-        .await?;
-    if let Some(text) = output::structured(format, &v) {
-        output::print(&text);
-        return Ok(());
-    }
-    let text = logs_text(&v);
-    output::info(&format!(
-        "Viewing the latest logs from fatman \"{name}\" v{version} below ({} lines):",
-        text.lines().count()
-    ));
-    output::print("---");
-    output::print(&text);
-    if follow {
-        follow_logs(&lc, "logs", name, version).await?;
-    }
-    Ok(())
+/// Which log `logs` and `build-logs` show.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum LogKind {
+    Runtime,
+    Build,
 }
 
-pub async fn build_logs(
-    format: Format,
-    remote: Option<&str>,
-    name: &str,
-    version: &str,
-    tail: u32,
-    follow: bool,
-) -> Result<()> {
+impl LogKind {
+    fn path(self) -> &'static str {
+        match self {
+            LogKind::Runtime => "logs",
+            LogKind::Build => "build-logs",
+        }
+    }
+}
+
+pub struct LogArgs<'a> {
+    pub kind: LogKind,
+    pub name: &'a str,
+    pub version: &'a str,
+    pub tail: u32,
+    pub follow: bool,
+}
+
+pub async fn logs(format: Format, remote: Option<&str>, args: LogArgs<'_>) -> Result<()> {
+    let LogArgs {
+        kind,
+        name,
+        version,
+        tail,
+        follow,
+    } = args;
     let config = ClientConfig::load()?;
     let lc = Lifecycle::connect(&config, remote).await?;
+    if kind == LogKind::Runtime {
+        output::info(&format!(
+            "Retrieving runtime logs of fatman \"{name}\" v{version} from {}...",
+            lc.url
+        ));
+    }
     let v = lc
         .get(
-            &logs_path("build-logs", name, version, tail),
-            "fetching build logs",
+            &logs_path(kind.path(), name, version, tail),
+            "fetching logs",
         )
         .await?;
     if let Some(text) = output::structured(format, &v) {
@@ -233,13 +229,21 @@ pub async fn build_logs(
         return Ok(());
     }
     let text = logs_text(&v);
-    output::info(&format!(
-        "Recent build logs of \"{name}\" fatman ({} lines):",
-        text.lines().count()
-    ));
+    let count = text.lines().count();
+    match kind {
+        LogKind::Runtime => {
+            output::info(&format!(
+                "Viewing the latest logs from fatman \"{name}\" v{version} below ({count} lines):"
+            ));
+            output::print("---");
+        }
+        LogKind::Build => output::info(&format!(
+            "Recent build logs of \"{name}\" fatman ({count} lines):"
+        )),
+    }
     output::print(&text);
     if follow {
-        follow_logs(&lc, "build-logs", name, version).await?;
+        follow_logs(&lc, kind.path(), name, version).await?;
     }
     Ok(())
 }

@@ -227,13 +227,31 @@ async fn run(cli: Cli) -> error::Result<()> {
             version,
             tail,
             follow,
-        } => commands::logs(format, remote, &name, &version, tail, follow).await,
+        } => {
+            let args = commands::LogArgs {
+                kind: commands::LogKind::Runtime,
+                name: &name,
+                version: &version,
+                tail,
+                follow,
+            };
+            commands::logs(format, remote, args).await
+        }
         Command::BuildLogs {
             name,
             version,
             tail,
             follow,
-        } => commands::build_logs(format, remote, &name, &version, tail, follow).await,
+        } => {
+            let args = commands::LogArgs {
+                kind: commands::LogKind::Build,
+                name: &name,
+                version: &version,
+                tail,
+                follow,
+            };
+            commands::logs(format, remote, args).await
+        }
         Command::Delete { name, version } => commands::delete(remote, &name, &version).await,
         Command::Move {
             name,

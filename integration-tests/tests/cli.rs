@@ -351,6 +351,7 @@ async fn deploy_list_logs_call_follow_delete() {
     std::fs::write(big.join("data.bin"), &noise).unwrap();
     let big_arg = big.display().to_string();
     let r = cli.run(&["deploy", &big_arg, "--build-context", "local"]);
+    println!("too large a build context:\n{}", r.stderr);
     assert!(
         r.code == EXIT_INVALID || r.code == EXIT_UNREACHABLE,
         "exit {}: {}",
