@@ -11,6 +11,7 @@ use crate::config::{trim_alias_url, ClientConfig, Credentials};
 use crate::deploy::{self, DeployArgs};
 use crate::error::{CliError, Result};
 use crate::follow::new_lines;
+use crate::interrupt::Interrupt;
 use crate::manifest;
 use crate::output::{self, Format};
 use crate::payload::BuildContextMode;
@@ -152,8 +153,7 @@ fn logs_path(kind: &str, name: &str, version: &str, tail: u32) -> String {
 /// Prints new lines of a log every second until Ctrl-C.
 async fn follow_logs(lc: &Lifecycle, kind: &str, name: &str, version: &str) -> Result<()> {
     let mut seen: Vec<String> = Vec::new();
-    let interrupted = tokio::signal::ctrl_c();
-    tokio::pin!(interrupted);
+    let mut interrupt = Interrupt::listen()?;
     let mut first = true;
     loop {
         let v = lc
@@ -173,7 +173,7 @@ async fn follow_logs(lc: &Lifecycle, kind: &str, name: &str, version: &str) -> R
         seen = lines;
         tokio::select! {
             _ = tokio::time::sleep(FOLLOW_EVERY) => {}
-            _ = &mut interrupted => return Ok(()),
+            _ = interrupt.recv() => return Ok(()),
         }
     }
 }

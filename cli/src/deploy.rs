@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::client::Lifecycle;
 use crate::config::ClientConfig;
 use crate::error::{CliError, Result};
+use crate::interrupt::Interrupt;
 use crate::manifest;
 use crate::output;
 use crate::payload::{self, BuildContextMode};
@@ -197,13 +198,13 @@ pub async fn deploy(config: &ClientConfig, args: DeployArgs<'_>) -> Result<Value
             ))
         })?
         .to_string();
+    // From here on Ctrl-C only stops the watching (a Ctrl-C during a request is seen after it).
+    let mut interrupt = Interrupt::listen()?;
     output::info(&format!("job deployment requested: {id}"));
 
     let mut progress = Progress::start();
     let mut follower = args.follow.then_some(LogFollower { printed: 0 });
     let mut backoff = Backoff::new(3);
-    let interrupted = tokio::signal::ctrl_c();
-    tokio::pin!(interrupted);
     loop {
         let deployment = lc
             .get(&format!("/api/v1/deploy/{id}"), "checking the deployment")
@@ -252,7 +253,7 @@ pub async fn deploy(config: &ClientConfig, args: DeployArgs<'_>) -> Result<Value
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff.next_delay()) => {}
-            _ = &mut interrupted => {
+            _ = interrupt.recv() => {
                 progress.finish();
                 return Err(CliError::Interrupted(format!(
                     "stopped watching; deployment {id} goes on at {}. Follow it with: racetrack build-logs {name} --version {version} --follow --remote {}; see the result with: racetrack list --remote {}",

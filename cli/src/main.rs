@@ -7,6 +7,7 @@ mod config;
 mod deploy;
 mod error;
 mod follow;
+mod interrupt;
 mod manifest;
 mod output;
 mod payload;

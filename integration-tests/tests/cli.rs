@@ -362,10 +362,68 @@ async fn deploy_list_logs_call_follow_delete() {
     if r.code == EXIT_INVALID {
         assert!(r.stderr.contains("1000000 bytes"), "{}", r.stderr);
     }
-    // ... which .dockerignore fixes.
+    // ... which .dockerignore fixes. Ctrl-C while it deploys: the deployment goes on, and the
+    // CLI says how to follow it.
     std::fs::write(big.join(".dockerignore"), "data.bin\n").unwrap();
-    cli.run(&["deploy", &big_arg, "--build-context", "local"])
-        .ok();
+    let mut child = cli
+        .command(&["deploy", &big_arg, "--build-context", "local"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut said = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
+        let requested = line.contains("job deployment requested");
+        said.push(line);
+        if requested {
+            break;
+        }
+    }
+    assert!(
+        said.last()
+            .is_some_and(|l| l.contains("job deployment requested")),
+        "{said:?}"
+    );
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    said.extend(rx.iter());
+    let said = said.join("\n");
+    assert_eq!(status.code(), Some(130), "{said}");
+    assert!(
+        said.contains("goes on") && said.contains("racetrack build-logs"),
+        "{said}"
+    );
+    let big_name = big.file_name().unwrap().to_string_lossy().into_owned();
+    let start = Instant::now();
+    loop {
+        let r = cli.run(&["list", "-o", "json"]).ok();
+        let listed: Value = serde_json::from_str(&r.stdout).unwrap();
+        let running = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == big_name.as_str() && f["status"] == "running");
+        if running {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "the interrupted deployment never finished: {listed}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
 
     // A failing build: non-zero, the reason and the log's tail.
     let bad_name = unique("cli-bad");
