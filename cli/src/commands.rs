@@ -1,5 +1,6 @@
 //! One function per command (the deploy flow itself is in `deploy`).
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Duration;
 
@@ -497,15 +498,17 @@ pub async fn run_local(
         return Err(CliError::Other(format!("docker pull {image} failed")));
     }
     let container = format!("local-fatman-{}-v-{}", m.name, m.version).replace('.', "-");
-    let mut args: Vec<String> = vec![
-        "run".into(),
-        "--rm".into(),
-        "-it".into(),
+    let mut args: Vec<String> = vec!["run".into(), "--rm".into()];
+    // Interactive only from a terminal: docker refuses `-t` without one (scripts, tests).
+    if std::io::stdin().is_terminal() {
+        args.push("-it".into());
+    }
+    args.extend([
         "--name".into(),
         container,
         "-p".into(),
-        format!("{port}:7000"),
-    ];
+        format!("127.0.0.1:{port}:7000"),
+    ]);
     for (k, v) in &env {
         args.push("--env".into());
         args.push(format!("{k}={v}"));

@@ -443,6 +443,53 @@ async fn deploy_list_logs_call_follow_delete() {
     );
     assert!(!r.stdout.trim().is_empty(), "no build log tail printed");
 
+    // run-local: built by Racetrack, run on the local engine, answering on the given port.
+    let local_name = unique("cli-local");
+    let local = sample_copy("python-class", &local_name, work.path());
+    let port = free_port();
+    let mut child = cli
+        .command(&[
+            "run-local",
+            &local.display().to_string(),
+            "--port",
+            &port.to_string(),
+            "--build-context",
+            "local",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let container = format!("local-fatman-{local_name}-v-0-0-1");
+    let url = format!("http://127.0.0.1:{port}/pub/fatman/{local_name}/0.0.1/api/v1/perform");
+    let start = Instant::now();
+    let answer = loop {
+        let resp = p
+            .client
+            .post(&url)
+            .json(&serde_json::json!({"numbers": [40, 2]}))
+            .send()
+            .await;
+        if let Ok(r) = resp {
+            break r.text().await.unwrap_or_default();
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("run-local ended with {status} before the fatman answered");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "run-local's fatman never answered at {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let _ = Command::new("docker")
+        .args(["rm", "-f", &container])
+        .output();
+    let status = child.wait().unwrap();
+    assert_eq!(answer.trim(), "42");
+    assert!(containers_named(&container).is_empty());
+    println!("run-local ended with {status} once its container was removed");
+
     // Delete, then it is gone.
     let r = cli.run(&["delete", &name, "--version", "0.0.1"]).ok();
     assert!(r.stderr.contains("has been deleted"), "{}", r.stderr);
