@@ -95,9 +95,8 @@ impl Progress {
         let phase = phase.map(String::from);
         if phase != self.last_phase {
             let elapsed = self.started.elapsed().as_secs();
-            if self.bar.is_none() {
-                output::info(&format!("{text} ({elapsed}s elapsed)"));
-            }
+            // Above the spinner too, so the phases stay in the terminal's history.
+            output::info(&format!("{text} ({elapsed}s elapsed)"));
             self.last_phase = phase;
         }
     }
