@@ -490,6 +490,21 @@ async fn deploy_list_logs_call_follow_delete() {
     assert!(containers_named(&container).is_empty());
     println!("run-local ended with {status} once its container was removed");
 
+    // Moving needs a second infrastructure target, which this platform lacks: the server's
+    // reason comes through.
+    cli.run(&[
+        "move",
+        &name,
+        "--version",
+        "0.0.1",
+        "--infrastructure",
+        "elsewhere",
+    ])
+    .fails_with(
+        EXIT_INVALID,
+        "infrastructure target elsewhere is not available",
+    );
+
     // Delete, then it is gone.
     let r = cli.run(&["delete", &name, "--version", "0.0.1"]).ok();
     assert!(r.stderr.contains("has been deleted"), "{}", r.stderr);
