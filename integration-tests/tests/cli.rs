@@ -241,8 +241,9 @@ async fn deploy_list_logs_call_follow_delete() {
     let dir = sample_copy("python-class", &name, work.path());
     let dir_arg = dir.display().to_string();
     let r = cli
-        .run(&["deploy", &dir_arg, "--build-context", "local"])
+        .run(&["deploy", &dir_arg, "--build-context", "local", "--follow"])
         .ok();
+    let followed_build_log = r.stdout.clone();
     let pub_url = format!("http://127.0.0.1:{}/pub/fatman/{name}/0.0.1", p.pub_port);
     assert!(
         r.stderr.contains(&format!(
@@ -284,6 +285,17 @@ async fn deploy_list_logs_call_follow_delete() {
 
     let r = cli.run(&["build-logs", &name]).ok();
     assert!(!r.stdout.trim().is_empty(), "{}", r.stderr);
+    // `deploy --follow` printed the build log as it grew, to its end.
+    let last = r
+        .stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap();
+    assert!(
+        followed_build_log.contains(last),
+        "{last:?} not in the followed log:\n{followed_build_log}"
+    );
     let r = cli.run(&["logs", &name, "--tail", "50"]).ok();
     assert!(r.stderr.contains("Viewing the latest logs"), "{}", r.stderr);
 
@@ -470,7 +482,8 @@ async fn deploy_list_logs_call_follow_delete() {
             .json(&serde_json::json!({"numbers": [40, 2]}))
             .send()
             .await;
-        if let Ok(r) = resp {
+        // Until it is ready it answers with an error status ("still initializing").
+        if let Ok(r) = resp.and_then(|r| r.error_for_status()) {
             break r.text().await.unwrap_or_default();
         }
         if let Ok(Some(status)) = child.try_wait() {
