@@ -24,6 +24,9 @@ pub enum AuditLogEventType {
     FatmanReconcileFailed,
     /// Dashboard (not in the original): an admin replaced the stored manifest.
     FatmanManifestUpdated,
+    /// Not in the original (which wrote `fatman_deployed` and `fatman_deleted`): the fatman now
+    /// runs on another infrastructure target; `properties` say which targets and what came along.
+    FatmanMoved,
 }
 
 wire_enum!(AuditLogEventType, "audit log event type", {
@@ -35,6 +38,7 @@ wire_enum!(AuditLogEventType, "audit log event type", {
     FatmanOrphanRemoved => "fatman_orphan_removed",
     FatmanReconcileFailed => "fatman_reconcile_failed",
     FatmanManifestUpdated => "fatman_manifest_updated",
+    FatmanMoved => "fatman_moved",
 });
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,6 +99,9 @@ impl AuditLogEventType {
             ),
             AuditLogEventType::FatmanManifestUpdated => format!(
                 "Manifest of fatman {fatman_name} {fatman_version} {owner} updated by {executor}"
+            ),
+            AuditLogEventType::FatmanMoved => format!(
+                "Fatman {fatman_name} {fatman_version} {owner} moved to another infrastructure target by {executor}"
             ),
         }
     }
@@ -187,10 +194,10 @@ mod tests {
 
     #[test]
     fn unknown_type_is_an_error() {
-        let err = render_audit_event("fatman_moved", "a", "1.0.0", None, None).unwrap_err();
+        let err = render_audit_event("fatman_teleported", "a", "1.0.0", None, None).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "Unknown audit log event type: fatman_moved"
+            "Unknown audit log event type: fatman_teleported"
         );
     }
 
@@ -207,7 +214,8 @@ mod tests {
                 "fatman_orphaned",
                 "fatman_orphan_removed",
                 "fatman_reconcile_failed",
-                "fatman_manifest_updated"
+                "fatman_manifest_updated",
+                "fatman_moved"
             ]
         );
         for t in AuditLogEventType::ALL {

@@ -22,7 +22,9 @@ use std::path::PathBuf;
 /// | `AUTO_ACTIVATE_USERS` | `false` | self-registered users are active at once (single-user setups) |
 /// | `IMAGE_BUILDER_URL` | `http://127.0.0.1:7101` | image-builder's gRPC endpoint |
 /// | `IMAGE_BUILDER_TOKEN` | — | internal token sent to the image-builder (its `IMAGE_BUILDER_TOKEN`); builds fail without it |
-/// | `INFRASTRUCTURE_TARGET` | `docker` | default target (`none`: no target, deploys fail clearly) |
+/// | `INFRASTRUCTURE_TARGETS` | `docker` | the targets fatmen may be deployed to, comma-separated: `docker`, `kubernetes` |
+/// | `INFRASTRUCTURE_TARGET` | the first of `INFRASTRUCTURE_TARGETS` | target of manifests that name none; one of the enabled (`none`: no default, such manifests need the only enabled target) |
+/// | `FATMAN_K8S_NAMESPACE`, `K8S_*`, ... | see docs/architecture.md | the Kubernetes target's settings (`KubernetesTargetConfig::from_env`), read whether or not it is enabled |
 /// | `INTERNAL_PUB_URL` | `http://host.docker.internal:7105/pub` | PUB as fatmen reach it (`PUB_URL` in fatmen) |
 /// | `DOCKER_NETWORK` | `racetrack` | user-defined network of fatman containers |
 /// | `DOCKER_PULL` | `true` | pull fatman images from the registry before running them |
@@ -52,7 +54,12 @@ pub struct Config {
     pub auto_activate_users: bool,
     pub image_builder_url: String,
     pub image_builder_token: Option<String>,
+    /// Enabled infrastructure targets, in the configured order, without repeats.
+    pub infrastructure_targets: Vec<TargetKind>,
+    /// Default target's name (one of `infrastructure_targets`), `None` for no default.
     pub infrastructure_target: Option<String>,
+    /// The Kubernetes target's settings (used when it is enabled).
+    pub kubernetes: racetrack_infra::KubernetesTargetConfig,
     pub internal_pub_url: String,
     pub docker_network: String,
     pub docker_pull: bool,
@@ -78,6 +85,8 @@ impl std::fmt::Debug for Config {
             .field("auth_required", &self.auth_required)
             .field("external_pub_url", &self.external_pub_url)
             .field("grpc_addr", &self.grpc_addr)
+            .field("infrastructure_targets", &self.infrastructure_targets)
+            .field("infrastructure_target", &self.infrastructure_target)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field(
                 "redis",
@@ -88,6 +97,61 @@ impl std::fmt::Debug for Config {
 }
 
 pub use racetrack_config::ConfigError;
+
+/// An infrastructure target Lifecycle can deploy to (docs/architecture.md, "Infrastructure
+/// targets"); its name is what the registry stores per fatman and manifests ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TargetKind {
+    Docker,
+    Kubernetes,
+}
+
+impl TargetKind {
+    pub const ALL: [TargetKind; 2] = [TargetKind::Docker, TargetKind::Kubernetes];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Docker => "docker",
+            TargetKind::Kubernetes => "kubernetes",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<TargetKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `INFRASTRUCTURE_TARGETS`: known names, comma-separated, at least one; repeats dropped.
+fn parse_targets(text: &str) -> Result<Vec<TargetKind>, ConfigError> {
+    let mut kinds = Vec::new();
+    for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let kind = TargetKind::parse(name).ok_or_else(|| {
+            ConfigError::new(
+                "INFRASTRUCTURE_TARGETS",
+                format!(
+                    "unknown infrastructure target {name:?}; known: {}",
+                    TargetKind::ALL.map(TargetKind::as_str).join(", ")
+                ),
+            )
+        })?;
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    if kinds.is_empty() {
+        return Err(ConfigError::new(
+            "INFRASTRUCTURE_TARGETS",
+            "must name at least one target (docker, kubernetes)",
+        ));
+    }
+    Ok(kinds)
+}
 
 /// Every variable [`Config::from_lookup`] reads: the Kubernetes manifests (`kustomize/`) are
 /// checked against it (integration-tests/tests/kustomize.rs), and a unit test checks it against
@@ -114,6 +178,7 @@ pub const ENV_VARS: &[&str] = &[
     "AUTO_ACTIVATE_USERS",
     "IMAGE_BUILDER_URL",
     "IMAGE_BUILDER_TOKEN",
+    "INFRASTRUCTURE_TARGETS",
     "INFRASTRUCTURE_TARGET",
     "INTERNAL_PUB_URL",
     "DOCKER_NETWORK",
@@ -126,6 +191,19 @@ pub const ENV_VARS: &[&str] = &[
     "TLS_CERT_FILE",
     "TLS_KEY_FILE",
     "SHUTDOWN_TIMEOUT",
+    // The Kubernetes target's (racetrack_infra::KUBERNETES_ENV_VARS; a test keeps them equal).
+    "FATMAN_K8S_NAMESPACE",
+    "K8S_PUB_SELECTOR",
+    "K8S_PUB_NAMESPACE",
+    "K8S_IMAGE_PULL_POLICY",
+    "K8S_IMAGE_PULL_SECRET",
+    "DEFAULT_FATMAN_MEMORY_MIN",
+    "DEFAULT_FATMAN_MEMORY_MAX",
+    "DEFAULT_FATMAN_CPU_MIN",
+    "DEFAULT_FATMAN_CPU_MAX",
+    "MAX_FATMAN_MEMORY_LIMIT",
+    "MAX_FATMAN_CPU_LIMIT",
+    "K8S_POLL_INTERVAL",
 ];
 
 impl Config {
@@ -143,6 +221,35 @@ impl Config {
             ),
             None => env.string_or("EXTERNAL_PUB_URL", "http://localhost:7105/pub"),
         };
+        let infrastructure_targets = parse_targets(
+            &env.string("INFRASTRUCTURE_TARGETS")
+                .unwrap_or_else(|| TargetKind::Docker.as_str().to_string()),
+        )?;
+        let infrastructure_target = match env.string("INFRASTRUCTURE_TARGET").as_deref() {
+            Some("none") => None,
+            Some(name) => {
+                let enabled = TargetKind::parse(name.trim())
+                    .filter(|k| infrastructure_targets.contains(k))
+                    .ok_or_else(|| {
+                        ConfigError::new(
+                            "INFRASTRUCTURE_TARGET",
+                            format!(
+                                "{name:?} is not one of the enabled targets (INFRASTRUCTURE_TARGETS): {}",
+                                infrastructure_targets
+                                    .iter()
+                                    .map(|k| k.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        )
+                    })?;
+                Some(enabled.as_str().to_string())
+            }
+            None => infrastructure_targets
+                .first()
+                .map(|k| k.as_str().to_string()),
+        };
+        let kubernetes = racetrack_infra::KubernetesTargetConfig::from_env(&env)?;
         Ok(Config {
             http_addr: env.addr("HTTP_ADDR", "0.0.0.0:7102")?,
             http_workers: env.number("HTTP_WORKERS", 2)?,
@@ -163,11 +270,9 @@ impl Config {
             image_builder_token: env
                 .string("IMAGE_BUILDER_TOKEN")
                 .map(|t| t.trim().to_string()),
-            infrastructure_target: match env.string("INFRASTRUCTURE_TARGET").as_deref() {
-                Some("none") => None,
-                Some(other) => Some(other.to_string()),
-                None => Some("docker".into()),
-            },
+            infrastructure_targets,
+            infrastructure_target,
+            kubernetes,
             internal_pub_url: env
                 .string_or("INTERNAL_PUB_URL", "http://host.docker.internal:7105/pub")
                 .trim_end_matches('/')
@@ -241,6 +346,57 @@ mod tests {
             !shown.contains("s3cret") && !shown.contains("pw@"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn infrastructure_targets() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.infrastructure_targets, vec![TargetKind::Docker]);
+        assert_eq!(c.infrastructure_target.as_deref(), Some("docker"));
+        let c = cfg(&[("INFRASTRUCTURE_TARGETS", "kubernetes, docker,kubernetes")]).unwrap();
+        assert_eq!(
+            c.infrastructure_targets,
+            vec![TargetKind::Kubernetes, TargetKind::Docker]
+        );
+        assert_eq!(c.infrastructure_target.as_deref(), Some("kubernetes"));
+        let c = cfg(&[
+            ("INFRASTRUCTURE_TARGETS", "docker,kubernetes"),
+            ("INFRASTRUCTURE_TARGET", "kubernetes"),
+            ("FATMAN_K8S_NAMESPACE", "fatmen"),
+        ])
+        .unwrap();
+        assert_eq!(c.infrastructure_target.as_deref(), Some("kubernetes"));
+        assert_eq!(c.kubernetes.namespace, "fatmen");
+        let c = cfg(&[("INFRASTRUCTURE_TARGET", "none")]).unwrap();
+        assert_eq!(c.infrastructure_target, None);
+        for (vars, var) in [
+            (
+                &[("INFRASTRUCTURE_TARGETS", "docker,nomad")][..],
+                "INFRASTRUCTURE_TARGETS",
+            ),
+            (
+                &[("INFRASTRUCTURE_TARGETS", " , ")][..],
+                "INFRASTRUCTURE_TARGETS",
+            ),
+            (
+                &[("INFRASTRUCTURE_TARGET", "kubernetes")][..],
+                "INFRASTRUCTURE_TARGET",
+            ),
+            (
+                &[("FATMAN_K8S_NAMESPACE", "Not_A_Label")][..],
+                "FATMAN_K8S_NAMESPACE",
+            ),
+        ] {
+            let err = cfg(vars).unwrap_err();
+            assert_eq!(err.var, var, "{vars:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn kubernetes_variables_are_listed() {
+        for var in racetrack_infra::KUBERNETES_ENV_VARS {
+            assert!(ENV_VARS.contains(var), "{var} missing from ENV_VARS");
+        }
     }
 
     #[test]

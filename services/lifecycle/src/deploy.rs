@@ -53,6 +53,27 @@ pub struct DeployInput {
     pub prebuilt_image: Option<String>,
 }
 
+impl DeployInput {
+    /// What a redeploy, reprovision or move of a registered fatman works from: its stored
+    /// manifest, no credentials or build context, forced; the secret runtime env is read back
+    /// from the target when the deployment runs ([`saved_secrets`]).
+    pub fn stored(
+        manifest_yaml: String,
+        manifest: Manifest,
+        prebuilt_image: Option<String>,
+    ) -> Self {
+        DeployInput {
+            manifest,
+            manifest_yaml,
+            git_credentials: None,
+            secrets: SecretVars::default(),
+            build_context: None,
+            force: true,
+            prebuilt_image,
+        }
+    }
+}
+
 impl std::fmt::Debug for DeployInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Credentials and secret values stay out of every log line.
@@ -74,6 +95,9 @@ pub enum Mode {
     Redeploy,
     /// `POST /fatman/../reprovision`: run the fatman's existing image again.
     Reprovision,
+    /// `POST /fatman/../move`: run the fatman's existing image on another target, then remove it
+    /// from the former one (see [`run_move`]).
+    Move,
 }
 
 /// Runs `f` with a pooled connection on the blocking pool.
@@ -139,8 +163,17 @@ pub async fn run(
     mode: Mode,
 ) {
     let outcome = run_steps(&state, &deployment_id, &caller, &input, mode).await;
-    let id = deployment_id.clone();
-    let result = db(&state, move |conn| {
+    record_outcome(&state, &deployment_id, outcome).await;
+}
+
+/// Stores how a deployment ended: `done` (with the image it ran) or `failed` with the reason.
+async fn record_outcome(
+    state: &Arc<AppState>,
+    deployment_id: &str,
+    outcome: Result<Option<String>, Failed>,
+) {
+    let id = deployment_id.to_string();
+    let result = db(state, move |conn| {
         let Some(mut d) = deployments::find(conn, &id)? else {
             return Ok(None);
         };
@@ -189,6 +222,21 @@ async fn run_steps(
         Mode::BuildOnly => None,
         _ => Some(resolve_target(state, &input.manifest)?),
     };
+    // A redeploy or reprovision runs with the secret runtime env the target kept (read before a
+    // long build, so a target that cannot give it fails first).
+    let restored;
+    let secrets = match (&target, mode) {
+        (Some(target), Mode::Redeploy | Mode::Reprovision)
+            if input.secrets.runtime_env.is_none() =>
+        {
+            restored = SecretVars {
+                build_env: input.secrets.build_env.clone(),
+                runtime_env: saved_secrets(target.as_ref(), &name, &version).await?,
+            };
+            &restored
+        }
+        _ => &input.secrets,
+    };
 
     let (image, tag) = match &input.prebuilt_image {
         Some(image) => (
@@ -210,7 +258,7 @@ async fn run_steps(
         caller,
         &input.manifest,
         &input.manifest_yaml,
-        &input.secrets,
+        secrets,
         &image,
         &tag,
         target.as_ref(),
@@ -359,6 +407,109 @@ async fn connect_builder(url: &str, token: &str) -> Result<BuilderClient, Failed
     }
 }
 
+/// The secret runtime env `target` kept for the fatman version, without the variables the
+/// platform sets itself (`AUTH_TOKEN` is issued again by the deploy); `None` when the target keeps
+/// none (Docker) or has none for it.
+pub async fn saved_secrets(
+    target: &dyn InfrastructureTarget,
+    name: &str,
+    version: &str,
+) -> Result<Option<EnvVars>, Failed> {
+    let saved = target.saved_secret_env(name, version).await.map_err(|e| {
+        Failed(format!(
+            "reading the fatman's secrets from {} failed: {e}",
+            target.name()
+        ))
+    })?;
+    Ok(saved.map(|mut env| {
+        env.retain(|k, _| !racetrack_infra::RESERVED_ENV_VARS.contains(&k.as_str()));
+        env
+    }))
+}
+
+/// A move's phase while the fatman is taken off its former target (the original's words).
+pub const PHASE_DELETING_FORMER: &str = "deleting fatman from a former infrastructure";
+
+/// What a move did besides running the fatman on its new target.
+#[derive(Debug, Clone)]
+pub struct Moved {
+    /// How many secret runtime variables came along; `None` when the former target keeps no
+    /// secrets (Docker), so none could.
+    pub secrets_carried: Option<usize>,
+    /// Why the fatman could not be removed from its former target, if it could not (it then
+    /// keeps running there too).
+    pub former_left: Option<String>,
+}
+
+/// Moves a fatman version between targets (docs/architecture.md, "Moving a fatman"): provisions
+/// `image` on `to` with the secrets `from` kept, waits until it is ready and records it there
+/// (PUB is told, so calls go to the new address), then removes it from `from`. Any failure before
+/// the record leaves the fatman where it was and removes what was put on `to`. The outcome is
+/// stored on deployment `id`.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_move(
+    state: &Arc<AppState>,
+    id: &str,
+    caller: &Caller,
+    manifest: &Manifest,
+    manifest_yaml: &str,
+    image: &str,
+    from: &dyn InfrastructureTarget,
+    to: &dyn InfrastructureTarget,
+) -> Result<Moved, Failed> {
+    let (name, version) = (manifest.name.as_str(), manifest.version.as_str());
+    let outcome = async {
+        let secrets = saved_secrets(from, name, version).await?;
+        let secrets_carried = secrets.as_ref().map(BTreeMap::len);
+        if secrets.is_none() {
+            tracing::warn!(fatman = %name, %version, from = %from.name(), "the former target keeps no secrets: the fatman moves without its secret runtime env");
+        }
+        let tag = image.rsplit(':').next().unwrap_or_default().to_string();
+        let provisioned = provision(
+            state,
+            id,
+            caller,
+            manifest,
+            manifest_yaml,
+            &SecretVars {
+                build_env: None,
+                runtime_env: secrets,
+            },
+            image,
+            &tag,
+            to,
+            Mode::Move,
+        )
+        .await;
+        if let Err(failed) = provisioned {
+            // Whatever was applied on the new target goes (a missing fatman is fine).
+            if let Err(e) = to.delete(name, version).await {
+                tracing::warn!(fatman = %name, %version, infra_target = %to.name(), error = %e, "could not remove a failed move's remains");
+            }
+            return Err(failed);
+        }
+        set_phase(state, id, PHASE_DELETING_FORMER).await;
+        let former_left = match from.delete(name, version).await {
+            Ok(()) => None,
+            Err(e) => {
+                tracing::warn!(fatman = %name, %version, infra_target = %from.name(), error = %e, "moved, but the former copy could not be removed");
+                Some(e.to_string())
+            }
+        };
+        Ok(Moved {
+            secrets_carried,
+            former_left,
+        })
+    }
+    .await;
+    let record = match &outcome {
+        Ok(_) => Ok(Some(image.to_string())),
+        Err(Failed(e)) => Err(Failed(e.clone())),
+    };
+    record_outcome(state, id, record).await;
+    outcome
+}
+
 /// Runtime env of a fatman: its manifest env and secret env, build-only keys blanked (so build
 /// secrets don't reach the running container), and the platform's reserved variables.
 /// Returns (plain, secret) variables.
@@ -460,10 +611,26 @@ pub async fn provision(
         labels: BTreeMap::new(),
         deployment_timestamp: timestamp,
     };
-    let deployed = target
-        .deploy(&spec)
-        .await
-        .map_err(|e| Failed(format!("deploying to {} failed: {e}", target.name())))?;
+    let deployed = match target.deploy(&spec).await {
+        Ok(deployed) => deployed,
+        Err(e) => {
+            // A refused apply may leave part of a new fatman behind (Kubernetes: its Secret and
+            // Service); a registered version is left alone, it may still be serving.
+            let (n, v) = (name.clone(), version.clone());
+            let registered = blocking(state, move |conn, _| {
+                Ok(racetrack_db::repo::fatmen::find(conn, &n, &v)?.is_some())
+            })
+            .await
+            .unwrap_or(true);
+            if !registered {
+                let _ = target.delete(&name, &version).await;
+            }
+            return Err(Failed(format!(
+                "deploying to {} failed: {e}",
+                target.name()
+            )));
+        }
+    };
     if matches!(deployed.status, InfraStatus::Exited | InfraStatus::Error) {
         let reason = deployed.error.clone().unwrap_or_default();
         let _ = target.delete(&name, &version).await;

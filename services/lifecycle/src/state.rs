@@ -20,6 +20,9 @@ pub struct AppState {
     pub db_connected: prometheus::IntGauge,
     /// Infrastructure targets by name.
     pub targets: std::collections::BTreeMap<String, Arc<dyn InfrastructureTarget>>,
+    /// Enabled targets that could not be set up at start, by name, with the reason: deploys to
+    /// them fail saying so.
+    pub unavailable_targets: std::collections::BTreeMap<String, String>,
     pub requested_deployments: prometheus::IntCounter,
     pub deployed_fatmen: prometheus::IntCounter,
     /// Tells PUB replicas which cached decisions a change made stale.
@@ -64,6 +67,7 @@ impl AppState {
             metrics,
             db_connected,
             targets: Default::default(),
+            unavailable_targets: Default::default(),
             requested_deployments,
             deployed_fatmen,
             events: racetrack_events::Publisher::disabled(),

@@ -207,11 +207,18 @@ async fn move_fatman(
 ) -> Result<HttpResponse, ApiError> {
     let (name, version) = path.into_inner();
     let target = body.into_inner().infrastructure_target;
-    with_caller(state, token, move |conn, _, caller| {
-        fatmen::move_to(conn, caller, &name, &version, &target)
-    })
-    .await?;
-    Ok(null())
+    let caller = caller(&state, token).await?;
+    let report = fatmen::move_to(&state.into_inner(), &caller, &name, &version, &target).await?;
+    // The body stays the original's `null`; what the caller should know rides in `Warning`
+    // headers (RFC 9111 code 199, "miscellaneous warning").
+    let mut response = HttpResponse::Ok();
+    for warning in &report.warnings {
+        response.append_header((
+            actix_web::http::header::WARNING,
+            format!("199 lifecycle {:?}", warning),
+        ));
+    }
+    Ok(response.json(serde_json::Value::Null))
 }
 
 #[derive(Deserialize)]

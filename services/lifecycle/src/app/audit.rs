@@ -94,6 +94,18 @@ pub fn record(
     owner: Option<&str>,
     fatman: &Fatman,
 ) -> Result<(), AppError> {
+    record_with(conn, event_type, executor, owner, fatman, None)
+}
+
+/// [`record`] with the event's `properties` (a JSON object).
+pub fn record_with(
+    conn: &mut DbConnection,
+    event_type: AuditLogEventType,
+    executor: &str,
+    owner: Option<&str>,
+    fatman: &Fatman,
+    properties: Option<serde_json::Value>,
+) -> Result<(), AppError> {
     audit::insert(
         conn,
         &AuditLogEvent {
@@ -101,7 +113,7 @@ pub fn record(
             version: 1,
             timestamp: racetrack_db::now(),
             event_type,
-            properties: None,
+            properties: properties.map(|p| p.to_string()),
             username_executor: Some(executor.to_string()),
             username_subject: owner.map(String::from),
             fatman_name: Some(fatman.name.clone()),

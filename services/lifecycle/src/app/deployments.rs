@@ -16,7 +16,8 @@ use super::{audit, blocking, subjects, AppError, Caller, Denial};
 use crate::deploy::{self, DeployInput, Mode};
 use crate::state::AppState;
 
-/// The infrastructure target a manifest asks for, or the configured default.
+/// The infrastructure target a manifest asks for, or the configured default; a name that is not
+/// enabled is a 400 naming the enabled ones (before anything is built).
 pub fn resolve_target(
     state: &AppState,
     manifest: &Manifest,
@@ -25,22 +26,67 @@ pub fn resolve_target(
         .infrastructure_target
         .clone()
         .or_else(|| state.config.infrastructure_target.clone());
-    let available: Vec<&String> = state.targets.keys().collect();
-    let mut targets = state.targets.values();
-    match (wanted, targets.next(), targets.next()) {
-        (Some(name), _, _) => state.targets.get(&name).cloned().ok_or_else(|| {
-            AppError::BadRequest(format!(
-                "infrastructure target {name} is not available; available targets: {available:?}"
-            ))
-        }),
-        (None, Some(only), None) => Ok(only.clone()),
-        (None, None, _) => Err(AppError::BadRequest(
-            "no infrastructure target is available".into(),
-        )),
-        (None, Some(_), Some(_)) => Err(AppError::BadRequest(format!(
-            "Multiple infrastructure targets available: {available:?}. Please pick one."
-        ))),
+    match wanted {
+        Some(name) => target_named(state, &name),
+        None => {
+            let mut targets = state.targets.values();
+            match (targets.next(), targets.next()) {
+                (Some(only), None) => Ok(only.clone()),
+                (None, _) => Err(AppError::BadRequest(format!(
+                    "no infrastructure target is available{}",
+                    unavailable_note(state)
+                ))),
+                (Some(_), Some(_)) => Err(AppError::BadRequest(format!(
+                    "Multiple infrastructure targets available: {}. Please pick one.",
+                    enabled_names(state)
+                ))),
+            }
+        }
     }
+}
+
+/// The enabled target of that name: 400 when it is not enabled, 503 when it is but could not be
+/// set up at start (with the reason).
+pub fn target_named(
+    state: &AppState,
+    name: &str,
+) -> Result<Arc<dyn InfrastructureTarget>, AppError> {
+    if let Some(target) = state.targets.get(name) {
+        return Ok(target.clone());
+    }
+    if let Some(reason) = state.unavailable_targets.get(name) {
+        return Err(AppError::Unavailable(format!(
+            "infrastructure target {name} is unavailable: {reason}"
+        )));
+    }
+    Err(AppError::BadRequest(format!(
+        "infrastructure target {name} is not enabled; enabled targets: {}",
+        enabled_names(state)
+    )))
+}
+
+/// The enabled targets' names (`docker, kubernetes`), `none` when there are none.
+fn enabled_names(state: &AppState) -> String {
+    let mut names: Vec<&str> = state
+        .targets
+        .keys()
+        .chain(state.unavailable_targets.keys())
+        .map(String::as_str)
+        .collect();
+    names.sort_unstable();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn unavailable_note(state: &AppState) -> String {
+    state
+        .unavailable_targets
+        .iter()
+        .map(|(name, reason)| format!("; {name} is unavailable: {reason}"))
+        .collect()
 }
 
 /// What a manifest must pass beyond its schema to be deployed (also when an admin edits a stored
@@ -151,6 +197,19 @@ pub fn fail_interrupted(conn: &mut DbConnection) -> Result<usize, AppError> {
     Ok(stale.len())
 }
 
+/// The original's concurrency guard: a deployment of the version updated within the last minute
+/// is still running, so another one is refused (409).
+pub fn refuse_ongoing(conn: &mut DbConnection, name: &str, version: &str) -> Result<(), AppError> {
+    let since = racetrack_db::now() - chrono::Duration::seconds(60);
+    match deployments::ongoing(conn, name, version, since)? {
+        Some(ongoing) => Err(AppError::AlreadyExists(format!(
+            "There's already ongoing deployment of fatman {name} {version}, recently updated at {}",
+            ongoing.update_time
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Records a deployment (`Mode::Deploy`) or a build (`Mode::BuildOnly`) of a validated input and
 /// starts it in the background; returns its id at once.
 pub async fn start(
@@ -170,15 +229,7 @@ pub async fn start(
             require_authn(&c)?;
             Some(resolve_target(state, &input.manifest)?.name().to_string())
         };
-        let since = racetrack_db::now() - chrono::Duration::seconds(60);
-        if let Some(ongoing) =
-            deployments::ongoing(conn, &input.manifest.name, &input.manifest.version, since)?
-        {
-            return Err(AppError::AlreadyExists(format!(
-                "There's already ongoing deployment of fatman {} {}, recently updated at {}",
-                input.manifest.name, input.manifest.version, ongoing.update_time
-            )));
-        }
+        refuse_ongoing(conn, &input.manifest.name, &input.manifest.version)?;
         let record = new_record(&c, &input, target.as_deref());
         deployments::insert(conn, &record)?;
         state.requested_deployments.inc();
@@ -240,8 +291,9 @@ pub struct Deployed {
 
 /// Records a running fatman in one transaction: its row (`running`, with the normalised
 /// manifest), the deployer's fatman-level
-/// permissions (a deploy or reprovision by a subject), its public endpoint requests and the audit
-/// event (`fatman_redeployed` naming the previous deployer, else `fatman_deployed`).
+/// permissions (a deploy, reprovision or move by a subject), its public endpoint requests and the
+/// audit event (`fatman_redeployed` naming the previous deployer, none for a move, else
+/// `fatman_deployed`).
 pub fn record_deployed(
     conn: &mut DbConnection,
     caller: &Caller,
@@ -283,7 +335,7 @@ pub fn record_deployed(
             &row.id,
             Some(&super::fatmen::normalised_manifest(manifest)),
         )?;
-        if matches!(mode, Mode::Deploy | Mode::Reprovision) {
+        if matches!(mode, Mode::Deploy | Mode::Reprovision | Mode::Move) {
             if let Caller::Subject { subject_id, .. } = caller {
                 for scope in DEPLOYER_SCOPES {
                     auth_repo::grant(
@@ -303,6 +355,8 @@ pub fn record_deployed(
             fatmen::request_public_endpoint(conn, &row.id, endpoint)?;
         }
         let (event_type, subject) = match (&mode, &previous) {
+            // A move writes its own event once the former copy is gone (`fatmen::move_to`).
+            (Mode::Move, _) => return Ok(()),
             (Mode::Redeploy, Some(p)) => {
                 (AuditLogEventType::FatmanRedeployed, p.deployed_by.clone())
             }

@@ -202,6 +202,17 @@ pub async fn delete(
     .await?;
     // Gone from the infrastructure first: a registry entry must not vanish while its container runs.
     if fatman.status != FatmanStatus::Lost {
+        // An enabled target that could not be set up may still run the fatman: refused (503)
+        // rather than leaving it running unregistered. A target no longer enabled is skipped.
+        if let Some((name, reason)) = fatman
+            .infrastructure_target
+            .as_deref()
+            .and_then(|t| state.unavailable_targets.get(t).map(|r| (t, r)))
+        {
+            return Err(AppError::Unavailable(format!(
+                "infrastructure target {name} is unavailable, so the fatman cannot be removed from it: {reason}"
+            )));
+        }
         if let Some(target) = fatman
             .infrastructure_target
             .as_deref()
@@ -267,7 +278,8 @@ async fn record_rerun(
             .ok_or_else(|| AppError::BadRequest("fatman has no manifest to deploy from".into()))?;
         let mut manifest = racetrack_model::parse_manifest_yaml(&yaml)
             .map_err(|e| AppError::BadRequest(format!("stored manifest is invalid: {e}")))?;
-        if manifest.infrastructure_target.is_none() {
+        // Where the fatman runs now (a move may have taken it off the manifest's target).
+        if fatman.infrastructure_target.is_some() {
             manifest.infrastructure_target = fatman.infrastructure_target.clone();
         }
         let prebuilt_image = match mode {
@@ -281,16 +293,8 @@ async fn record_rerun(
             _ => None,
         };
         let target = resolve_target(state, &manifest)?;
-        let input = DeployInput {
-            manifest_yaml: yaml,
-            manifest,
-            git_credentials: None,
-            // Docker keeps no secrets: secret env is not available again (as the original's docker target).
-            secrets: Default::default(),
-            build_context: None,
-            force: true,
-            prebuilt_image,
-        };
+        // Docker keeps no secrets, so there a fatman runs again without its secret env.
+        let input = DeployInput::stored(yaml, manifest, prebuilt_image);
         let record = super::deployments::new_record(&c, &input, Some(target.name()));
         deployments::insert(conn, &record)?;
         Ok((record, input))
@@ -370,15 +374,16 @@ pub async fn runtime_log(
         authorized(conn, &c, AuthScope::ReadFatman, &n, &v)
     })
     .await?;
-    let target = fatman
-        .infrastructure_target
-        .as_deref()
-        .and_then(|t| state.targets.get(t))
-        .ok_or_else(|| {
-            AppError::BadRequest("the fatman's infrastructure target is not available".into())
-        })?;
+    let target = match fatman.infrastructure_target.as_deref() {
+        Some(name) => super::deployments::target_named(state, name)?,
+        None => {
+            return Err(AppError::BadRequest(
+                "the fatman has no infrastructure target to read logs from".into(),
+            ))
+        }
+    };
     Ok(RuntimeLog {
-        target: target.clone(),
+        target,
         name: fatman.name,
         version: fatman.version,
     })
@@ -510,35 +515,131 @@ pub fn update_manifest(
     with_manifest(conn, fatman)
 }
 
-/// Moving a fatman to another infrastructure target; only one target (Docker) exists yet, so a
-/// request that passes the checks is refused with the available targets.
-pub fn move_to(
-    conn: &mut DbConnection,
+/// What a move reports besides success: things the caller should know (e.g. the former target
+/// kept no secrets to carry over).
+#[derive(Debug, Clone, Default)]
+pub struct MoveReport {
+    pub warnings: Vec<String>,
+}
+
+/// Moves a fatman version to another infrastructure target (docs/architecture.md, "Moving a
+/// fatman"): its last provisioned image runs there with the secret runtime env the former target
+/// kept, is recorded there once ready (PUB is told), and is then removed from the former target.
+/// A failure before the record leaves it running where it was. Audited as `fatman_moved`.
+pub async fn move_to(
+    state: &Arc<AppState>,
     caller: &Caller,
     name: &str,
     version: &str,
     target: &str,
-) -> Result<(), AppError> {
-    let fatman = authorized_exact(conn, caller, AuthScope::DeployFatman, name, version)?;
-    if target.trim().is_empty() {
-        return Err(AppError::validation(
-            "body.infrastructure_target",
-            "must not be empty",
-        ));
-    }
-    if fatman.infrastructure_target.as_deref() == Some(target) {
-        return Err(AppError::BadRequest(format!(
-            "fatman is already on infrastructure target {target}"
+) -> Result<MoveReport, AppError> {
+    let (c, n, v, t) = (
+        caller.clone(),
+        name.to_string(),
+        version.to_string(),
+        target.to_string(),
+    );
+    let prepared = blocking(state, move |conn, state| {
+        let fatman = authorized_exact(conn, &c, AuthScope::DeployFatman, &n, &v)?;
+        if t.trim().is_empty() {
+            return Err(AppError::validation(
+                "body.infrastructure_target",
+                "must not be empty",
+            ));
+        }
+        let from_name = fatman
+            .infrastructure_target
+            .clone()
+            .or_else(|| state.config.infrastructure_target.clone())
+            .ok_or_else(|| {
+                AppError::BadRequest("the fatman has no infrastructure target to move from".into())
+            })?;
+        if from_name == t {
+            return Err(AppError::BadRequest(format!(
+                "fatman is already on infrastructure target {t}"
+            )));
+        }
+        let (Some(yaml), Some(_)) = (fatman.manifest.clone(), fatman.image_tag.as_ref()) else {
+            return Err(AppError::BadRequest(
+                "fatman has no manifest or image to move".into(),
+            ));
+        };
+        let to = super::deployments::target_named(state, &t)?;
+        let from = super::deployments::target_named(state, &from_name).map_err(|e| {
+            AppError::Unavailable(format!(
+                "the fatman cannot be taken off its infrastructure target {from_name}: {e}"
+            ))
+        })?;
+        let manifest = racetrack_model::parse_manifest_yaml(&yaml)
+            .map_err(|e| AppError::BadRequest(format!("stored manifest is invalid: {e}")))?;
+        let image = deployments::latest_provisioned_image(conn, &n, &v)?.ok_or_else(|| {
+            AppError::BadRequest(format!("fatman {n} {v} has no provisioned image to move"))
+        })?;
+        super::deployments::refuse_ongoing(conn, &n, &v)?;
+        let input = DeployInput::stored(yaml, manifest, Some(image.clone()));
+        let record = super::deployments::new_record(&c, &input, Some(to.name()));
+        deployments::insert(conn, &record)?;
+        Ok((fatman, record.id, input, image, from, to))
+    })
+    .await?;
+    let (fatman, deployment_id, input, image, from, to) = prepared;
+    let (from_name, to_name) = (from.name().to_string(), to.name().to_string());
+    tracing::info!(deployment = %deployment_id, fatman = %name, %version, from = %from_name, to = %to_name, by = %caller.username(), "move requested");
+    let moved = deploy::run_move(
+        state,
+        &deployment_id,
+        caller,
+        &input.manifest,
+        &input.manifest_yaml,
+        &image,
+        from.as_ref(),
+        to.as_ref(),
+    )
+    .await
+    .map_err(|deploy::Failed(reason)| {
+        AppError::DeploymentFailed(format!(
+            "moving fatman {name} {version} from {from_name} to {to_name} failed; it keeps running on {from_name}: {reason}"
+        ))
+    })?;
+
+    let mut report = MoveReport::default();
+    let secrets = match moved.secrets_carried {
+        Some(count) => serde_json::json!(count),
+        None => {
+            report.warnings.push(format!(
+                "infrastructure target {from_name} keeps no secrets: the fatman runs on {to_name} without its secret runtime env (deploy it again with its secrets if it needs them)"
+            ));
+            serde_json::Value::Null
+        }
+    };
+    let properties = serde_json::json!({
+        "from": from_name,
+        "to": to_name,
+        "secret_runtime_env_carried": secrets,
+        "removed_from_former": moved.former_left.is_none(),
+    });
+    let (executor, owner) = (caller.username().to_string(), fatman.deployed_by.clone());
+    let (n, v) = (name.to_string(), version.to_string());
+    blocking(state, move |conn, _| {
+        let row = exact(conn, &n, &v)?;
+        audit::record_with(
+            conn,
+            AuditLogEventType::FatmanMoved,
+            &executor,
+            owner.as_deref(),
+            &row,
+            Some(properties),
+        )
+    })
+    .await?;
+    events::fatman_changed(state, name);
+    tracing::info!(fatman = %name, %version, from = %from_name, to = %to_name, by = %caller.username(), "fatman moved");
+    if let Some(reason) = moved.former_left {
+        return Err(AppError::DeploymentFailed(format!(
+            "fatman {name} {version} now runs on {to_name}, but removing it from {from_name} failed, so it still runs there too; remove it there by hand: {reason}"
         )));
     }
-    if fatman.manifest.is_none() || fatman.image_tag.is_none() {
-        return Err(AppError::BadRequest(
-            "fatman has no manifest or image to move".into(),
-        ));
-    }
-    Err(AppError::BadRequest(format!(
-        "infrastructure target {target} is not available; available targets: []"
-    )))
+    Ok(report)
 }
 
 /// The build log of the fatman version's latest deployment (its last `tail` lines when > 0).
