@@ -515,7 +515,7 @@ async fn deploy_list_logs_call_follow_delete() {
     ])
     .fails_with(
         EXIT_INVALID,
-        "infrastructure target elsewhere is not available",
+        "infrastructure target elsewhere is not enabled",
     );
 
     // Delete, then it is gone.
