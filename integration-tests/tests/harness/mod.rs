@@ -219,6 +219,11 @@ pub struct Platform {
 
 impl Platform {
     pub async fn start() -> Platform {
+        Platform::start_with(&[]).await
+    }
+
+    /// [`Platform::start`] with extra (or overriding) environment for Lifecycle.
+    pub async fn start_with(lifecycle_extra_env: &[(&str, &str)]) -> Platform {
         let dir = tempfile::tempdir().unwrap();
         let root = workspace_root();
         let ib_grpc = free_port();
@@ -252,7 +257,7 @@ impl Platform {
         let builder = Service::spawn("image-builder", &binary("image-builder"), &[], &builder_env);
         let auth_key = format!("it-{}", uuid::Uuid::new_v4());
         let database_url = format!("sqlite://{}", dir.path().join("racetrack.db").display());
-        let lifecycle_env = vec![
+        let mut lifecycle_env = vec![
             (s("HTTP_ADDR"), format!("127.0.0.1:{lc_http}")),
             (s("DATABASE_URL"), database_url.clone()),
             (s("AUTH_KEY"), auth_key.clone()),
@@ -270,7 +275,15 @@ impl Platform {
             (s("IMAGE_BUILDER_TOKEN"), s(IMAGE_BUILDER_TOKEN)),
             (s("DOCKER_NETWORK"), s("racetrack-it")),
             (s("FATMAN_READY_TIMEOUT"), s("30")),
+            // Fatmen's `pub_url` points at the PUB that `start_pub` starts.
+            (
+                s("EXTERNAL_PUB_URL"),
+                format!("http://127.0.0.1:{pub_port}/pub"),
+            ),
         ];
+        for (k, v) in lifecycle_extra_env {
+            lifecycle_env.push((k.to_string(), v.to_string()));
+        }
         let lifecycle = Service::spawn(
             "lifecycle",
             &binary("lifecycle"),

@@ -3,13 +3,16 @@
 
 mod wire;
 
+pub mod ago;
 pub mod audit;
+pub mod dockerignore;
 pub mod manifest;
 pub mod names;
 pub mod scope;
 pub mod status;
 pub mod version;
 
+pub use ago::ago_words;
 pub use audit::{render_audit_event, AuditLogEventType, UnknownEventType};
 pub use manifest::{
     manifest_to_json, manifest_to_yaml, merge_overlay, parse_manifest_json, parse_manifest_yaml,

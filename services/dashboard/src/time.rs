@@ -11,27 +11,7 @@ pub fn parse(ts: &str) -> Option<DateTime<Utc>> {
 
 /// "N minutes ago" the way the original dashboard words it; future times → "".
 pub fn ago(now: DateTime<Utc>, then: DateTime<Utc>) -> String {
-    let secs = (now - then).num_seconds();
-    if secs < 0 {
-        return String::new();
-    }
-    let days = secs / 86_400;
-    match secs {
-        s if s < 10 => "just now".into(),
-        s if s < 60 => format!("{s} seconds ago"),
-        s if s < 120 => "a minute ago".into(),
-        s if s < 3600 => format!("{} minutes ago", s / 60),
-        s if s < 7200 => "an hour ago".into(),
-        s if s < 86_400 => format!("{} hours ago", s / 3600),
-        _ if days == 1 => "yesterday".into(),
-        _ if days < 7 => format!("{days} days ago"),
-        _ if days / 7 == 1 => "a week ago".into(),
-        _ if days < 31 => format!("{} weeks ago", days / 7),
-        _ if days / 30 == 1 => "a month ago".into(),
-        _ if days < 365 => format!("{} months ago", days / 30),
-        _ if days / 365 == 1 => "a year ago".into(),
-        _ => format!("{} years ago", days / 365),
-    }
+    racetrack_model::ago_words((now - then).num_seconds())
 }
 
 /// `ago` of an RFC 3339 text; "" when empty or malformed.
