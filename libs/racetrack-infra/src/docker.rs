@@ -23,7 +23,9 @@
 //! - One container whatever `replicas` says (a warning is logged when it is not 1).
 //! - Secrets: Docker has no secret store for plain containers, so `secret_env` is set as container
 //!   env like `env` (visible to whoever can `docker inspect`). Their values are never logged, and
-//!   are redacted from errors and log excerpts returned by `deploy`.
+//!   are redacted from errors and log excerpts returned by `deploy`. The label
+//!   [`LABEL_SECRET_ENV_NAMES`] lists their names, so `saved_secret_env` reads them back from a
+//!   container that still exists (a redeploy, a move); a container that is gone takes them along.
 //!
 //! [`list`]: crate::InfrastructureTarget::list
 
@@ -50,6 +52,7 @@ use crate::{
     health, redact, DeployedFatman, FatmanSpec, InfraError, InfraEvent, InfraEventKind,
     InfraEventStream, InfraStatus, InfrastructureTarget, LABEL_DEPLOYMENT_TIMESTAMP,
     LABEL_FATMAN_FAMILY, LABEL_FATMAN_NAME, LABEL_FATMAN_VERSION, LABEL_MANAGED,
+    LABEL_SECRET_ENV_NAMES,
 };
 
 /// How long `deploy` watches a started container for an early crash.
@@ -575,6 +578,14 @@ impl DockerTarget {
                 LABEL_DEPLOYMENT_TIMESTAMP.to_string(),
                 spec.deployment_timestamp.to_string(),
             ),
+            (
+                LABEL_SECRET_ENV_NAMES.to_string(),
+                spec.secret_env
+                    .keys()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
         ]);
         let env: Vec<String> = spec
             .env
@@ -698,6 +709,47 @@ impl InfrastructureTarget for DockerTarget {
         let resource = checked_resource_name(name, version)?;
         let docker = self.client().await?;
         self.remove(docker, &resource).await
+    }
+
+    /// The values of the variables [`LABEL_SECRET_ENV_NAMES`] lists, from the container's env;
+    /// `None` when there is no container or it predates the label.
+    async fn saved_secret_env(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, InfraError> {
+        let resource = checked_resource_name(name, version)?;
+        let docker = self.client().await?;
+        let inspect = match docker.inspect_container(&resource, None).await {
+            Ok(inspect) => inspect,
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => return Ok(None),
+            Err(e) => return Err(docker_error(&format!("inspecting container {resource}"), e)),
+        };
+        let Some(config) = inspect.config else {
+            return Ok(None);
+        };
+        let Some(names) = config
+            .labels
+            .as_ref()
+            .and_then(|labels| labels.get(LABEL_SECRET_ENV_NAMES))
+        else {
+            return Ok(None);
+        };
+        let names: Vec<&str> = names.split(',').filter(|n| !n.is_empty()).collect();
+        let saved = config
+            .env
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|pair| {
+                let (key, value) = pair.split_once('=')?;
+                names
+                    .contains(&key)
+                    .then(|| (key.to_string(), value.to_string()))
+            })
+            .collect();
+        Ok(Some(saved))
     }
 
     async fn exists(&self, name: &str, version: &str) -> Result<bool, InfraError> {

@@ -62,6 +62,9 @@ pub const LABEL_FATMAN_VERSION: &str = "racetrack.fatman.version";
 pub const LABEL_FATMAN_FAMILY: &str = "racetrack.fatman.family";
 /// Label with [`FatmanSpec::deployment_timestamp`] (unix seconds, decimal).
 pub const LABEL_DEPLOYMENT_TIMESTAMP: &str = "racetrack.deployment-timestamp";
+/// Label (Docker) naming the container's secret env variables, comma-separated, so a redeploy or
+/// a move can read their values back; names only, never values.
+pub const LABEL_SECRET_ENV_NAMES: &str = "racetrack.secret-env-names";
 
 /// The port every fatman serves on inside its container (runtime contract).
 pub const FATMAN_PORT: u16 = 7000;
@@ -361,8 +364,8 @@ pub trait InfrastructureTarget: Send + Sync {
     }
 
     /// The secret runtime env the infrastructure keeps for a fatman version (Kubernetes: its
-    /// Secret), so a reprovision can run it again with the same secrets; `None` when nothing is
-    /// kept (the default: Docker keeps nothing).
+    /// Secret; Docker: the running container's env), so a redeploy, reprovision or move can run
+    /// it again with the same secrets; `None` when nothing is kept (the default).
     async fn saved_secret_env(
         &self,
         _name: &str,

@@ -335,6 +335,24 @@ async fn env_and_secrets_reach_the_container_but_no_output_of_ours() {
     assert!(logs.contains(&format!("PLAIN_SETTING={PLAIN}")), "{logs}");
     assert!(logs.contains(&format!("API_KEY={SECRET}")), "{logs}");
 
+    // The secret env is read back from the container (a redeploy or a move runs it again with
+    // it), the plain env is not part of it, and a fatman without a container has none.
+    let saved = target.saved_secret_env(&name, VERSION).await.unwrap();
+    assert_eq!(
+        saved,
+        Some(std::collections::BTreeMap::from([(
+            "API_KEY".to_string(),
+            SECRET.to_string()
+        )]))
+    );
+    assert_eq!(
+        target
+            .saved_secret_env(&missing_name, VERSION)
+            .await
+            .unwrap(),
+        None
+    );
+
     let mut outputs = vec![
         format!("{fatman_spec:?}"),
         format!("{deployed:?}"),

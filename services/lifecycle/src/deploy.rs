@@ -409,7 +409,7 @@ async fn connect_builder(url: &str, token: &str) -> Result<BuilderClient, Failed
 
 /// The secret runtime env `target` kept for the fatman version, without the variables the
 /// platform sets itself (`AUTH_TOKEN` is issued again by the deploy); `None` when the target keeps
-/// none (Docker) or has none for it.
+/// none for it.
 pub async fn saved_secrets(
     target: &dyn InfrastructureTarget,
     name: &str,
@@ -434,7 +434,7 @@ pub const PHASE_DELETING_FORMER: &str = "deleting fatman from a former infrastru
 #[derive(Debug, Clone)]
 pub struct Moved {
     /// How many secret runtime variables came along; `None` when the former target keeps no
-    /// secrets (Docker), so none could.
+    /// secrets for the fatman, so none could.
     pub secrets_carried: Option<usize>,
     /// Why the fatman could not be removed from its former target, if it could not (it then
     /// keeps running there too).
@@ -462,7 +462,7 @@ pub async fn run_move(
         let secrets = saved_secrets(from, name, version).await?;
         let secrets_carried = secrets.as_ref().map(BTreeMap::len);
         if secrets.is_none() {
-            tracing::warn!(fatman = %name, %version, from = %from.name(), "the former target keeps no secrets: the fatman moves without its secret runtime env");
+            tracing::warn!(fatman = %name, %version, from = %from.name(), "the former target kept no secrets for this fatman: it moves without its secret runtime env");
         }
         let tag = image.rsplit(':').next().unwrap_or_default().to_string();
         let provisioned = provision(

@@ -708,7 +708,7 @@ async fn moves_between_docker_and_kubernetes() {
     ensure_test_image().await.expect("building the test image");
     let fake = FakeKube::start().await;
     let kubelet = Kubelet::start(&fake);
-    let (builder, _) = start_builder(TEST_IMAGE).await;
+    let (builder, builds) = start_builder(TEST_IMAGE).await;
     let redis = redis_url();
     let mut extra = Vec::new();
     if let Some(url) = &redis {
@@ -726,7 +726,7 @@ async fn moves_between_docker_and_kubernetes() {
         racetrack_model::names::resource_name(&second, "1.0.0"),
     ]);
 
-    // 1. On Docker (the default target), with a secret the Docker target does not keep.
+    // 1. On Docker (the default target), with a secret (kept in the container's env).
     let done = deploy(
         &app,
         manifest(&first, None, json!({})),
@@ -777,7 +777,7 @@ async fn moves_between_docker_and_kubernetes() {
     assert_eq!(pub_route(&app, &pub_token, &first).await, docker_address);
 
     // 3. Docker → Kubernetes: running there, gone from Docker, the registry and PUB's route
-    //    follow; Docker kept no secrets, which the answer and the audit log say.
+    //    follow; the secret the container held comes along into the Secret.
     let mut events = match &redis {
         Some(url) => {
             let mut rx = racetrack_events::subscribe(url).unwrap();
@@ -794,11 +794,7 @@ async fn moves_between_docker_and_kubernetes() {
     };
     let (status, body, warnings) = move_to(&app, &first, "kubernetes").await;
     assert_eq!((status, &body), (StatusCode::OK, &Value::Null));
-    assert_eq!(warnings.len(), 1, "{warnings:?}");
-    assert!(
-        warnings[0].starts_with("199 lifecycle \"infrastructure target docker keeps no secrets"),
-        "{warnings:?}"
-    );
+    assert!(warnings.is_empty(), "{warnings:?}");
     if let Some(rx) = events.as_mut() {
         fatman_event(rx, &first).await;
     }
@@ -816,8 +812,9 @@ async fn moves_between_docker_and_kubernetes() {
             .unwrap()
             .keys()
             .collect::<Vec<_>>(),
-        ["AUTH_TOKEN"]
+        ["API_KEY", "AUTH_TOKEN"]
     );
+    assert_eq!(unb64(&secret["data"]["API_KEY"]), "docker-secret");
     assert!(docker.get(&first, "1.0.0").await.unwrap().is_none());
     let (_, moved) = fatman(&app, &first).await;
     assert_eq!(moved["infrastructure_target"], "kubernetes");
@@ -833,7 +830,7 @@ async fn moves_between_docker_and_kubernetes() {
     assert_eq!(event["username_executor"], "admin");
     assert_eq!(
         event["properties"],
-        json!({"from": "docker", "to": "kubernetes", "secret_runtime_env_carried": null,
+        json!({"from": "docker", "to": "kubernetes", "secret_runtime_env_carried": 1,
                "removed_from_former": true})
     );
     // Moving it where it is: refused.
@@ -880,4 +877,22 @@ async fn moves_between_docker_and_kubernetes() {
         json!({"from": "kubernetes", "to": "docker", "secret_runtime_env_carried": 1,
                "removed_from_former": true})
     );
+
+    // 5. A redeploy on Docker runs a new container with the secret env the old one held.
+    let built = builds.load(Ordering::SeqCst);
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/fatman/{second}/1.0.0/redeploy"),
+            Some(&app.admin_token),
+            json!(null),
+        )
+        .await;
+    assert_eq!((status, &body), (StatusCode::OK, &Value::Null));
+    assert_eq!(
+        builds.load(Ordering::SeqCst),
+        built + 1,
+        "a redeploy builds again"
+    );
+    let logs = docker.logs(&second, "1.0.0", 0).await.unwrap();
+    assert!(logs.contains("API_KEY=k8s-secret-value"), "{logs}");
 }

@@ -293,7 +293,7 @@ async fn record_rerun(
             _ => None,
         };
         let target = resolve_target(state, &manifest)?;
-        // Docker keeps no secrets, so there a fatman runs again without its secret env.
+        // The secret runtime env comes from the target when the deployment runs (deploy::saved_secrets).
         let input = DeployInput::stored(yaml, manifest, prebuilt_image);
         let record = super::deployments::new_record(&c, &input, Some(target.name()));
         deployments::insert(conn, &record)?;
@@ -607,7 +607,7 @@ pub async fn move_to(
         Some(count) => serde_json::json!(count),
         None => {
             report.warnings.push(format!(
-                "infrastructure target {from_name} keeps no secrets: the fatman runs on {to_name} without its secret runtime env (deploy it again with its secrets if it needs them)"
+                "infrastructure target {from_name} kept no secrets for this fatman: it runs on {to_name} without its secret runtime env (deploy it again with its secrets if it needs them)"
             ));
             serde_json::Value::Null
         }
