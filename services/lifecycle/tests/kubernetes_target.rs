@@ -225,7 +225,10 @@ fn kubeconfig(url: &str) -> String {
 
 /// Lifecycle (SQLite) whose kubeconfig holds `kubeconfig_text`, with both targets enabled
 /// (Docker the default) and the fake builder at `builder_url`.
+/// Lifecycle with both targets enabled; the deploy and move tests run on Postgres (production's
+/// registry), the others on SQLite.
 async fn lifecycle(
+    backend: Backend,
     kubeconfig_text: &str,
     builder_url: &str,
     extra: &[(&str, &str)],
@@ -246,7 +249,7 @@ async fn lifecycle(
     let _lock = KUBECONFIG_LOCK.lock().await;
     std::fs::write(kubeconfig_path(), kubeconfig_text).unwrap();
     SET_KUBECONFIG.call_once(|| std::env::set_var("KUBECONFIG", kubeconfig_path()));
-    TestApp::spawn_with(Backend::Sqlite, &env).await
+    TestApp::spawn_with(backend, &env).await
 }
 
 // ---------------------------------------------------------------- REST helpers
@@ -390,7 +393,8 @@ async fn deploys_reprovisions_and_redeploys_on_kubernetes_with_its_secrets() {
     let fake = FakeKube::start().await;
     let _kubelet = Kubelet::start(&fake);
     let (builder, builds) = start_builder(K8S_IMAGE).await;
-    let Some(app) = lifecycle(&kubeconfig(&fake.url), &builder, &[]).await else {
+    let Some(app) = lifecycle(Backend::Postgres, &kubeconfig(&fake.url), &builder, &[]).await
+    else {
         return;
     };
     let object = object_name("k8s-adder");
@@ -525,7 +529,7 @@ async fn api_refusals_fail_the_deployment_and_unknown_targets_are_refused_before
     let fake = FakeKube::start().await;
     let kubelet = Kubelet::start(&fake);
     let (builder, builds) = start_builder(K8S_IMAGE).await;
-    let Some(app) = lifecycle(&kubeconfig(&fake.url), &builder, &[]).await else {
+    let Some(app) = lifecycle(Backend::Sqlite, &kubeconfig(&fake.url), &builder, &[]).await else {
         return;
     };
 
@@ -616,7 +620,14 @@ async fn api_refusals_fail_the_deployment_and_unknown_targets_are_refused_before
 async fn an_enabled_target_that_cannot_connect_is_reported_unavailable() {
     let (builder, builds) = start_builder(K8S_IMAGE).await;
     // No usable kubeconfig (and not in a cluster): Lifecycle starts all the same.
-    let Some(app) = lifecycle("this is not a kubeconfig: [", &builder, &[]).await else {
+    let Some(app) = lifecycle(
+        Backend::Sqlite,
+        "this is not a kubeconfig: [",
+        &builder,
+        &[],
+    )
+    .await
+    else {
         return;
     };
     let (status, body) = app
@@ -714,7 +725,8 @@ async fn moves_between_docker_and_kubernetes() {
     if let Some(url) = &redis {
         extra.push(("REDIS_URL", url.as_str()));
     }
-    let Some(app) = lifecycle(&kubeconfig(&fake.url), &builder, &extra).await else {
+    let Some(app) = lifecycle(Backend::Postgres, &kubeconfig(&fake.url), &builder, &extra).await
+    else {
         return;
     };
     let pub_token = app.service_token(InternalService::Pub).await;
