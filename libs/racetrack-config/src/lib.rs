@@ -228,6 +228,26 @@ pub fn check_env_vars(
     }
 }
 
+/// `a` then `b` in one constant, for a service's `ENV_VARS` that include a library's list
+/// (`N` must be their total length, which the compiler checks where the constant is built).
+pub const fn concat_vars<const N: usize>(
+    a: &[&'static str],
+    b: &[&'static str],
+) -> [&'static str; N] {
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < a.len() {
+        out[i] = a[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < b.len() {
+        out[i + j] = b[j];
+        j += 1;
+    }
+    out
+}
+
 /// `1/true/t/yes/y/on` and `0/false/f/no/n/off`, any case, surrounding whitespace ignored.
 pub fn parse_bool(s: &str) -> Option<bool> {
     match s.trim().to_ascii_lowercase().as_str() {

@@ -99,23 +99,7 @@ use racetrack_infra::{KubernetesTargetConfig, KUBERNETES_ENV_VARS};
 pub const ENV_VARS: &[&str] = &ALL_ENV_VARS;
 
 const ALL_ENV_VARS: [&str; OWN_ENV_VARS.len() + KUBERNETES_ENV_VARS.len()] =
-    concat(OWN_ENV_VARS, KUBERNETES_ENV_VARS);
-
-/// `a` then `b`, in a constant (`N` must be their total length).
-const fn concat<const N: usize>(a: &[&'static str], b: &[&'static str]) -> [&'static str; N] {
-    let mut out = [""; N];
-    let mut i = 0;
-    while i < a.len() {
-        out[i] = a[i];
-        i += 1;
-    }
-    let mut j = 0;
-    while j < b.len() {
-        out[i + j] = b[j];
-        j += 1;
-    }
-    out
-}
+    racetrack_config::concat_vars(OWN_ENV_VARS, KUBERNETES_ENV_VARS);
 
 const OWN_ENV_VARS: &[&str] = &[
     "HTTP_ADDR",

@@ -155,10 +155,15 @@ fn parse_targets(text: &str) -> Result<Vec<TargetKind>, ConfigError> {
 
 /// Every variable [`Config::from_lookup`] reads: the Kubernetes manifests (`kustomize/`) are
 /// checked against it (integration-tests/tests/kustomize.rs), and a unit test checks it against
-/// `from_lookup`.
+/// `from_lookup`. Lifecycle's own, then the Kubernetes target's.
 /// Logging and tracing (`RUST_LOG`, `LOG_FORMAT`, `OTEL_EXPORTER_OTLP_ENDPOINT`) are read by
 /// `racetrack-telemetry`.
-pub const ENV_VARS: &[&str] = &[
+pub const ENV_VARS: &[&str] = &ALL_ENV_VARS;
+
+const ALL_ENV_VARS: [&str; OWN_ENV_VARS.len() + racetrack_infra::KUBERNETES_ENV_VARS.len()] =
+    racetrack_config::concat_vars(OWN_ENV_VARS, racetrack_infra::KUBERNETES_ENV_VARS);
+
+const OWN_ENV_VARS: &[&str] = &[
     "HTTP_ADDR",
     "HTTP_WORKERS",
     "DATABASE_URL",
@@ -191,19 +196,6 @@ pub const ENV_VARS: &[&str] = &[
     "TLS_CERT_FILE",
     "TLS_KEY_FILE",
     "SHUTDOWN_TIMEOUT",
-    // The Kubernetes target's (racetrack_infra::KUBERNETES_ENV_VARS; a test keeps them equal).
-    "FATMAN_K8S_NAMESPACE",
-    "K8S_PUB_SELECTOR",
-    "K8S_PUB_NAMESPACE",
-    "K8S_IMAGE_PULL_POLICY",
-    "K8S_IMAGE_PULL_SECRET",
-    "DEFAULT_FATMAN_MEMORY_MIN",
-    "DEFAULT_FATMAN_MEMORY_MAX",
-    "DEFAULT_FATMAN_CPU_MIN",
-    "DEFAULT_FATMAN_CPU_MAX",
-    "MAX_FATMAN_MEMORY_LIMIT",
-    "MAX_FATMAN_CPU_LIMIT",
-    "K8S_POLL_INTERVAL",
 ];
 
 impl Config {
