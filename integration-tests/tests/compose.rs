@@ -103,22 +103,6 @@ impl Drop for ComposeGuard {
     }
 }
 
-async fn wait_ok(client: &reqwest::Client, url: &str, timeout: Duration) {
-    let start = Instant::now();
-    loop {
-        if let Ok(r) = client.get(url).send().await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "{url} did not answer 200 within {timeout:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
 // The images hold the debug binaries the workspace build already made (`PROFILE=debug`), so
 // the test costs no release build; `COMPOSE_TEST_PROFILE=release` packs release binaries as
 // `make docker-push` does by default.
@@ -197,22 +181,19 @@ async fn compose_platform_deploys_and_serves_the_adder() {
     let lifecycle = format!("http://127.0.0.1:{}", port("LIFECYCLE_PORT"));
     let pub_url = format!("http://127.0.0.1:{}/pub", port("PUB_PORT"));
     let up = Duration::from_secs(180);
-    wait_ok(&client, &format!("{lifecycle}/ready"), up).await;
-    wait_ok(
-        &client,
+    wait_http_ok(&format!("{lifecycle}/ready"), up).await;
+    wait_http_ok(
         &format!("http://127.0.0.1:{}/ready", port("IMAGE_BUILDER_HTTP_PORT")),
         up,
     )
     .await;
-    wait_ok(
-        &client,
+    wait_http_ok(
         &format!("http://127.0.0.1:{}/live", port("SUPERVISOR_PORT")),
         up,
     )
     .await;
-    wait_ok(&client, &format!("{pub_url}/ready"), up).await;
-    wait_ok(
-        &client,
+    wait_http_ok(&format!("{pub_url}/ready"), up).await;
+    wait_http_ok(
         &format!(
             "http://127.0.0.1:{}/dashboard/ready",
             port("DASHBOARD_PORT")
